@@ -1,0 +1,28 @@
+//! Hearth's errors. Each renders as one line that names the problem and, where there is one, the fix.
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum Error {
+    /// A `config.json` that does not parse or does not describe a supported model.
+    #[error("config: {0}")]
+    Config(String),
+    /// A weights file that does not parse or does not fit the config.
+    #[error("weights: {0}")]
+    Weights(String),
+    /// Inputs (token ids, labels, masks) that do not fit the model.
+    #[error("input: {0}")]
+    Input(String),
+    /// Any of the above, with the file it came from.
+    #[error("{path}: {source}")]
+    InFile { path: String, source: Box<Error> },
+}
+
+impl Error {
+    /// Names the file an error came from.
+    pub fn in_file(self, path: impl std::fmt::Display) -> Self {
+        Error::InFile { path: path.to_string(), source: Box::new(self) }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,112 @@
+//! Parameters by their Hugging Face names.
+//!
+//! Every model here names its fields after the HF module tree (`transformer.h.0.attn.c_attn`), so
+//! the path burn's module visitor walks *is* the checkpoint key. One escape: a field that would be
+//! a Rust keyword carries a trailing underscore (`self_` for BERT's `attention.self`), dropped here.
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::tensor::{Gradients, Tensor, TensorData};
+
+/// Tracks the dotted path of the module being visited.
+#[derive(Default)]
+struct PathStack(Vec<String>);
+
+impl PathStack {
+    fn enter(&mut self, name: &str) {
+        self.0.push(name.strip_suffix('_').unwrap_or(name).to_string());
+    }
+    fn exit(&mut self) {
+        self.0.pop();
+    }
+    fn key(&self) -> String {
+        self.0.join(".")
+    }
+}
+
+/// What to read off each float parameter.
+enum Read<'a> {
+    Shape,
+    Value,
+    Grad(&'a Gradients),
+}
+
+struct Reader<'a> {
+    path: PathStack,
+    read: Read<'a>,
+    out: Vec<(String, ParamEntry)>,
+}
+
+/// One parameter: its shape, and its value or gradient when asked for.
+#[derive(Debug, Clone)]
+pub struct ParamEntry {
+    pub shape: Vec<usize>,
+    pub data: Option<TensorData>,
+}
+
+impl ModuleVisitor for Reader<'_> {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.enter(name);
+    }
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.exit();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let tensor = param.val();
+        let shape = tensor.dims().to_vec();
+        let data = match self.read {
+            Read::Shape => None,
+            Read::Value => Some(tensor.to_data()),
+            Read::Grad(grads) => tensor.grad(grads).map(|g| g.into_data()),
+        };
+        self.out.push((self.path.key(), ParamEntry { shape, data }));
+    }
+}
+
+fn read<M: Module>(model: &M, read: Read<'_>) -> Vec<(String, ParamEntry)> {
+    let mut reader = Reader { path: PathStack::default(), read, out: Vec::new() };
+    model.visit(&mut reader);
+    reader.out
+}
+
+/// `(hf_name, shape)` of every parameter, in module order.
+pub fn param_shapes<M: Module>(model: &M) -> Vec<(String, Vec<usize>)> {
+    read(model, Read::Shape).into_iter().map(|(k, e)| (k, e.shape)).collect()
+}
+
+/// `(hf_name, value)` of every parameter.
+pub fn param_values<M: Module>(model: &M) -> Vec<(String, TensorData)> {
+    read(model, Read::Value).into_iter().map(|(k, e)| (k, e.data.expect("value read"))).collect()
+}
+
+/// `(hf_name, gradient)` of every parameter that took part in the graph behind `grads`.
+pub fn param_grads<M: Module>(model: &M, grads: &Gradients) -> Vec<(String, TensorData)> {
+    read(model, Read::Grad(grads)).into_iter().filter_map(|(k, e)| Some((k, e.data?))).collect()
+}
+
+/// Replaces each parameter by what `source` gives for its name (`None` keeps it).
+pub fn map_params<M: Module>(model: M, source: &mut dyn FnMut(&str, &[usize]) -> Option<TensorData>) -> M {
+    struct Loader<'s> {
+        path: PathStack,
+        source: &'s mut dyn FnMut(&str, &[usize]) -> Option<TensorData>,
+    }
+    impl ModuleMapper for Loader<'_> {
+        fn enter_module(&mut self, name: &str, _container_type: &str) {
+            self.path.enter(name);
+        }
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.path.exit();
+        }
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let shape = param.lazy_shape().to_vec();
+            match (self.source)(&self.path.key(), &shape) {
+                Some(data) => {
+                    let device = param.lazy_device();
+                    let id = param.id;
+                    param.transform_for_load(Tensor::from_data(data, &device), id)
+                }
+                None => param,
+            }
+        }
+    }
+    model.map(&mut Loader { path: PathStack::default(), source })
+}

@@ -1,0 +1,16 @@
+//! Hearth's core: models (GPT-2, BERT, T5) with Hugging Face names and layouts, the pretraining
+//! objectives, and the parity check against HF's own outputs. No terminal or file-system I/O
+//! happens here: functions take bytes and return values, so the CLI and the browser drive the
+//! same code.
+
+pub mod device;
+pub mod error;
+pub mod hf;
+pub mod models;
+pub mod nn;
+pub mod objectives;
+pub mod parity;
+
+pub use device::Backend;
+pub use error::{Error, Result};
+pub use models::{Model, ModelConfig, ModelInputs, ModelOutput};

@@ -1,0 +1,325 @@
+//! BERT with its masked-LM head (`BertForMaskedLM`): absolute positions, token types, post-LN
+//! blocks, exact GELU, decoder tied to the word embeddings plus its own bias. Field names mirror
+//! the HF module tree (`bert.encoder.layer.0.attention.self.query`; `self_` here, since `self` is a
+//! Rust keyword).
+//! Reference: transformers/models/bert/modeling_bert.py.
+#![allow(non_snake_case)] // `LayerNorm` is the HF name of the field.
+
+use burn::module::{Module, Param};
+use burn::nn::{Dropout, Embedding};
+use burn::tensor::{Device, Int, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::nn::attention::{AttentionBias, merge_heads, padding_mask, split_heads};
+use crate::nn::{Activation, LayerNorm, Linear, dropout, embedding_table, scaled_dot_product_attention, zeros};
+
+/// HF `BertConfig`, as `config.json` spells it; unused keys are kept in `extra`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BertConfig {
+    #[serde(default = "d::vocab_size")]
+    pub vocab_size: usize,
+    #[serde(default = "d::hidden_size")]
+    pub hidden_size: usize,
+    #[serde(default = "d::layers")]
+    pub num_hidden_layers: usize,
+    #[serde(default = "d::heads")]
+    pub num_attention_heads: usize,
+    #[serde(default = "d::intermediate")]
+    pub intermediate_size: usize,
+    #[serde(default = "d::act")]
+    pub hidden_act: Activation,
+    #[serde(default = "d::pdrop")]
+    pub hidden_dropout_prob: f64,
+    #[serde(default = "d::pdrop")]
+    pub attention_probs_dropout_prob: f64,
+    #[serde(default = "d::positions")]
+    pub max_position_embeddings: usize,
+    #[serde(default = "d::type_vocab")]
+    pub type_vocab_size: usize,
+    #[serde(default = "d::init")]
+    pub initializer_range: f64,
+    #[serde(default = "d::eps")]
+    pub layer_norm_eps: f64,
+    #[serde(default)]
+    pub pad_token_id: Option<u32>,
+    #[serde(default = "d::position_embedding_type")]
+    pub position_embedding_type: String,
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+mod d {
+    use crate::nn::Activation;
+    pub fn vocab_size() -> usize {
+        30522
+    }
+    pub fn hidden_size() -> usize {
+        768
+    }
+    pub fn layers() -> usize {
+        12
+    }
+    pub fn heads() -> usize {
+        12
+    }
+    pub fn intermediate() -> usize {
+        3072
+    }
+    pub fn act() -> Activation {
+        Activation::Gelu
+    }
+    pub fn pdrop() -> f64 {
+        0.1
+    }
+    pub fn positions() -> usize {
+        512
+    }
+    pub fn type_vocab() -> usize {
+        2
+    }
+    pub fn init() -> f64 {
+        0.02
+    }
+    pub fn eps() -> f64 {
+        1e-12
+    }
+    pub fn position_embedding_type() -> String {
+        "absolute".into()
+    }
+}
+
+impl BertConfig {
+    pub fn validate(&self) -> Result<()> {
+        if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+            return Err(Error::Config(format!(
+                "hidden_size ({}) is not divisible by num_attention_heads ({}); pick a head count that divides the width",
+                self.hidden_size, self.num_attention_heads
+            )));
+        }
+        if self.position_embedding_type != "absolute" {
+            return Err(Error::Config(format!(
+                "position_embedding_type \"{}\" is not supported; Hearth's BERT has absolute positions",
+                self.position_embedding_type
+            )));
+        }
+        if self.vocab_size == 0 || self.max_position_embeddings == 0 || self.type_vocab_size == 0 {
+            return Err(Error::Config(
+                "vocab_size, max_position_embeddings and type_vocab_size must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A randomly initialised model, as HF's `_init_weights` does it.
+    pub fn init(&self, device: &Device) -> BertForMaskedLm {
+        let (d, std, eps) = (self.hidden_size, self.initializer_range, self.layer_norm_eps);
+        let linear = |i, o| Linear::new(i, o, true, std, device);
+        let layer = (0..self.num_hidden_layers)
+            .map(|_| BertLayer {
+                attention: BertAttention {
+                    self_: BertSelfAttention {
+                        query: linear(d, d),
+                        key: linear(d, d),
+                        value: linear(d, d),
+                        dropout: dropout(self.attention_probs_dropout_prob),
+                        num_attention_heads: self.num_attention_heads,
+                    },
+                    output: BertSelfOutput {
+                        dense: linear(d, d),
+                        LayerNorm: LayerNorm::new(d, eps, device),
+                        dropout: dropout(self.hidden_dropout_prob),
+                    },
+                },
+                intermediate: BertIntermediate { dense: linear(d, self.intermediate_size), act: self.hidden_act },
+                output: BertOutput {
+                    dense: linear(self.intermediate_size, d),
+                    LayerNorm: LayerNorm::new(d, eps, device),
+                    dropout: dropout(self.hidden_dropout_prob),
+                },
+            })
+            .collect();
+        let mut word_embeddings = embedding_table(self.vocab_size, d, std, device);
+        if let Some(pad) = self.pad_token_id.filter(|&p| (p as usize) < self.vocab_size) {
+            // HF zeroes the padding row.
+            let pad = pad as usize;
+            word_embeddings.weight = word_embeddings.weight.map(|w| w.slice_fill([pad..pad + 1, 0..d], 0.0));
+        }
+        BertForMaskedLm {
+            bert: BertModel {
+                embeddings: BertEmbeddings {
+                    word_embeddings,
+                    position_embeddings: embedding_table(self.max_position_embeddings, d, std, device),
+                    token_type_embeddings: embedding_table(self.type_vocab_size, d, std, device),
+                    LayerNorm: LayerNorm::new(d, eps, device),
+                    dropout: dropout(self.hidden_dropout_prob),
+                },
+                encoder: BertEncoder { layer },
+            },
+            cls: BertOnlyMlmHead {
+                predictions: BertLmPredictionHead {
+                    transform: BertPredictionHeadTransform {
+                        dense: linear(d, d),
+                        act: self.hidden_act,
+                        LayerNorm: LayerNorm::new(d, eps, device),
+                    },
+                    bias: zeros([self.vocab_size], device),
+                },
+            },
+        }
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct BertForMaskedLm {
+    pub bert: BertModel,
+    pub cls: BertOnlyMlmHead,
+}
+
+#[derive(Module, Debug)]
+pub struct BertModel {
+    pub embeddings: BertEmbeddings,
+    pub encoder: BertEncoder,
+}
+
+#[derive(Module, Debug)]
+pub struct BertEmbeddings {
+    pub word_embeddings: Embedding,
+    pub position_embeddings: Embedding,
+    pub token_type_embeddings: Embedding,
+    pub LayerNorm: LayerNorm,
+    pub dropout: Dropout,
+}
+
+#[derive(Module, Debug)]
+pub struct BertEncoder {
+    pub layer: Vec<BertLayer>,
+}
+
+#[derive(Module, Debug)]
+pub struct BertLayer {
+    pub attention: BertAttention,
+    pub intermediate: BertIntermediate,
+    pub output: BertOutput,
+}
+
+#[derive(Module, Debug)]
+pub struct BertAttention {
+    pub self_: BertSelfAttention,
+    pub output: BertSelfOutput,
+}
+
+#[derive(Module, Debug)]
+pub struct BertSelfAttention {
+    pub query: Linear,
+    pub key: Linear,
+    pub value: Linear,
+    pub dropout: Dropout,
+    pub num_attention_heads: usize,
+}
+
+#[derive(Module, Debug)]
+pub struct BertSelfOutput {
+    pub dense: Linear,
+    pub LayerNorm: LayerNorm,
+    pub dropout: Dropout,
+}
+
+#[derive(Module, Debug)]
+pub struct BertIntermediate {
+    pub dense: Linear,
+    #[module(skip)]
+    pub act: Activation,
+}
+
+#[derive(Module, Debug)]
+pub struct BertOutput {
+    pub dense: Linear,
+    pub LayerNorm: LayerNorm,
+    pub dropout: Dropout,
+}
+
+#[derive(Module, Debug)]
+pub struct BertOnlyMlmHead {
+    pub predictions: BertLmPredictionHead,
+}
+
+/// `transform` then the decoder: the word-embedding matrix (tied) plus `bias`.
+#[derive(Module, Debug)]
+pub struct BertLmPredictionHead {
+    pub transform: BertPredictionHeadTransform,
+    /// `[vocab]`
+    pub bias: Param<Tensor<1>>,
+}
+
+#[derive(Module, Debug)]
+pub struct BertPredictionHeadTransform {
+    pub dense: Linear,
+    #[module(skip)]
+    pub act: Activation,
+    pub LayerNorm: LayerNorm,
+}
+
+impl BertEmbeddings {
+    /// `input_ids, token_type_ids [b, t]` -> `[b, t, d]`
+    pub fn forward(&self, input_ids: Tensor<2, Int>, token_type_ids: Tensor<2, Int>) -> Tensor<3> {
+        let [_, t] = input_ids.dims();
+        let positions = Tensor::<1, Int>::arange(0..t as i64, &input_ids.device()).unsqueeze::<2>(); // [1, t]
+        let x = self.word_embeddings.forward(input_ids)
+            + self.token_type_embeddings.forward(token_type_ids)
+            + self.position_embeddings.forward(positions);
+        self.dropout.forward(self.LayerNorm.forward(x))
+    }
+}
+
+impl BertLayer {
+    /// `[b, t, d]` -> `[b, t, d]`, post-LN.
+    pub fn forward(&self, x: Tensor<3>, bias: &AttentionBias) -> Tensor<3> {
+        let sa = &self.attention.self_;
+        let [q, k, v] =
+            [&sa.query, &sa.key, &sa.value].map(|l| split_heads(l.forward(x.clone()), sa.num_attention_heads));
+        let dh = q.dims()[3];
+        let ctx = merge_heads(scaled_dot_product_attention(q, k, v, bias, Some(1.0 / (dh as f64).sqrt()), &sa.dropout));
+        let out = &self.attention.output;
+        let x = out.LayerNorm.forward(out.dropout.forward(out.dense.forward(ctx)) + x); // [b, t, d]
+        let h = self.intermediate.act.forward(self.intermediate.dense.forward(x.clone())); // [b, t, d_ff]
+        let out = &self.output;
+        out.LayerNorm.forward(out.dropout.forward(out.dense.forward(h)) + x)
+    }
+}
+
+impl BertForMaskedLm {
+    /// `input_ids [b, t]`, `attention_mask [b, t]` (1 = token, 0 = padding), `token_type_ids [b, t]`
+    /// -> logits `[b, t, vocab]`.
+    pub fn forward(
+        &self,
+        input_ids: Tensor<2, Int>,
+        attention_mask: Option<Tensor<2, Int>>,
+        token_type_ids: Option<Tensor<2, Int>>,
+    ) -> Tensor<3> {
+        let h = self.hidden_states(input_ids, attention_mask, token_type_ids);
+        let p = &self.cls.predictions;
+        let h = p.transform.LayerNorm.forward(p.transform.act.forward(p.transform.dense.forward(h)));
+        let decoder = self.bert.embeddings.word_embeddings.weight.val().transpose(); // [d, vocab]
+        h.matmul(decoder.unsqueeze()) + p.bias.val().unsqueeze()
+    }
+
+    /// The encoder's output `[b, t, d]`.
+    pub fn hidden_states(
+        &self,
+        input_ids: Tensor<2, Int>,
+        attention_mask: Option<Tensor<2, Int>>,
+        token_type_ids: Option<Tensor<2, Int>>,
+    ) -> Tensor<3> {
+        let token_type_ids = token_type_ids.unwrap_or_else(|| input_ids.zeros_like());
+        let mut x = self.bert.embeddings.forward(input_ids, token_type_ids);
+        let mut bias = AttentionBias::default();
+        if let Some(mask) = attention_mask {
+            bias = bias.with_mask(padding_mask(mask));
+        }
+        for layer in &self.bert.encoder.layer {
+            x = layer.forward(x, &bias);
+        }
+        x
+    }
+}

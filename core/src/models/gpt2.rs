@@ -1,0 +1,252 @@
+//! GPT-2 (`GPT2LMHeadModel`): learned positions, pre-LN blocks, `gelu_new`, LM head tied to the
+//! token embedding. Field names mirror the HF module tree, so `transformer.h.0.attn.c_attn.weight`
+//! is both the path of a parameter here and its key in `model.safetensors`.
+//! Reference: transformers/models/gpt2/modeling_gpt2.py.
+
+use burn::module::Module;
+use burn::nn::{Dropout, Embedding};
+use burn::tensor::{Device, Int, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::nn::attention::{AttentionBias, causal_mask, merge_heads, padding_mask, split_heads};
+use crate::nn::{Activation, Conv1D, LayerNorm, Linear, dropout, embedding_table, scaled_dot_product_attention};
+
+/// HF `GPT2Config`, as `config.json` spells it. Keys Hearth does not use are kept in `extra` and
+/// written back unchanged.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Gpt2Config {
+    #[serde(default = "d::vocab_size")]
+    pub vocab_size: usize,
+    #[serde(default = "d::n_positions")]
+    pub n_positions: usize,
+    #[serde(default = "d::n_embd")]
+    pub n_embd: usize,
+    #[serde(default = "d::n_layer")]
+    pub n_layer: usize,
+    #[serde(default = "d::n_head")]
+    pub n_head: usize,
+    /// Feed-forward width; `None` means `4 * n_embd`.
+    #[serde(default)]
+    pub n_inner: Option<usize>,
+    #[serde(default = "d::activation")]
+    pub activation_function: Activation,
+    #[serde(default = "d::pdrop")]
+    pub resid_pdrop: f64,
+    #[serde(default = "d::pdrop")]
+    pub embd_pdrop: f64,
+    #[serde(default = "d::pdrop")]
+    pub attn_pdrop: f64,
+    #[serde(default = "d::eps")]
+    pub layer_norm_epsilon: f64,
+    #[serde(default = "d::init")]
+    pub initializer_range: f64,
+    #[serde(default = "d::yes")]
+    pub scale_attn_weights: bool,
+    #[serde(default)]
+    pub scale_attn_by_inverse_layer_idx: bool,
+    #[serde(default = "d::yes")]
+    pub tie_word_embeddings: bool,
+    #[serde(default)]
+    pub bos_token_id: Option<u32>,
+    #[serde(default)]
+    pub eos_token_id: Option<u32>,
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+mod d {
+    use crate::nn::Activation;
+    pub fn vocab_size() -> usize {
+        50257
+    }
+    pub fn n_positions() -> usize {
+        1024
+    }
+    pub fn n_embd() -> usize {
+        768
+    }
+    pub fn n_layer() -> usize {
+        12
+    }
+    pub fn n_head() -> usize {
+        12
+    }
+    pub fn activation() -> Activation {
+        Activation::GeluNew
+    }
+    pub fn pdrop() -> f64 {
+        0.1
+    }
+    pub fn eps() -> f64 {
+        1e-5
+    }
+    pub fn init() -> f64 {
+        0.02
+    }
+    pub fn yes() -> bool {
+        true
+    }
+}
+
+impl Gpt2Config {
+    pub fn validate(&self) -> Result<()> {
+        if self.n_head == 0 || self.n_embd % self.n_head != 0 {
+            return Err(Error::Config(format!(
+                "n_embd ({}) is not divisible by n_head ({}); pick a head count that divides the width",
+                self.n_embd, self.n_head
+            )));
+        }
+        if self.vocab_size == 0 || self.n_positions == 0 || self.n_layer == 0 {
+            return Err(Error::Config("vocab_size, n_positions and n_layer must be positive".into()));
+        }
+        Ok(())
+    }
+
+    pub fn d_inner(&self) -> usize {
+        self.n_inner.unwrap_or(4 * self.n_embd)
+    }
+
+    /// A randomly initialised model, as HF's `_init_weights` does it (residual projections scaled
+    /// by `1/sqrt(2·n_layer)`).
+    pub fn init(&self, device: &Device) -> Gpt2LmHeadModel {
+        let (d, std) = (self.n_embd, self.initializer_range);
+        let proj_std = std / (2.0 * self.n_layer as f64).sqrt();
+        let h = (0..self.n_layer)
+            .map(|layer_idx| {
+                let mut scale = self.scale_attn_weights.then(|| 1.0 / ((d / self.n_head) as f64).sqrt());
+                if self.scale_attn_by_inverse_layer_idx {
+                    scale = Some(scale.unwrap_or(1.0) / (layer_idx + 1) as f64);
+                }
+                Gpt2Block {
+                    ln_1: LayerNorm::new(d, self.layer_norm_epsilon, device),
+                    attn: Gpt2Attention {
+                        c_attn: Conv1D::new(d, 3 * d, std, device),
+                        c_proj: Conv1D::new(d, d, proj_std, device),
+                        attn_dropout: dropout(self.attn_pdrop),
+                        resid_dropout: dropout(self.resid_pdrop),
+                        n_head: self.n_head,
+                        scale,
+                    },
+                    ln_2: LayerNorm::new(d, self.layer_norm_epsilon, device),
+                    mlp: Gpt2Mlp {
+                        c_fc: Conv1D::new(d, self.d_inner(), std, device),
+                        c_proj: Conv1D::new(self.d_inner(), d, proj_std, device),
+                        act: self.activation_function,
+                        dropout: dropout(self.resid_pdrop),
+                    },
+                }
+            })
+            .collect();
+        Gpt2LmHeadModel {
+            transformer: Gpt2Model {
+                wte: embedding_table(self.vocab_size, d, std, device),
+                wpe: embedding_table(self.n_positions, d, std, device),
+                drop: dropout(self.embd_pdrop),
+                h,
+                ln_f: LayerNorm::new(d, self.layer_norm_epsilon, device),
+            },
+            lm_head: (!self.tie_word_embeddings).then(|| Linear::new(d, self.vocab_size, false, std, device)),
+        }
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Gpt2LmHeadModel {
+    pub transformer: Gpt2Model,
+    /// Only when `tie_word_embeddings` is false; otherwise the head is `transformer.wte`.
+    pub lm_head: Option<Linear>,
+}
+
+#[derive(Module, Debug)]
+pub struct Gpt2Model {
+    pub wte: Embedding,
+    pub wpe: Embedding,
+    pub drop: Dropout,
+    pub h: Vec<Gpt2Block>,
+    pub ln_f: LayerNorm,
+}
+
+#[derive(Module, Debug)]
+pub struct Gpt2Block {
+    pub ln_1: LayerNorm,
+    pub attn: Gpt2Attention,
+    pub ln_2: LayerNorm,
+    pub mlp: Gpt2Mlp,
+}
+
+#[derive(Module, Debug)]
+pub struct Gpt2Attention {
+    /// q, k and v in one projection: `[d, 3d]`.
+    pub c_attn: Conv1D,
+    pub c_proj: Conv1D,
+    pub attn_dropout: Dropout,
+    pub resid_dropout: Dropout,
+    pub n_head: usize,
+    #[module(skip)]
+    pub scale: Option<f64>,
+}
+
+#[derive(Module, Debug)]
+pub struct Gpt2Mlp {
+    pub c_fc: Conv1D,
+    pub c_proj: Conv1D,
+    #[module(skip)]
+    pub act: Activation,
+    pub dropout: Dropout,
+}
+
+impl Gpt2Attention {
+    /// `[b, t, d]` -> `[b, t, d]`
+    pub fn forward(&self, x: Tensor<3>, bias: &AttentionBias) -> Tensor<3> {
+        let qkv = self.c_attn.forward(x).chunk(3, 2); // 3 × [b, t, d]
+        let [q, k, v] = [0, 1, 2].map(|i| split_heads(qkv[i].clone(), self.n_head)); // [b, h, t, dh]
+        let y = scaled_dot_product_attention(q, k, v, bias, self.scale, &self.attn_dropout);
+        self.resid_dropout.forward(self.c_proj.forward(merge_heads(y)))
+    }
+}
+
+impl Gpt2Mlp {
+    /// `[b, t, d]` -> `[b, t, d]`
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let x = self.act.forward(self.c_fc.forward(x)); // [b, t, d_inner]
+        self.dropout.forward(self.c_proj.forward(x))
+    }
+}
+
+impl Gpt2Block {
+    /// `[b, t, d]` -> `[b, t, d]`, pre-LN.
+    pub fn forward(&self, x: Tensor<3>, bias: &AttentionBias) -> Tensor<3> {
+        let x = x.clone() + self.attn.forward(self.ln_1.forward(x), bias);
+        x.clone() + self.mlp.forward(self.ln_2.forward(x))
+    }
+}
+
+impl Gpt2LmHeadModel {
+    /// `input_ids [b, t]`, optional `attention_mask [b, t]` (1 = token, 0 = padding) -> logits `[b, t, vocab]`.
+    pub fn forward(&self, input_ids: Tensor<2, Int>, attention_mask: Option<Tensor<2, Int>>) -> Tensor<3> {
+        let h = self.hidden_states(input_ids, attention_mask);
+        match &self.lm_head {
+            Some(head) => head.forward(h),
+            None => h.matmul(self.transformer.wte.weight.val().transpose().unsqueeze()),
+        }
+    }
+
+    /// The final hidden states `[b, t, d]` (after `ln_f`).
+    pub fn hidden_states(&self, input_ids: Tensor<2, Int>, attention_mask: Option<Tensor<2, Int>>) -> Tensor<3> {
+        let device = input_ids.device();
+        let [_, t] = input_ids.dims();
+        let tr = &self.transformer;
+        let positions = Tensor::<1, Int>::arange(0..t as i64, &device).unsqueeze::<2>(); // [1, t]
+        let x = tr.wte.forward(input_ids) + tr.wpe.forward(positions); // [b, t, d]
+        let mut x = tr.drop.forward(x);
+        let mut bias = AttentionBias::default().with_mask(causal_mask(t, &device));
+        if let Some(mask) = attention_mask {
+            bias = bias.with_mask(padding_mask(mask));
+        }
+        for block in &tr.h {
+            x = block.forward(x, &bias);
+        }
+        tr.ln_f.forward(x)
+    }
+}

@@ -1,0 +1,239 @@
+//! The three model families, and one enum over them for code that takes any HF checkpoint.
+
+pub mod bert;
+pub mod gpt2;
+pub mod t5;
+
+use burn::module::Module;
+use burn::tensor::{Device, Gradients, Int, Tensor, TensorData};
+
+use crate::error::{Error, Result};
+use crate::hf::params::{param_grads, param_shapes, param_values};
+use crate::hf::weights::{SafetensorsFile, load_weights, save_weights};
+use crate::nn::cross_entropy_with_ignore;
+
+pub use bert::{BertConfig, BertForMaskedLm};
+pub use gpt2::{Gpt2Config, Gpt2LmHeadModel};
+pub use t5::{T5Config, T5ForConditionalGeneration};
+
+/// A model's `config.json`, by its `model_type`.
+#[derive(Clone, Debug)]
+pub enum ModelConfig {
+    Gpt2(Gpt2Config),
+    Bert(BertConfig),
+    T5(T5Config),
+}
+
+impl ModelConfig {
+    /// Parses an HF `config.json` and checks it describes a model Hearth can build.
+    pub fn from_json(bytes: &[u8]) -> Result<Self> {
+        let value: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| Error::Config(format!("not valid JSON ({e})")))?;
+        let model_type = value.get("model_type").and_then(|v| v.as_str()).ok_or_else(|| {
+            Error::Config(
+                "no \"model_type\" key; an HF config.json names its family (\"gpt2\", \"bert\" or \"t5\")".into(),
+            )
+        })?;
+        fn parse<T: serde::de::DeserializeOwned>(value: serde_json::Value, family: &str) -> Result<T> {
+            serde_json::from_value(value).map_err(|e| Error::Config(format!("invalid {family} config: {e}")))
+        }
+        let config = match model_type {
+            "gpt2" => Self::Gpt2(parse(value, "gpt2")?),
+            "bert" => Self::Bert(parse(value, "bert")?),
+            "t5" => Self::T5(parse(value, "t5")?),
+            other => {
+                return Err(Error::Config(format!(
+                    "unknown model_type \"{other}\"; Hearth builds \"gpt2\", \"bert\" and \"t5\""
+                )));
+            }
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The `config.json` HF's `AutoConfig` reads back (with `model_type` and `architectures`).
+    pub fn to_json(&self) -> String {
+        let (mut value, model_type, architecture) = match self {
+            Self::Gpt2(c) => (serde_json::to_value(c), "gpt2", "GPT2LMHeadModel"),
+            Self::Bert(c) => (serde_json::to_value(c), "bert", "BertForMaskedLM"),
+            Self::T5(c) => (serde_json::to_value(c), "t5", "T5ForConditionalGeneration"),
+        };
+        let map = value.as_mut().expect("config serialises").as_object_mut().expect("an object");
+        map.insert("model_type".into(), model_type.into());
+        map.insert("architectures".into(), serde_json::json!([architecture]));
+        serde_json::to_string_pretty(map).expect("config serialises")
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            Self::Gpt2(c) => c.validate(),
+            Self::Bert(c) => c.validate(),
+            Self::T5(c) => c.validate(),
+        }
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        match self {
+            Self::Gpt2(c) => c.vocab_size,
+            Self::Bert(c) => c.vocab_size,
+            Self::T5(c) => c.vocab_size,
+        }
+    }
+
+    /// The longest input the position table allows (`None`: relative positions, no limit).
+    pub fn max_positions(&self) -> Option<usize> {
+        match self {
+            Self::Gpt2(c) => Some(c.n_positions),
+            Self::Bert(c) => Some(c.max_position_embeddings),
+            Self::T5(_) => None,
+        }
+    }
+
+    /// A randomly initialised model.
+    pub fn init(&self, device: &Device) -> Model {
+        match self {
+            Self::Gpt2(c) => Model::Gpt2(c.init(device)),
+            Self::Bert(c) => Model::Bert(c.init(device)),
+            Self::T5(c) => Model::T5(c.init(device)),
+        }
+    }
+}
+
+/// Inputs as HF models take them; `[batch, seq]` each.
+#[derive(Clone, Debug)]
+pub struct ModelInputs {
+    pub input_ids: Tensor<2, Int>,
+    /// 1 = token, 0 = padding.
+    pub attention_mask: Option<Tensor<2, Int>>,
+    /// BERT's segment ids.
+    pub token_type_ids: Option<Tensor<2, Int>>,
+    /// T5's decoder inputs (from the labels by `t5::shift_right` when absent).
+    pub decoder_input_ids: Option<Tensor<2, Int>>,
+    /// Targets, `-100` where there is none. GPT-2's are the inputs themselves (shifted inside the
+    /// loss); BERT's are the original tokens at masked positions; T5's are the decoder targets.
+    pub labels: Option<Tensor<2, Int>>,
+}
+
+impl ModelInputs {
+    pub fn new(input_ids: Tensor<2, Int>) -> Self {
+        Self { input_ids, attention_mask: None, token_type_ids: None, decoder_input_ids: None, labels: None }
+    }
+}
+
+/// Logits `[batch, seq, vocab]` and, when labels were given, the mean cross-entropy `[1]`.
+#[derive(Clone, Debug)]
+pub struct ModelOutput {
+    pub logits: Tensor<3>,
+    pub loss: Option<Tensor<1>>,
+}
+
+/// Any of the three families.
+#[derive(Clone, Debug)]
+pub enum Model {
+    Gpt2(Gpt2LmHeadModel),
+    Bert(BertForMaskedLm),
+    T5(T5ForConditionalGeneration),
+}
+
+/// Calls `$body` with `$m` bound to the inner model, whatever the family.
+macro_rules! each_family {
+    ($model:expr, $m:ident => $body:expr) => {
+        match $model {
+            Model::Gpt2($m) => $body,
+            Model::Bert($m) => $body,
+            Model::T5($m) => $body,
+        }
+    };
+}
+
+impl Model {
+    /// Builds the model `config` describes with the weights in `safetensors` (HF names and layouts).
+    pub fn from_hf(config: &ModelConfig, safetensors: &[u8], device: &Device) -> Result<Self> {
+        let file = SafetensorsFile::parse(safetensors)?;
+        Ok(match config.init(device) {
+            Model::Gpt2(m) => Model::Gpt2(load_weights(m, &file, "transformer.")?),
+            Model::Bert(m) => Model::Bert(load_weights(m, &file, "bert.")?),
+            Model::T5(m) => Model::T5(load_weights(m, &file, "")?),
+        })
+    }
+
+    /// The bytes of `model.safetensors` in HF names and layouts.
+    pub fn to_safetensors(&self) -> Result<Vec<u8>> {
+        each_family!(self, m => save_weights(m))
+    }
+
+    /// `(hf_name, shape)` of every parameter.
+    pub fn param_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        each_family!(self, m => param_shapes(m))
+    }
+
+    /// `(hf_name, value)` of every parameter.
+    pub fn param_values(&self) -> Vec<(String, TensorData)> {
+        each_family!(self, m => param_values(m))
+    }
+
+    /// `(hf_name, gradient)` of every parameter the loss behind `grads` depends on.
+    pub fn param_grads(&self, grads: &Gradients) -> Vec<(String, TensorData)> {
+        each_family!(self, m => param_grads(m, grads))
+    }
+
+    pub fn num_params(&self) -> usize {
+        each_family!(self, m => m.num_params())
+    }
+
+    /// The model on `device` (e.g. `device.autodiff()` to train it).
+    pub fn to_device(self, device: &Device) -> Self {
+        match self {
+            Model::Gpt2(m) => Model::Gpt2(m.to_device(device)),
+            Model::Bert(m) => Model::Bert(m.to_device(device)),
+            Model::T5(m) => Model::T5(m.to_device(device)),
+        }
+    }
+
+    /// Logits and, with labels, the loss each HF head computes: shifted next-token cross-entropy
+    /// for GPT-2, cross-entropy over the labelled positions for BERT and T5.
+    pub fn forward(&self, inputs: ModelInputs) -> Result<ModelOutput> {
+        let ModelInputs { input_ids, attention_mask, token_type_ids, decoder_input_ids, labels } = inputs;
+        let (logits, loss) = match self {
+            Model::Gpt2(m) => {
+                let logits = m.forward(input_ids, attention_mask);
+                let loss = labels.map(|l| causal_lm_loss(logits.clone(), l));
+                (logits, loss)
+            }
+            Model::Bert(m) => {
+                let logits = m.forward(input_ids, attention_mask, token_type_ids);
+                let loss = labels.map(|l| token_loss(logits.clone(), l));
+                (logits, loss)
+            }
+            Model::T5(m) => {
+                let decoder_input_ids = match (decoder_input_ids, &labels) {
+                    (Some(ids), _) => ids,
+                    (None, Some(_)) => {
+                        return Err(Error::Input(
+                            "T5 needs decoder_input_ids; build them from the labels with t5::shift_right".into(),
+                        ));
+                    }
+                    (None, None) => return Err(Error::Input("T5 needs decoder_input_ids or labels".into())),
+                };
+                let logits = m.forward(input_ids, attention_mask, decoder_input_ids);
+                let loss = labels.map(|l| token_loss(logits.clone(), l));
+                (logits, loss)
+            }
+        };
+        Ok(ModelOutput { logits, loss })
+    }
+}
+
+/// Cross-entropy of `logits [b, t, v]` against `labels [b, t]` at every labelled position.
+pub fn token_loss(logits: Tensor<3>, labels: Tensor<2, Int>) -> Tensor<1> {
+    let [b, t, v] = logits.dims();
+    cross_entropy_with_ignore(logits.reshape([b * t, v]), labels.reshape([b * t]))
+}
+
+/// Next-token cross-entropy: position `i` predicts label `i + 1` (HF's shift inside the loss).
+pub fn causal_lm_loss(logits: Tensor<3>, labels: Tensor<2, Int>) -> Tensor<1> {
+    let [b, t, v] = logits.dims();
+    let logits = logits.slice([0..b, 0..t - 1, 0..v]);
+    let labels = labels.slice([0..b, 1..t]);
+    token_loss(logits, labels)
+}

@@ -1,0 +1,26 @@
+//! `torch.nn.LayerNorm` over the last dimension with HF parameter names (`weight`, `bias`).
+
+use burn::module::{Module, Param};
+use burn::tensor::{Device, Tensor};
+
+#[derive(Module, Debug)]
+pub struct LayerNorm {
+    /// `[d]`
+    pub weight: Param<Tensor<1>>,
+    /// `[d]`
+    pub bias: Param<Tensor<1>>,
+    pub eps: f64,
+}
+
+impl LayerNorm {
+    pub fn new(d: usize, eps: f64, device: &Device) -> Self {
+        Self { weight: super::ones([d], device), bias: super::zeros([d], device), eps }
+    }
+
+    /// `[.., d]` -> `[.., d]`: `(x - mean) / sqrt(var + eps) * weight + bias` (biased variance).
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let (var, mean) = x.clone().var_mean_bias(D - 1);
+        let x = (x - mean) / (var + self.eps).sqrt();
+        x * self.weight.val().unsqueeze() + self.bias.val().unsqueeze()
+    }
+}

@@ -1,0 +1,44 @@
+//! Building blocks shared by the model families. Each stores its parameters under the names and in
+//! the layouts Hugging Face checkpoints use, so a module path *is* the checkpoint key.
+
+pub mod activation;
+pub mod attention;
+pub mod conv1d;
+pub mod layer_norm;
+pub mod linear;
+pub mod loss;
+pub mod rms_norm;
+
+pub use activation::Activation;
+pub use attention::{AttentionBias, scaled_dot_product_attention};
+pub use conv1d::Conv1D;
+pub use layer_norm::LayerNorm;
+pub use linear::Linear;
+pub use loss::cross_entropy_with_ignore;
+pub use rms_norm::RmsNorm;
+
+use burn::module::{Initializer, Param};
+use burn::tensor::{Device, Tensor};
+
+/// `Normal(0, std)`, the initialiser every family here uses for weights (HF `initializer_range`).
+pub(crate) fn normal<const D: usize>(shape: [usize; D], std: f64, device: &Device) -> Param<Tensor<D>> {
+    Initializer::Normal { mean: 0.0, std }.init(shape, device)
+}
+
+pub(crate) fn zeros<const D: usize>(shape: [usize; D], device: &Device) -> Param<Tensor<D>> {
+    Initializer::Zeros.init(shape, device)
+}
+
+pub(crate) fn ones<const D: usize>(shape: [usize; D], device: &Device) -> Param<Tensor<D>> {
+    Initializer::Ones.init(shape, device)
+}
+
+/// burn's `Embedding` (`weight [n, d]`, as HF names it), initialised `Normal(0, std)`.
+pub(crate) fn embedding_table(n: usize, d: usize, std: f64, device: &Device) -> burn::nn::Embedding {
+    burn::nn::Embedding { weight: normal([n, d], std, device) }
+}
+
+/// burn's `Dropout` with probability `p`.
+pub(crate) fn dropout(p: f64) -> burn::nn::Dropout {
+    burn::nn::DropoutConfig::new(p).init()
+}
