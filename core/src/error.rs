@@ -13,6 +13,9 @@ pub enum Error {
     /// Inputs (token ids, labels, masks) that do not fit the model.
     #[error("input: {0}")]
     Input(String),
+    /// A loss or gradient that is NaN or infinite.
+    #[error("non-finite {what} at step {step}; lower lr, enable grad_clip, or check the data")]
+    NonFinite { step: u64, what: String },
     /// Any of the above, with the file it came from.
     #[error("{path}: {source}")]
     InFile { path: String, source: Box<Error> },

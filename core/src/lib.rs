@@ -5,11 +5,14 @@
 
 pub mod device;
 pub mod error;
+pub mod generate;
 pub mod hf;
 pub mod models;
 pub mod nn;
 pub mod objectives;
 pub mod parity;
+pub mod tokenizer;
+pub mod train;
 
 pub use device::Backend;
 pub use error::{Error, Result};

@@ -1,6 +1,14 @@
 //! `hearth`: the command-line program.
 
+mod backend;
+mod checkpoint;
+mod corpus;
+mod data_cmd;
+mod infer;
+mod overrides;
 mod parity;
+mod report;
+mod train;
 
 use std::process::ExitCode;
 
@@ -18,12 +26,42 @@ enum Command {
     /// Recompute a Hugging Face reference (config.json, model.safetensors, io.safetensors) and
     /// compare logits, loss and every parameter gradient.
     Parity(parity::Args),
+    /// Pretrain a model: with no arguments, a tiny GPT on the bundled Pride and Prejudice.
+    Train(train::Args),
+    /// Train a tokenizer (bpe, wordpiece, unigram) and write tokenizer.json.
+    #[command(subcommand)]
+    Tokenizer(TokenizerCommand),
+    /// Tokenize text into memory-mapped shards with a validation split.
+    Prepare(data_cmd::PrepareArgs),
+    /// Validation loss and perplexity of a checkpoint on a text file.
+    Eval(infer::EvalArgs),
+    /// Continue a prompt with a causal model (greedy, temperature, top-k, top-p).
+    Generate(infer::GenerateArgs),
+    /// Fill [MASK] with a masked model: top-k tokens and probabilities.
+    FillMask(infer::FillMaskArgs),
+    /// Run an encoder-decoder (T5) on an input.
+    Text2text(infer::Text2TextArgs),
+}
+
+#[derive(Subcommand)]
+enum TokenizerCommand {
+    /// Train a tokenizer on text files.
+    Train(data_cmd::TokenizerTrainArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Parity(args) => parity::run(args),
+        Command::Train(args) => train::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Tokenizer(TokenizerCommand::Train(args)) => {
+            data_cmd::run_tokenizer_train(args).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Prepare(args) => data_cmd::run_prepare(args).map(|()| ExitCode::SUCCESS),
+        Command::Eval(args) => infer::run_eval(args).map(|()| ExitCode::SUCCESS),
+        Command::Generate(args) => infer::run_generate(args).map(|()| ExitCode::SUCCESS),
+        Command::FillMask(args) => infer::run_fill_mask(args).map(|()| ExitCode::SUCCESS),
+        Command::Text2text(args) => infer::run_text2text(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -4,7 +4,7 @@
 //! the path burn's module visitor walks *is* the checkpoint key. One escape: a field that would be
 //! a Rust keyword carries a trailing underscore (`self_` for BERT's `attention.self`), dropped here.
 
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::tensor::{Gradients, Tensor, TensorData};
 
 /// Tracks the dotted path of the module being visited.
@@ -109,4 +109,59 @@ pub fn map_params<M: Module>(model: M, source: &mut dyn FnMut(&str, &[usize]) ->
         }
     }
     model.map(&mut Loader { path: PathStack::default(), source })
+}
+
+/// Gives every parameter an id derived from its HF name (FNV-1a), so optimizer state saved by one
+/// process finds its parameters in another (burn draws fresh random ids at each init).
+pub fn with_stable_ids<M: Module>(model: M) -> M {
+    struct Ids {
+        path: PathStack,
+    }
+    impl ModuleMapper for Ids {
+        fn enter_module(&mut self, name: &str, _container_type: &str) {
+            self.path.enter(name);
+        }
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.path.exit();
+        }
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let (_, value, mapper) = param.consume();
+            Param::from_mapped_value(ParamId::from(fnv1a(&self.path.key())), value, mapper)
+        }
+    }
+    model.map(&mut Ids { path: PathStack::default() })
+}
+
+/// `ParamId`s of the parameters of rank `rank` (1: biases and norm scales; 2: matrices, embeddings).
+pub fn param_ids_of_rank<M: Module>(model: &M, rank: usize) -> Vec<ParamId> {
+    struct ByRank {
+        rank: usize,
+        ids: Vec<ParamId>,
+    }
+    impl ModuleVisitor for ByRank {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if D == self.rank {
+                self.ids.push(param.id);
+            }
+        }
+    }
+    let mut v = ByRank { rank, ids: Vec::new() };
+    model.visit(&mut v);
+    v.ids
+}
+
+fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3))
+}
+
+/// The model with every parameter on the autodiff decorator of its device, tracked for gradients
+/// (moving a module to an autodiff device keeps plain tensors plain).
+pub fn trainable<M: Module>(model: M) -> M {
+    struct Track;
+    impl ModuleMapper for Track {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            param.map(|t| t.autodiff()).set_require_grad(true)
+        }
+    }
+    model.map(&mut Track)
 }

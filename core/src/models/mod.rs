@@ -2,6 +2,7 @@
 
 pub mod bert;
 pub mod gpt2;
+pub mod presets;
 pub mod t5;
 
 use burn::module::Module;
@@ -69,6 +70,15 @@ impl ModelConfig {
             Self::Gpt2(c) => c.validate(),
             Self::Bert(c) => c.validate(),
             Self::T5(c) => c.validate(),
+        }
+    }
+
+    /// HF's `model_type`.
+    pub fn model_type(&self) -> &'static str {
+        match self {
+            Self::Gpt2(_) => "gpt2",
+            Self::Bert(_) => "bert",
+            Self::T5(_) => "t5",
         }
     }
 
@@ -193,34 +203,57 @@ impl Model {
     /// Logits and, with labels, the loss each HF head computes: shifted next-token cross-entropy
     /// for GPT-2, cross-entropy over the labelled positions for BERT and T5.
     pub fn forward(&self, inputs: ModelInputs) -> Result<ModelOutput> {
-        let ModelInputs { input_ids, attention_mask, token_type_ids, decoder_input_ids, labels } = inputs;
-        let (logits, loss) = match self {
-            Model::Gpt2(m) => {
-                let logits = m.forward(input_ids, attention_mask);
-                let loss = labels.map(|l| causal_lm_loss(logits.clone(), l));
-                (logits, loss)
-            }
-            Model::Bert(m) => {
-                let logits = m.forward(input_ids, attention_mask, token_type_ids);
-                let loss = labels.map(|l| token_loss(logits.clone(), l));
-                (logits, loss)
-            }
-            Model::T5(m) => {
-                let decoder_input_ids = match (decoder_input_ids, &labels) {
-                    (Some(ids), _) => ids,
-                    (None, Some(_)) => {
-                        return Err(Error::Input(
-                            "T5 needs decoder_input_ids; build them from the labels with t5::shift_right".into(),
-                        ));
-                    }
-                    (None, None) => return Err(Error::Input("T5 needs decoder_input_ids or labels".into())),
-                };
-                let logits = m.forward(input_ids, attention_mask, decoder_input_ids);
-                let loss = labels.map(|l| token_loss(logits.clone(), l));
-                (logits, loss)
-            }
-        };
+        each_family!(self, m => m.forward_inputs(inputs))
+    }
+}
+
+/// What code that trains or evaluates any family needs of a model.
+pub trait LanguageModel: Module + Clone + Send + 'static {
+    /// Logits and, with labels, the loss as the family's HF head computes it.
+    fn forward_inputs(&self, inputs: ModelInputs) -> Result<ModelOutput>;
+    /// The model in the enum over families.
+    fn into_model(self) -> Model;
+}
+
+impl LanguageModel for Gpt2LmHeadModel {
+    fn forward_inputs(&self, inputs: ModelInputs) -> Result<ModelOutput> {
+        let logits = self.forward(inputs.input_ids, inputs.attention_mask);
+        let loss = inputs.labels.map(|l| causal_lm_loss(logits.clone(), l));
         Ok(ModelOutput { logits, loss })
+    }
+    fn into_model(self) -> Model {
+        Model::Gpt2(self)
+    }
+}
+
+impl LanguageModel for BertForMaskedLm {
+    fn forward_inputs(&self, inputs: ModelInputs) -> Result<ModelOutput> {
+        let logits = self.forward(inputs.input_ids, inputs.attention_mask, inputs.token_type_ids);
+        let loss = inputs.labels.map(|l| token_loss(logits.clone(), l));
+        Ok(ModelOutput { logits, loss })
+    }
+    fn into_model(self) -> Model {
+        Model::Bert(self)
+    }
+}
+
+impl LanguageModel for T5ForConditionalGeneration {
+    fn forward_inputs(&self, inputs: ModelInputs) -> Result<ModelOutput> {
+        let decoder_input_ids = match (inputs.decoder_input_ids, &inputs.labels) {
+            (Some(ids), _) => ids,
+            (None, Some(_)) => {
+                return Err(Error::Input(
+                    "T5 needs decoder_input_ids; build them from the labels with t5::shift_right".into(),
+                ));
+            }
+            (None, None) => return Err(Error::Input("T5 needs decoder_input_ids or labels".into())),
+        };
+        let logits = self.forward(inputs.input_ids, inputs.attention_mask, decoder_input_ids);
+        let loss = inputs.labels.map(|l| token_loss(logits.clone(), l));
+        Ok(ModelOutput { logits, loss })
+    }
+    fn into_model(self) -> Model {
+        Model::T5(self)
     }
 }
 
@@ -236,4 +269,24 @@ pub fn causal_lm_loss(logits: Tensor<3>, labels: Tensor<2, Int>) -> Tensor<1> {
     let logits = logits.slice([0..b, 0..t - 1, 0..v]);
     let labels = labels.slice([0..b, 1..t]);
     token_loss(logits, labels)
+}
+
+impl ModelConfig {
+    /// Sets every dropout probability of the config (HF keys) to `p`.
+    pub fn set_dropout(&mut self, p: f64) {
+        match self {
+            Self::Gpt2(c) => (c.resid_pdrop, c.embd_pdrop, c.attn_pdrop) = (p, p, p),
+            Self::Bert(c) => (c.hidden_dropout_prob, c.attention_probs_dropout_prob) = (p, p),
+            Self::T5(c) => c.dropout_rate = p,
+        }
+    }
+
+    /// Sets the vocabulary size (to a tokenizer's).
+    pub fn set_vocab_size(&mut self, n: usize) {
+        match self {
+            Self::Gpt2(c) => c.vocab_size = n,
+            Self::Bert(c) => c.vocab_size = n,
+            Self::T5(c) => c.vocab_size = n,
+        }
+    }
 }

@@ -1,0 +1,213 @@
+//! Using a trained model: next-token distributions, sampling (greedy, temperature, top-k, top-p),
+//! [MASK] filling, and T5's text-to-text decoding. Host-side sampling over logits read from the
+//! device, one position at a time (no KV cache: these are small models and short outputs).
+
+use burn::tensor::{Device, Int, Tensor, TensorData, activation::softmax};
+use rand::Rng as _;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::models::{BertForMaskedLm, Gpt2LmHeadModel, T5ForConditionalGeneration};
+use crate::objectives::Rng;
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sampling {
+    /// 0 = greedy.
+    pub temperature: f64,
+    /// Keep the `top_k` most likely tokens (0 = all).
+    pub top_k: usize,
+    /// Keep the smallest set whose probability reaches `top_p` (1 = all).
+    pub top_p: f64,
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Self { temperature: 0.8, top_k: 40, top_p: 0.95 }
+    }
+}
+
+impl Sampling {
+    pub const GREEDY: Sampling = Sampling { temperature: 0.0, top_k: 0, top_p: 1.0 };
+
+    /// A token drawn from `logits` under these settings.
+    pub fn pick(&self, logits: &[f32], rng: &mut Rng) -> u32 {
+        if self.temperature <= 0.0 {
+            return argmax(logits);
+        }
+        let probs = self.filtered_probs(logits);
+        let r: f64 = rng.random();
+        let mut acc = 0.0;
+        for &(id, p) in &probs {
+            acc += p;
+            if r < acc {
+                return id;
+            }
+        }
+        probs.last().map_or(0, |&(id, _)| id)
+    }
+
+    /// `(id, probability)` after temperature, top-k and top-p, renormalised, most likely first.
+    pub fn filtered_probs(&self, logits: &[f32]) -> Vec<(u32, f64)> {
+        let t = self.temperature.max(1e-6);
+        let mut probs = softmax_host(logits, t);
+        probs.sort_by(|a, b| b.1.total_cmp(&a.1));
+        if self.top_k > 0 {
+            probs.truncate(self.top_k);
+        }
+        if self.top_p < 1.0 {
+            let mut acc = 0.0;
+            let keep = probs.iter().position(|&(_, p)| {
+                acc += p;
+                acc >= self.top_p
+            });
+            if let Some(k) = keep {
+                probs.truncate(k + 1);
+            }
+        }
+        let total: f64 = probs.iter().map(|p| p.1).sum();
+        probs.iter().map(|&(id, p)| (id, p / total)).collect()
+    }
+}
+
+fn argmax(v: &[f32]) -> u32 {
+    v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i as u32)
+}
+
+/// `softmax(logits / t)` as `(id, p)`, in id order.
+pub fn softmax_host(logits: &[f32], t: f64) -> Vec<(u32, f64)> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let exps: Vec<f64> = logits.iter().map(|&l| ((l as f64 - max) / t).exp()).collect();
+    let sum: f64 = exps.iter().sum();
+    exps.into_iter().enumerate().map(|(i, e)| (i as u32, e / sum)).collect()
+}
+
+/// The `k` most likely tokens and their probabilities.
+pub fn top_k(logits: &[f32], k: usize) -> Vec<(u32, f64)> {
+    let mut p = softmax_host(logits, 1.0);
+    p.sort_by(|a, b| b.1.total_cmp(&a.1));
+    p.truncate(k);
+    p
+}
+
+fn ids_tensor(ids: &[u32], device: &Device) -> Tensor<2, Int> {
+    let v: Vec<i64> = ids.iter().map(|&t| t as i64).collect();
+    Tensor::from_data(TensorData::new(v, [1, ids.len()]), device)
+}
+
+/// The logits `[vocab]` at row `pos` of `logits [1, t, vocab]`.
+fn row(logits: Tensor<3>, pos: usize) -> Vec<f32> {
+    let [_, _, v] = logits.dims();
+    logits.slice([0..1, pos..pos + 1, 0..v]).into_data().try_to_vec::<f32>().expect("f32 logits")
+}
+
+/// Next-token logits of a GPT-2 after `ids` (the last `n_positions` of them).
+pub fn next_token_logits(
+    model: &Gpt2LmHeadModel,
+    ids: &[u32],
+    n_positions: usize,
+    device: &Device,
+) -> Result<Vec<f32>> {
+    if ids.is_empty() {
+        return Err(Error::Input("the prompt is empty; give at least one token".into()));
+    }
+    let context = &ids[ids.len().saturating_sub(n_positions)..];
+    let logits = model.forward(ids_tensor(context, device), None);
+    Ok(row(logits, context.len() - 1))
+}
+
+/// Continues `prompt` by `max_new` tokens, stopping early at `eos`.
+pub fn generate(
+    model: &Gpt2LmHeadModel,
+    prompt: &[u32],
+    max_new: usize,
+    n_positions: usize,
+    sampling: Sampling,
+    eos: Option<u32>,
+    rng: &mut Rng,
+    device: &Device,
+) -> Result<Vec<u32>> {
+    let mut ids = prompt.to_vec();
+    for _ in 0..max_new {
+        let next = sampling.pick(&next_token_logits(model, &ids, n_positions, device)?, rng);
+        ids.push(next);
+        if Some(next) == eos {
+            break;
+        }
+    }
+    Ok(ids[prompt.len()..].to_vec())
+}
+
+/// For each `mask_id` position in `ids`, the `k` most likely tokens with their probabilities.
+pub fn fill_mask(
+    model: &BertForMaskedLm,
+    ids: &[u32],
+    mask_id: u32,
+    k: usize,
+    device: &Device,
+) -> Result<Vec<Vec<(u32, f64)>>> {
+    let positions: Vec<usize> = ids.iter().enumerate().filter(|&(_, &t)| t == mask_id).map(|(i, _)| i).collect();
+    if positions.is_empty() {
+        return Err(Error::Input("the text has no [MASK] token to fill".into()));
+    }
+    let logits = model.forward(ids_tensor(ids, device), None, None);
+    let probs = softmax(logits, 2);
+    Ok(positions
+        .into_iter()
+        .map(|p| {
+            let row = row(probs.clone(), p);
+            let mut v: Vec<(u32, f64)> = row.iter().enumerate().map(|(i, &x)| (i as u32, x as f64)).collect();
+            v.sort_by(|a, b| b.1.total_cmp(&a.1));
+            v.truncate(k);
+            v
+        })
+        .collect())
+}
+
+/// T5: encodes `input`, then decodes up to `max_new` tokens from the decoder start token.
+pub fn text2text(
+    model: &T5ForConditionalGeneration,
+    input: &[u32],
+    decoder_start: u32,
+    eos: u32,
+    max_new: usize,
+    sampling: Sampling,
+    rng: &mut Rng,
+    device: &Device,
+) -> Result<Vec<u32>> {
+    let encoded = model.encode(ids_tensor(input, device), None);
+    let mut out = vec![decoder_start];
+    for _ in 0..max_new {
+        let logits = model.decode(ids_tensor(&out, device), encoded.clone(), None);
+        let next = sampling.pick(&row(logits, out.len() - 1), rng);
+        out.push(next);
+        if next == eos {
+            break;
+        }
+    }
+    Ok(out[1..].to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+
+    #[test]
+    fn sampling_respects_top_k_top_p_and_temperature() {
+        let logits = [2.0f32, 1.0, 0.0, -1.0, 3.0];
+        assert_eq!(Sampling::GREEDY.pick(&logits, &mut Rng::seed_from_u64(0)), 4);
+        let k2 = Sampling { temperature: 1.0, top_k: 2, top_p: 1.0 };
+        let mut rng = Rng::seed_from_u64(1);
+        let draws: Vec<u32> = (0..2000).map(|_| k2.pick(&logits, &mut rng)).collect();
+        assert!(draws.iter().all(|&t| t == 4 || t == 0));
+        let share4 = draws.iter().filter(|&&t| t == 4).count() as f64 / 2000.0;
+        let want = 1.0 / (1.0 + (-1.0f64).exp()); // e^3 / (e^3 + e^2)
+        assert!((share4 - want).abs() < 0.03, "{share4} vs {want}");
+        let p = Sampling { temperature: 1.0, top_k: 0, top_p: 0.5 };
+        assert_eq!(p.filtered_probs(&logits), vec![(4, 1.0)], "top token alone holds 0.64 ≥ 0.5");
+        let probs = top_k(&logits, 3);
+        assert_eq!(probs.iter().map(|p| p.0).collect::<Vec<_>>(), vec![4, 0, 1]);
+        assert!(probs.iter().map(|p| p.1).sum::<f64>() <= 1.0);
+    }
+}

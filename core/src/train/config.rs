@@ -1,0 +1,207 @@
+//! A training run's configuration: what a `run.toml` holds, every key overridable from the
+//! command line. Unknown keys are errors (a typo must not silently train something else).
+
+use serde::{Deserialize, Serialize};
+
+use super::schedule::{Decay, Schedule};
+use crate::error::{Error, Result};
+
+/// The pretraining objective.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Objective {
+    /// Next-token prediction over packed blocks (GPT).
+    Causal,
+    /// Masked LM, 15% / 80-10-10 (BERT).
+    Masked,
+    /// Span corruption, density 0.15, mean span 3 (T5).
+    Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// A model size to start from: gpt-tiny, bert-tiny, t5-tiny, gpt2-124m, bert-base, t5-base.
+    pub preset: String,
+    /// Overrides of the preset's HF config keys (`[model]` table: `n_layer = 6`, …).
+    pub model: serde_json::Map<String, serde_json::Value>,
+    /// Start from this HF checkpoint folder instead of random weights.
+    pub init_from: Option<String>,
+    /// `None`: the family's own (GPT causal, BERT masked, T5 span).
+    pub objective: Option<Objective>,
+
+    /// Training text (.txt, .jsonl with a "text" field) or a folder made by `hearth prepare`.
+    pub data: Option<String>,
+    /// Held-out text; without it the last `val_fraction` of `data` is held out.
+    pub val_data: Option<String>,
+    pub val_fraction: f64,
+    /// A tokenizer.json; without it one is trained on `data` with `vocab_size` entries.
+    pub tokenizer: Option<String>,
+    pub tokenizer_vocab_size: usize,
+    /// Where checkpoints, metrics and the loss curve go.
+    pub out_dir: String,
+    /// `auto`, `wgpu` or `flex`. `auto` takes wgpu unless its only adapter is a software renderer.
+    pub backend: String,
+
+    /// Sequences per micro-batch.
+    pub batch_size: usize,
+    /// Tokens per sequence.
+    pub block_size: usize,
+    /// Micro-batches per optimizer step.
+    pub grad_accum: usize,
+    /// When set, `grad_accum` is chosen to reach at least this many tokens per optimizer step.
+    pub tokens_per_step: Option<usize>,
+    pub max_steps: u64,
+    pub lr: f64,
+    pub min_lr: f64,
+    pub warmup_steps: u64,
+    pub decay: Decay,
+    /// Decoupled weight decay on matrices and embeddings (never on biases or norms).
+    pub weight_decay: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    /// Clip the global gradient norm to this (0: off).
+    pub grad_clip: f64,
+    /// Overrides every dropout probability of the model config.
+    pub dropout: Option<f64>,
+    pub seed: u64,
+    pub eval_every: u64,
+    pub eval_batches: usize,
+    pub checkpoint_every: u64,
+    pub keep_last: usize,
+    pub log_every: u64,
+
+    pub mask_rate: f64,
+    pub whole_word_masking: bool,
+    pub noise_density: f64,
+    pub mean_span_length: f64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            preset: "gpt-tiny".into(),
+            model: Default::default(),
+            init_from: None,
+            objective: None,
+            data: None,
+            val_data: None,
+            val_fraction: 0.05,
+            tokenizer: None,
+            tokenizer_vocab_size: 1024,
+            out_dir: "runs/default".into(),
+            backend: "auto".into(),
+            batch_size: 16,
+            block_size: 128,
+            grad_accum: 1,
+            tokens_per_step: None,
+            max_steps: 600,
+            lr: 3e-3,
+            min_lr: 3e-4,
+            warmup_steps: 40,
+            decay: Decay::Cosine,
+            weight_decay: 0.1,
+            beta1: 0.9,
+            beta2: 0.99,
+            eps: 1e-8,
+            grad_clip: 1.0,
+            dropout: Some(0.0),
+            seed: 1337,
+            eval_every: 100,
+            eval_batches: 8,
+            checkpoint_every: 200,
+            keep_last: 2,
+            log_every: 10,
+            mask_rate: 0.15,
+            whole_word_masking: false,
+            noise_density: 0.15,
+            mean_span_length: 3.0,
+        }
+    }
+}
+
+impl TrainConfig {
+    pub fn from_toml(text: &str) -> Result<Self> {
+        let config: Self = toml::from_str(text).map_err(|e| Error::Config(one_line(&e.to_string())))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("config serialises")
+    }
+
+    /// Micro-batches per optimizer step.
+    pub fn accumulation(&self) -> usize {
+        match self.tokens_per_step {
+            Some(t) => t.div_ceil(self.batch_size * self.block_size).max(1),
+            None => self.grad_accum.max(1),
+        }
+    }
+
+    pub fn schedule(&self) -> Schedule {
+        Schedule {
+            lr: self.lr,
+            min_lr: self.min_lr,
+            warmup_steps: self.warmup_steps,
+            total_steps: self.max_steps,
+            decay: self.decay,
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let bad = |what: &str| Err(Error::Config(what.to_string()));
+        if self.batch_size == 0 || self.block_size < 4 {
+            return bad("batch_size must be ≥ 1 and block_size ≥ 4");
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) || self.min_lr < 0.0 || self.min_lr > self.lr {
+            return bad("lr must be positive and min_lr between 0 and lr");
+        }
+        if !(0.0..1.0).contains(&self.beta1) || !(0.0..1.0).contains(&self.beta2) {
+            return bad("beta1 and beta2 must lie in [0, 1)");
+        }
+        if self.dropout.is_some_and(|p| !(0.0..1.0).contains(&p)) {
+            return bad("dropout must lie in [0, 1)");
+        }
+        if !(0.0..0.5).contains(&self.val_fraction) {
+            return bad("val_fraction must lie in [0, 0.5)");
+        }
+        if !(0.0..1.0).contains(&self.mask_rate) || !(0.0..1.0).contains(&self.noise_density) {
+            return bad("mask_rate and noise_density must lie in [0, 1)");
+        }
+        Ok(())
+    }
+}
+
+/// toml's errors span several lines (a source excerpt); keep the message, drop the excerpt.
+fn one_line(message: &str) -> String {
+    let lines: Vec<&str> =
+        message.lines().map(str::trim).filter(|l| !l.is_empty() && !l.contains('|') && !l.starts_with('^')).collect();
+    format!("run config: {}", lines.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        let err = TrainConfig::from_toml("lr = 1e-3\nlearning_rat = 2").unwrap_err().to_string();
+        assert!(err.contains("unknown field `learning_rat`"), "{err}");
+        assert!(!err.contains('\n'));
+        let err = TrainConfig::from_toml("beta1 = 1.5").unwrap_err().to_string();
+        assert!(err.contains("beta1"), "{err}");
+        let c = TrainConfig::from_toml("preset = \"bert-tiny\"\n[model]\nnum_hidden_layers = 3").unwrap();
+        assert_eq!(c.preset, "bert-tiny");
+        assert_eq!(c.model["num_hidden_layers"], 3);
+        let again = TrainConfig::from_toml(&c.to_toml()).unwrap();
+        assert_eq!(again, c);
+    }
+
+    #[test]
+    fn accumulation_reaches_tokens_per_step() {
+        let c = TrainConfig { batch_size: 8, block_size: 64, tokens_per_step: Some(2000), ..Default::default() };
+        assert_eq!(c.accumulation(), 4);
+    }
+}

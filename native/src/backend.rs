@@ -1,0 +1,36 @@
+//! Which burn device a run uses.
+
+use burn::tensor::Device;
+use burn::tensor::wgpu::wgpu;
+use hearth_core::{Backend, Error};
+
+/// `auto`: wgpu, unless every adapter wgpu finds is a software renderer (lavapipe/llvmpipe,
+/// SwiftShader, WARP), where burn's CPU backend `flex` is an order of magnitude faster.
+pub fn choose(name: &str) -> Result<(Backend, Device), Error> {
+    let backend = match name {
+        "auto" => match software_only() {
+            Some(adapter) => {
+                eprintln!(
+                    "note: the only GPU adapter is a software renderer ({adapter}); training on the CPU backend (flex) instead. Pass --backend wgpu to use it anyway."
+                );
+                Backend::Flex
+            }
+            None => Backend::Wgpu,
+        },
+        other => other.parse()?,
+    };
+    Ok((backend, backend.device()))
+}
+
+/// The name of the adapter when no hardware one exists (`None` when one does, or none at all —
+/// then burn's own wgpu error says why).
+fn software_only() -> Option<String> {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+    let infos: Vec<wgpu::AdapterInfo> = adapters.iter().map(|a| a.get_info()).collect();
+    let hardware = infos.iter().any(|i| i.device_type != wgpu::DeviceType::Cpu);
+    match (hardware, infos.first()) {
+        (false, Some(info)) => Some(info.name.clone()),
+        _ => None,
+    }
+}

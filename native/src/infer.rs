@@ -1,0 +1,249 @@
+//! Using a trained model from its checkpoint folder (any HF folder with config.json,
+//! model.safetensors and tokenizer.json): `eval`, `generate`, `fill-mask`, `text2text`.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use hearth_core::Error;
+use hearth_core::generate::{Sampling, fill_mask, generate, text2text};
+use hearth_core::models::{LanguageModel, Model, ModelConfig};
+use hearth_core::objectives::Rng;
+use hearth_core::tokenizer::Tokenizer;
+use hearth_core::train::trainer::ObjectiveSpec;
+use hearth_core::train::{TrainConfig, Trainer};
+use rand::SeedableRng;
+
+use crate::checkpoint;
+
+#[derive(clap::Args)]
+pub struct ModelArgs {
+    /// A checkpoint folder (`runs/default/step-00000600`) or a run folder (its latest checkpoint).
+    #[arg(long, short)]
+    model: PathBuf,
+    /// `auto`, `wgpu` or `flex`.
+    #[arg(long, default_value = "auto")]
+    backend: String,
+}
+
+pub struct Loaded {
+    pub config: ModelConfig,
+    pub model: Model,
+    pub tokenizer: Tokenizer,
+    pub device: Device,
+    pub dir: PathBuf,
+}
+
+pub fn load(args: &ModelArgs) -> Result<Loaded, Error> {
+    let dir = if args.model.join("config.json").exists() {
+        args.model.clone()
+    } else {
+        checkpoint::latest(&args.model).map(|(_, d)| d).ok_or_else(|| {
+            Error::Config(format!(
+                "{} holds no config.json nor checkpoints; give a checkpoint folder",
+                args.model.display()
+            ))
+        })?
+    };
+    let config = ModelConfig::from_json(&checkpoint::read(&dir, "config.json")?)
+        .map_err(|e| e.in_file(dir.join("config.json").display()))?;
+    let tokenizer = Tokenizer::from_json(&checkpoint::read(&dir, "tokenizer.json")?)
+        .map_err(|e| e.in_file(dir.join("tokenizer.json").display()))?;
+    tokenizer.check_fits(config.vocab_size())?;
+    let (_, device) = crate::backend::choose(&args.backend)?;
+    let model = Model::from_hf(&config, &checkpoint::read(&dir, "model.safetensors")?, &device)
+        .map_err(|e| e.in_file(dir.join("model.safetensors").display()))?;
+    Ok(Loaded { config, model, tokenizer, device, dir })
+}
+
+#[derive(clap::Args)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// The text to continue.
+    prompt: String,
+    #[arg(long, default_value_t = 100)]
+    max_new_tokens: usize,
+    /// 0 = greedy.
+    #[arg(long, default_value_t = 0.8)]
+    temperature: f64,
+    #[arg(long, default_value_t = 40)]
+    top_k: usize,
+    #[arg(long, default_value_t = 0.95)]
+    top_p: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+pub fn run_generate(args: GenerateArgs) -> Result<(), Error> {
+    let m = load(&args.model)?;
+    let sampling = Sampling { temperature: args.temperature, top_k: args.top_k, top_p: args.top_p };
+    let mut rng = Rng::seed_from_u64(args.seed);
+    let ids = m.tokenizer.encode(&args.prompt)?;
+    match (&m.model, &m.config) {
+        (Model::Gpt2(model), ModelConfig::Gpt2(c)) => {
+            let out = generate(
+                model,
+                &ids,
+                args.max_new_tokens,
+                c.n_positions,
+                sampling,
+                m.tokenizer.eos_id(),
+                &mut rng,
+                &m.device,
+            )?;
+            println!("{}{}", args.prompt, m.tokenizer.decode(&out)?);
+            Ok(())
+        }
+        (Model::T5(model), ModelConfig::T5(c)) => {
+            let eos = m.tokenizer.eos_id().unwrap_or(1);
+            let input: Vec<u32> = ids.into_iter().chain([eos]).collect();
+            let out = text2text(
+                model,
+                &input,
+                c.decoder_start_token(),
+                eos,
+                args.max_new_tokens,
+                sampling,
+                &mut rng,
+                &m.device,
+            )?;
+            println!("{}", m.tokenizer.decode(&out)?);
+            Ok(())
+        }
+        _ => Err(Error::Config(format!(
+            "generate needs a causal model (gpt2); {} is a {}: use fill-mask",
+            m.dir.display(),
+            m.config.model_type()
+        ))),
+    }
+}
+
+#[derive(clap::Args)]
+pub struct FillMaskArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Text with one or more [MASK] tokens.
+    text: String,
+    #[arg(long, short, default_value_t = 5)]
+    k: usize,
+}
+
+pub fn run_fill_mask(args: FillMaskArgs) -> Result<(), Error> {
+    let m = load(&args.model)?;
+    let Model::Bert(model) = &m.model else {
+        return Err(Error::Config(format!(
+            "fill-mask needs a masked model (bert); {} is a {}",
+            m.dir.display(),
+            m.config.model_type()
+        )));
+    };
+    let mask = m.tokenizer.mask_id().ok_or_else(|| Error::Config("the tokenizer has no [MASK] token".into()))?;
+    let mut ids = Vec::new();
+    ids.extend(m.tokenizer.cls_id());
+    ids.extend(m.tokenizer.encode(&args.text)?);
+    ids.extend(m.tokenizer.eos_id());
+    for (i, top) in fill_mask(model, &ids, mask, args.k, &m.device)?.into_iter().enumerate() {
+        println!("[MASK] #{}:", i + 1);
+        for (t, p) in top {
+            println!("  {:<16} {p:.4}", m.tokenizer.token(t).unwrap_or_default());
+        }
+    }
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct Text2TextArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// The encoder input, task prefix included ("summarize: …"); <extra_id_N> sentinels mark spans to fill.
+    input: String,
+    #[arg(long, default_value_t = 50)]
+    max_new_tokens: usize,
+}
+
+pub fn run_text2text(args: Text2TextArgs) -> Result<(), Error> {
+    let m = load(&args.model)?;
+    let (Model::T5(model), ModelConfig::T5(c)) = (&m.model, &m.config) else {
+        return Err(Error::Config(format!(
+            "text2text needs an encoder-decoder (t5); {} is a {}",
+            m.dir.display(),
+            m.config.model_type()
+        )));
+    };
+    let eos = m.tokenizer.eos_id().unwrap_or(1);
+    let input: Vec<u32> = m.tokenizer.encode(&args.input)?.into_iter().chain([eos]).collect();
+    let out = text2text(
+        model,
+        &input,
+        c.decoder_start_token(),
+        eos,
+        args.max_new_tokens,
+        Sampling::GREEDY,
+        &mut Rng::seed_from_u64(0),
+        &m.device,
+    )?;
+    let shown: Vec<String> = out.iter().map(|&t| m.tokenizer.token(t).unwrap_or_default()).collect();
+    println!("{}", m.tokenizer.decode(&out)?);
+    println!("tokens: {}", shown.join(" "));
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Text (.txt or .jsonl) to evaluate on.
+    file: PathBuf,
+    #[arg(long, default_value_t = 128)]
+    block_size: usize,
+    #[arg(long, default_value_t = 8)]
+    batch_size: usize,
+    /// Batches to evaluate (0: the whole file).
+    #[arg(long, default_value_t = 0)]
+    batches: usize,
+}
+
+/// Validation loss and perplexity of a checkpoint on a file, through the trainer's own evaluation.
+pub fn run_eval(args: EvalArgs) -> Result<(), Error> {
+    let m = load(&args.model)?;
+    let docs = crate::corpus::read_documents(Path::new(&args.file))?;
+    let eos = m.tokenizer.eos_id().ok_or_else(|| Error::Config("the tokenizer has no end-of-text token".into()))?;
+    let tokens = crate::corpus::tokenize_documents(&m.tokenizer, &docs, eos)?;
+    let config = TrainConfig {
+        block_size: args.block_size,
+        batch_size: args.batch_size,
+        eval_batches: if args.batches == 0 { usize::MAX } else { args.batches },
+        ..Default::default()
+    };
+    if let Some(max) = m.config.max_positions()
+        && args.block_size > max
+    {
+        return Err(Error::Config(format!(
+            "--block-size {} is longer than the model's position table ({max})",
+            args.block_size
+        )));
+    }
+    let objective = ObjectiveSpec::new(&config, &m.config, &m.tokenizer)?;
+    fn eval<M: LanguageModel>(
+        model: M,
+        c: ModelConfig,
+        config: TrainConfig,
+        o: ObjectiveSpec,
+        d: &Device,
+        t: &Vec<u32>,
+    ) -> Result<f64, Error> {
+        Trainer::new(model, c, config, o, d).evaluate(t)
+    }
+    let loss = match m.model {
+        Model::Gpt2(x) => eval(x, m.config.clone(), config, objective, &m.device, &tokens),
+        Model::Bert(x) => eval(x, m.config.clone(), config, objective, &m.device, &tokens),
+        Model::T5(x) => eval(x, m.config.clone(), config, objective, &m.device, &tokens),
+    }?;
+    println!(
+        "{}: {} tokens, loss {loss:.4} nats/token, perplexity {:.2}",
+        args.file.display(),
+        tokens.len(),
+        loss.exp()
+    );
+    Ok(())
+}

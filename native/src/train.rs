@@ -1,0 +1,462 @@
+//! `hearth train`: from text (or prepared shards) to a pretrained model, with progress, metrics,
+//! a loss curve, checkpoints that resume exactly, and a summary of what the model learned.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::tensor::Device;
+use hearth_core::generate::{Sampling, fill_mask, generate, text2text};
+use hearth_core::models::presets::preset;
+use hearth_core::models::{LanguageModel, Model, ModelConfig};
+use hearth_core::objectives::Rng;
+use hearth_core::tokenizer::{Tokenizer, TokenizerKind};
+use hearth_core::train::trainer::ObjectiveSpec;
+use hearth_core::train::{TokenSource, TrainConfig, Trainer};
+use hearth_core::{Backend, Error};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
+
+use crate::checkpoint;
+use crate::corpus::{self, unigram_baseline};
+use crate::report::{Metrics, loss_curve_svg, read_curves};
+
+/// The corpus the default run trains on: Jane Austen's *Pride and Prejudice* (public domain).
+pub const BUNDLED_CORPUS: &str = include_str!("../../data/pride_and_prejudice.txt");
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A TOML run file (keys as in `TrainConfig`; `[model]` for HF config overrides).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Continue from the latest complete checkpoint in the run's out_dir.
+    #[arg(long)]
+    resume: bool,
+    /// Any config key as `--key value` (`--lr 3e-4`, `--preset bert-tiny`, `--model.n_layer 6`).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    overrides: Vec<String>,
+}
+
+pub fn load_config(file: Option<&Path>, overrides: &[String]) -> Result<TrainConfig, Error> {
+    let mut table: toml::Table = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Error::Input(format!("cannot read it ({e})")).in_file(path.display()))?;
+            toml::from_str(&text).map_err(|e| Error::Config(e.message().to_string()).in_file(path.display()))?
+        }
+        None => Default::default(),
+    };
+    crate::overrides::apply(&mut table, overrides)?;
+    TrainConfig::from_toml(&toml::to_string(&table).expect("a table serialises"))
+}
+
+/// Training and validation tokens, and the tokenizer, from what the config names.
+struct Data {
+    tokenizer: Tokenizer,
+    tokenizer_trained_here: bool,
+    train: Box<dyn TokenSource>,
+    val: Box<dyn TokenSource>,
+    source: String,
+}
+
+fn tokenizer_kind(model: &ModelConfig) -> TokenizerKind {
+    match model {
+        ModelConfig::Gpt2(_) => TokenizerKind::Bpe,
+        ModelConfig::Bert(_) => TokenizerKind::WordPiece,
+        ModelConfig::T5(_) => TokenizerKind::Unigram,
+    }
+}
+
+fn load_data(config: &TrainConfig, model: &ModelConfig, resume_tokenizer: Option<Tokenizer>) -> Result<Data, Error> {
+    let given_tokenizer = match (&resume_tokenizer, &config.tokenizer) {
+        (Some(t), _) => Some(t.clone()),
+        (None, Some(path)) => {
+            let bytes = checkpoint::read(Path::new(path), "").or_else(|_| {
+                std::fs::read(path).map_err(|e| Error::Input(format!("cannot read it ({e})")).in_file(path))
+            })?;
+            Some(Tokenizer::from_json(&bytes).map_err(|e| e.in_file(path))?)
+        }
+        (None, None) => None,
+    };
+    // A folder from `hearth prepare`.
+    if let Some(dir) = config.data.as_deref().map(Path::new).filter(|p| p.join("meta.json").exists()) {
+        let (meta, train, val, tok_path) = corpus::open_prepared(dir)?;
+        let tokenizer = match given_tokenizer {
+            Some(t) => t,
+            None => Tokenizer::from_json(&checkpoint::read(dir, "tokenizer.json")?)
+                .map_err(|e| e.in_file(tok_path.display()))?,
+        };
+        if tokenizer.vocab_size() != meta.vocab_size {
+            return Err(Error::Config(format!(
+                "the shards were tokenized with a {}-token vocabulary but the tokenizer has {}; prepare the data with this tokenizer",
+                meta.vocab_size,
+                tokenizer.vocab_size()
+            )));
+        }
+        return Ok(Data {
+            tokenizer,
+            tokenizer_trained_here: false,
+            train: Box::new(train),
+            val: Box::new(val),
+            source: dir.display().to_string(),
+        });
+    }
+    let (docs, source) = match &config.data {
+        Some(path) => (corpus::read_documents(Path::new(path))?, path.clone()),
+        None => (
+            BUNDLED_CORPUS
+                .split("\n\n")
+                .map(|p| p.split_whitespace().collect::<Vec<_>>().join(" "))
+                .filter(|p| !p.is_empty())
+                .collect(),
+            "bundled Pride and Prejudice".to_string(),
+        ),
+    };
+    let (train_docs, val_docs): (Vec<String>, Vec<String>) = match &config.val_data {
+        Some(path) => (docs, corpus::read_documents(Path::new(path))?),
+        None => {
+            let n_val =
+                ((docs.len() as f64 * config.val_fraction).round() as usize).max(1).min(docs.len().saturating_sub(1));
+            if n_val == 0 {
+                return Err(Error::Config(format!("{source} has a single document; give val_data or more text")));
+            }
+            let (a, b) = docs.split_at(docs.len() - n_val);
+            (a.to_vec(), b.to_vec())
+        }
+    };
+    let (tokenizer, trained) = match given_tokenizer {
+        Some(t) => (t, false),
+        None => {
+            let kind = tokenizer_kind(model);
+            let t =
+                Tokenizer::train(kind, config.tokenizer_vocab_size, &kind.default_special_tokens(), train_docs.iter())?;
+            (t, true)
+        }
+    };
+    let eos = tokenizer
+        .eos_id()
+        .ok_or_else(|| Error::Config("the tokenizer has no end-of-text token to separate documents".into()))?;
+    let train = corpus::tokenize_documents(&tokenizer, &train_docs, eos)?;
+    let val = corpus::tokenize_documents(&tokenizer, &val_docs, eos)?;
+    Ok(Data { tokenizer, tokenizer_trained_here: trained, train: Box::new(train), val: Box::new(val), source })
+}
+
+fn model_config(config: &TrainConfig) -> Result<ModelConfig, Error> {
+    match &config.init_from {
+        Some(dir) => {
+            let dir = Path::new(dir);
+            ModelConfig::from_json(&checkpoint::read(dir, "config.json")?)
+                .map_err(|e| e.in_file(dir.join("config.json").display()))
+        }
+        None => preset(&config.preset, &config.model),
+    }
+}
+
+pub fn run(args: Args) -> Result<(), Error> {
+    let mut config = load_config(args.config.as_deref(), &args.overrides)?;
+    let out_dir = PathBuf::from(&config.out_dir);
+    let resume_from = if args.resume {
+        Some(checkpoint::latest(&out_dir).ok_or_else(|| {
+            Error::Config(format!("--resume: no complete checkpoint in {}; start without --resume", out_dir.display()))
+        })?)
+    } else {
+        None
+    };
+
+    let mut model_config = match &resume_from {
+        Some((_, dir)) => ModelConfig::from_json(&checkpoint::read(dir, "config.json")?)?,
+        None => model_config(&config)?,
+    };
+    let resume_tokenizer = match &resume_from {
+        Some((_, dir)) => Some(Tokenizer::from_json(&checkpoint::read(dir, "tokenizer.json")?)?),
+        None => None,
+    };
+    let data = load_data(&config, &model_config, resume_tokenizer)?;
+    if data.tokenizer_trained_here && config.init_from.is_none() {
+        model_config.set_vocab_size(data.tokenizer.vocab_size());
+    }
+    data.tokenizer.check_fits(model_config.vocab_size())?;
+    if let Some(max) = model_config.max_positions()
+        && config.block_size > max
+    {
+        return Err(Error::Config(format!(
+            "block_size {} is longer than the model's position table ({max}); lower block_size or enlarge the table (n_positions / max_position_embeddings)",
+            config.block_size
+        )));
+    }
+    if let Some(p) = config.dropout {
+        model_config.set_dropout(p);
+    }
+    let objective = ObjectiveSpec::new(&config, &model_config, &data.tokenizer)?;
+    let (backend, device) = crate::backend::choose(&config.backend)?;
+    config.backend = backend.to_string();
+
+    std::fs::create_dir_all(&out_dir)
+        .map_err(|e| Error::Input(format!("cannot create it ({e})")).in_file(out_dir.display()))?;
+    let model = match (&resume_from, &config.init_from) {
+        (Some((_, dir)), _) => Model::from_hf(&model_config, &checkpoint::read(dir, "model.safetensors")?, &device)?,
+        (None, Some(dir)) => {
+            Model::from_hf(&model_config, &checkpoint::read(Path::new(dir), "model.safetensors")?, &device)?
+        }
+        (None, None) => model_config.init(&device),
+    };
+    let ctx = RunContext { config, model_config, objective, data, device, backend, out_dir, resume_from };
+    match model {
+        Model::Gpt2(m) => ctx.run(m),
+        Model::Bert(m) => ctx.run(m),
+        Model::T5(m) => ctx.run(m),
+    }
+}
+
+struct RunContext {
+    config: TrainConfig,
+    model_config: ModelConfig,
+    objective: ObjectiveSpec,
+    data: Data,
+    device: Device,
+    backend: Backend,
+    out_dir: PathBuf,
+    resume_from: Option<(u64, PathBuf)>,
+}
+
+impl RunContext {
+    fn run<M: LanguageModel>(self, model: M) -> Result<(), Error> {
+        let RunContext { config, model_config, objective, data, device, backend, out_dir, resume_from } = self;
+        let mut trainer = match &resume_from {
+            Some((_, dir)) => {
+                let state = String::from_utf8_lossy(&checkpoint::read(dir, "trainer_state.json")?).into_owned();
+                let mut t = Trainer::resume(
+                    model,
+                    model_config.clone(),
+                    &state,
+                    checkpoint::read(dir, "optimizer.bpk")?,
+                    objective,
+                    &device,
+                )
+                .map_err(|e| e.in_file(dir.display()))?;
+                t.state.config = config.clone();
+                t
+            }
+            None => Trainer::new(model, model_config.clone(), config.clone(), objective, &device),
+        };
+        let tokenizer_json = data.tokenizer.to_json()?;
+        let params = trainer.model.num_params();
+        let tokens_per_step = config.batch_size * config.block_size * config.accumulation();
+        println!(
+            "hearth: {} ({:.2}M parameters) on {backend}, {} objective, data: {} ({} train / {} val tokens, vocabulary {})",
+            model_config.model_type(),
+            params as f64 / 1e6,
+            format!(
+                "{:?}",
+                config.objective.unwrap_or(match model_config {
+                    ModelConfig::Gpt2(_) => hearth_core::train::Objective::Causal,
+                    ModelConfig::Bert(_) => hearth_core::train::Objective::Masked,
+                    ModelConfig::T5(_) => hearth_core::train::Objective::Span,
+                })
+            )
+            .to_lowercase(),
+            data.source,
+            data.train.len(),
+            data.val.len(),
+            data.tokenizer.vocab_size()
+        );
+        println!(
+            "         {} steps × {tokens_per_step} tokens (batch {} × block {} × accumulation {}), lr {} → {}, out_dir {}",
+            config.max_steps,
+            config.batch_size,
+            config.block_size,
+            config.accumulation(),
+            config.lr,
+            config.min_lr,
+            out_dir.display()
+        );
+        if let Some((step, dir)) = &resume_from {
+            println!("         resuming at step {step} from {}", dir.display());
+        }
+        std::fs::write(out_dir.join("run.toml"), config.to_toml()).ok();
+        let metrics_path = out_dir.join("metrics.jsonl");
+        let mut metrics = Metrics::open(&metrics_path, resume_from.is_none())?;
+        if let Some((step, _)) = &resume_from {
+            truncate_metrics_after(&metrics_path, *step);
+            metrics = Metrics::open(&metrics_path, false)?;
+        }
+
+        let bar = ProgressBar::new(config.max_steps);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta_precise}]")
+                .expect("template")
+                .progress_chars("##-"),
+        );
+        bar.set_position(trainer.state.step);
+        let start = Instant::now();
+        let start_tokens = trainer.state.tokens;
+        let mut last = None;
+        let mut last_val = None;
+        let mut last_ckpt: Option<PathBuf> = resume_from.as_ref().map(|(_, d)| d.clone());
+        let step_delay = std::env::var("HEARTH_TEST_STEP_DELAY_MS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .map(std::time::Duration::from_millis);
+        while trainer.state.step < config.max_steps {
+            if let Some(d) = step_delay {
+                std::thread::sleep(d); // lets the kill-and-resume test land a SIGKILL between checkpoints
+            }
+            let stats = match trainer.step(data.train.as_ref()) {
+                Ok(s) => s,
+                Err(e @ Error::NonFinite { .. }) => {
+                    bar.abandon();
+                    let kept = last_ckpt.as_ref().map_or("no checkpoint was written yet".to_string(), |d| {
+                        format!("the last good checkpoint is {}", d.display())
+                    });
+                    return Err(Error::Config(format!("{e}; stopped, {kept}")));
+                }
+                Err(e) => return Err(e),
+            };
+            let elapsed = start.elapsed().as_secs_f64();
+            let tok_s = (trainer.state.tokens - start_tokens) as f64 / elapsed.max(1e-9);
+            bar.set_position(stats.step);
+            bar.set_message(format!("loss {:.3}  lr {:.2e}  {:.0} tok/s", stats.loss, stats.lr, tok_s));
+            let mut record = serde_json::json!({
+                "step": stats.step, "loss": stats.loss, "lr": stats.lr, "grad_norm": stats.grad_norm,
+                "tokens": trainer.state.tokens, "tokens_per_s": tok_s, "elapsed_s": elapsed,
+            });
+            let is_last = stats.step == config.max_steps;
+            if (config.eval_every > 0 && stats.step % config.eval_every == 0) || is_last {
+                let val = trainer.evaluate(data.val.as_ref())?;
+                record["val_loss"] = val.into();
+                record["val_ppl"] = val.exp().into();
+                let line = format!(
+                    "step {:>6}  train loss {:.4}  val loss {:.4}  val ppl {:.2}  {:.0} tok/s",
+                    stats.step,
+                    stats.loss,
+                    val,
+                    val.exp(),
+                    tok_s
+                );
+                if bar.is_hidden() {
+                    println!("{line}")
+                } else {
+                    bar.println(line)
+                }
+                last_val = Some(val);
+            }
+            if stats.step % config.log_every.max(1) == 0 || record.get("val_loss").is_some() {
+                metrics.log(record);
+            }
+            if (config.checkpoint_every > 0 && stats.step % config.checkpoint_every == 0) || is_last {
+                let dir =
+                    checkpoint::save(&out_dir, stats.step, &trainer.checkpoint()?, &tokenizer_json, config.keep_last)?;
+                last_ckpt = Some(dir);
+            }
+            last = Some(stats);
+        }
+        bar.finish_and_clear();
+        let elapsed = start.elapsed().as_secs_f64();
+        let (train_curve, val_curve) = read_curves(&metrics_path);
+        let curve = out_dir.join("loss_curve.svg");
+        std::fs::write(
+            &curve,
+            loss_curve_svg(&train_curve, &val_curve, &format!("{} · {}", model_config.model_type(), data.source)),
+        )
+        .ok();
+
+        println!("\n== summary");
+        let tokens = trainer.state.tokens - start_tokens;
+        println!(
+            "steps {}  tokens {}  time {:.1}s  {:.0} tokens/s on {backend}",
+            trainer.state.step,
+            tokens,
+            elapsed,
+            tokens as f64 / elapsed.max(1e-9)
+        );
+        if let Some(s) = last {
+            println!("final train loss {:.4}", s.loss);
+        }
+        if let (Some(val), ModelConfig::Gpt2(_)) = (last_val, &model_config) {
+            let baseline = unigram_baseline(data.train.as_ref(), data.val.as_ref(), data.tokenizer.vocab_size());
+            println!(
+                "validation loss {val:.4} (perplexity {:.2}); unigram baseline {baseline:.4} (perplexity {:.2})",
+                val.exp(),
+                baseline.exp()
+            );
+        } else if let Some(val) = last_val {
+            println!("validation loss {val:.4} (perplexity {:.2})", val.exp());
+        }
+        if let Some(dir) = &last_ckpt {
+            println!("checkpoint {} (HF format: config.json, model.safetensors, tokenizer.json)", dir.display());
+        }
+        println!("metrics {}  loss curve {}", metrics_path.display(), curve.display());
+        show_what_it_learned(
+            trainer.model.valid().into_model(),
+            &model_config,
+            &data.tokenizer,
+            &device.clone(),
+            config.seed,
+        )?;
+        Ok(())
+    }
+}
+
+/// Drops metric lines past `step` (they belong to the interrupted run's lost steps).
+fn truncate_metrics_after(path: &Path, step: u64) {
+    let Ok(text) = std::fs::read_to_string(path) else { return };
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v["step"].as_u64())
+                .is_some_and(|s| s <= step)
+        })
+        .collect();
+    let _ = checkpoint::write_atomic(path, (kept.join("\n") + if kept.is_empty() { "" } else { "\n" }).as_bytes());
+}
+
+/// A sample (GPT), a filled [MASK] (BERT) or a filled span (T5) from the trained model.
+pub fn show_what_it_learned(
+    model: Model,
+    config: &ModelConfig,
+    tokenizer: &Tokenizer,
+    device: &Device,
+    seed: u64,
+) -> Result<(), Error> {
+    let mut rng = Rng::seed_from_u64(seed);
+    match (&model, config) {
+        (Model::Gpt2(m), ModelConfig::Gpt2(c)) => {
+            let prompt = "It is a truth universally acknowledged";
+            let ids = tokenizer.encode(prompt)?;
+            let out = generate(m, &ids, 80, c.n_positions, Sampling::default(), tokenizer.eos_id(), &mut rng, device)?;
+            println!("\nsample (temperature 0.8, top-k 40):\n  {prompt}{}", tokenizer.decode(&out)?);
+        }
+        (Model::Bert(m), _) => {
+            let mask = tokenizer.mask_id().ok_or_else(|| Error::Config("no [MASK] token".into()))?;
+            let (cls, sep) = (tokenizer.cls_id().unwrap_or(mask), tokenizer.eos_id().unwrap_or(mask));
+            let mut ids = vec![cls];
+            ids.extend(tokenizer.encode("it is a truth universally acknowledged that a single man")?);
+            let at = ids.len() - 2;
+            ids[at] = mask;
+            ids.push(sep);
+            let top = fill_mask(m, &ids, mask, 5, device)?;
+            let shown: Vec<String> =
+                top[0].iter().map(|&(t, p)| format!("{} {:.2}", tokenizer.token(t).unwrap_or_default(), p)).collect();
+            println!(
+                "\nfill-mask: \"it is a truth universally acknowledged that a [MASK] man\" → {}",
+                shown.join(", ")
+            );
+        }
+        (Model::T5(m), ModelConfig::T5(c)) => {
+            let s0 = tokenizer.sentinel_ids().first().copied().unwrap_or(0);
+            let mut ids = tokenizer.encode("It is a truth universally")?;
+            ids.push(s0);
+            ids.extend(tokenizer.encode("that a single man in possession of a good fortune")?);
+            let eos = tokenizer.eos_id().unwrap_or(1);
+            ids.push(eos);
+            let out = text2text(m, &ids, c.decoder_start_token(), eos, 20, Sampling::GREEDY, &mut rng, device)?;
+            println!(
+                "\nspan filling: \"It is a truth universally <extra_id_0> that a single man …\" → {}",
+                tokenizer.decode(&out)?
+            );
+        }
+        _ => {}
+    }
+    Ok(())
+}
