@@ -151,7 +151,12 @@ fn model_config(config: &TrainConfig) -> Result<ModelConfig, Error> {
     }
 }
 
-pub fn run(args: Args) -> Result<(), Error> {
+pub fn run(mut args: Args) -> Result<(), Error> {
+    // `--resume` after the `--key value` settings lands among them.
+    if let Some(i) = args.overrides.iter().position(|a| a == "--resume") {
+        args.overrides.remove(i);
+        args.resume = true;
+    }
     let mut config = load_config(args.config.as_deref(), &args.overrides)?;
     let out_dir = PathBuf::from(&config.out_dir);
     let resume_from = if args.resume {
@@ -197,7 +202,10 @@ pub fn run(args: Args) -> Result<(), Error> {
         (None, Some(dir)) => {
             Model::from_hf(&model_config, &checkpoint::read(Path::new(dir), "model.safetensors")?, &device)?
         }
-        (None, None) => model_config.init(&device),
+        (None, None) => {
+            device.seed(config.seed); // the same weights for the same seed
+            model_config.init(&device)
+        }
     };
     let ctx = RunContext { config, model_config, objective, data, device, backend, out_dir, resume_from };
     match model {

@@ -1,0 +1,288 @@
+//! `hearth train` as a user runs it: runs killed between checkpoints or in the middle of writing
+//! one resume exactly; each family trains and its model answers; bad input is a one-line error.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn hearth() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hearth"));
+    c.env("XDG_RUNTIME_DIR", std::env::temp_dir());
+    c
+}
+
+fn run(args: &[&str]) -> Output {
+    hearth().args(args).output().expect("hearth runs")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hearth-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The first 120 kB of the bundled corpus (whole paragraphs).
+fn small_corpus(dir: &Path) -> PathBuf {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/pride_and_prejudice.txt")).unwrap();
+    let cut = text[..120_000].rfind("\n\n").unwrap();
+    let path = dir.join("corpus.txt");
+    std::fs::write(&path, &text[..cut]).unwrap();
+    path
+}
+
+fn tiny_run(out: &Path, corpus: &Path) -> Vec<String> {
+    [
+        "train",
+        "--backend",
+        "flex",
+        "--out-dir",
+        out.to_str().unwrap(),
+        "--data",
+        corpus.to_str().unwrap(),
+        "--max-steps",
+        "12",
+        "--batch-size",
+        "4",
+        "--block-size",
+        "32",
+        "--model.n_layer",
+        "1",
+        "--model.n_positions",
+        "32",
+        "--tokenizer-vocab-size",
+        "300",
+        "--checkpoint-every",
+        "4",
+        "--eval-every",
+        "4",
+        "--eval-batches",
+        "2",
+        "--log-every",
+        "1",
+        "--keep-last",
+        "5",
+        "--warmup-steps",
+        "2",
+        "--dropout",
+        "0.1",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// `step → (loss, val_loss)` from a run's metrics.
+fn curve(out: &Path) -> Vec<(u64, f64, Option<f64>)> {
+    std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (v["step"].as_u64().unwrap(), v["loss"].as_f64().unwrap(), v["val_loss"].as_f64())
+        })
+        .collect()
+}
+
+fn checkpoints(out: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("step-"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn wait_for(child: &mut Child, path: &Path, limit: Duration) {
+    let start = Instant::now();
+    while !path.exists() {
+        assert!(child.try_wait().unwrap().is_none(), "run ended before {}", path.display());
+        assert!(start.elapsed() < limit, "{} did not appear", path.display());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_run_killed_between_or_during_checkpoints_resumes_on_the_same_curve() {
+    let dir = scratch("resume");
+    let corpus = small_corpus(&dir);
+
+    let full = dir.join("full");
+    let out = run(&tiny_run(&full, &corpus).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let reference = curve(&full);
+    assert_eq!(reference.len(), 12);
+    assert!(reference[11].1 < reference[0].1, "loss fell: {reference:?}");
+
+    // SIGKILL between the checkpoints of steps 4 and 8.
+    let killed = dir.join("killed");
+    let args = tiny_run(&killed, &corpus);
+    let mut child = hearth()
+        .args(&args)
+        .env("HEARTH_TEST_STEP_DELAY_MS", "150")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(&mut child, &killed.join("step-00000004"), Duration::from_secs(120));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert_eq!(checkpoints(&killed), vec!["step-00000004"]);
+    let resumed = run(&args.iter().map(String::as_str).chain(["--resume"]).collect::<Vec<_>>());
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    assert!(String::from_utf8_lossy(&resumed.stdout).contains("resuming at step 4"));
+    assert_eq!(curve(&killed), reference, "the resumed curve equals the uninterrupted one");
+
+    // Killed while writing the checkpoint of step 8: step 4 stays the latest complete one.
+    let aborted = dir.join("aborted");
+    let args = tiny_run(&aborted, &corpus);
+    let status = hearth().args(&args).env("HEARTH_TEST_ABORT_IN_CHECKPOINT", "8").output().unwrap().status;
+    assert!(!status.success());
+    assert_eq!(checkpoints(&aborted), vec!["step-00000004"], "the half-written checkpoint is not taken as one");
+    assert!(aborted.join(".step-00000008.partial").exists());
+    let resumed = run(&args.iter().map(String::as_str).chain(["--resume"]).collect::<Vec<_>>());
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    assert_eq!(curve(&aborted), reference);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn each_family_trains_and_answers() {
+    let dir = scratch("families");
+    let corpus = small_corpus(&dir);
+    let common = |out: &Path, preset: &str| -> Vec<String> {
+        let mut a = tiny_run(out, &corpus);
+        a.extend(["--preset", preset, "--max-steps", "30", "--eval-every", "30", "--lr", "2e-3"].map(String::from));
+        a
+    };
+    for (preset, extra) in [
+        ("gpt-tiny", vec![]),
+        ("bert-tiny", vec!["--model.max_position_embeddings", "32", "--batch-size", "16"]),
+        ("t5-tiny", vec![]),
+    ] {
+        let out_dir = dir.join(preset);
+        let mut args = common(&out_dir, preset);
+        if preset != "gpt-tiny" {
+            let i = args.iter().position(|a| a == "--model.n_positions").unwrap();
+            args.drain(i..i + 2);
+        }
+        args.extend(extra.into_iter().map(String::from));
+        let out = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{preset}: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+        let c = curve(&out_dir);
+        let first: f64 = c[..3].iter().map(|r| r.1).sum::<f64>() / 3.0;
+        let last: f64 = c[c.len() - 3..].iter().map(|r| r.1).sum::<f64>() / 3.0;
+        assert!(last < first - 0.3, "{preset}: loss fell from {first:.3} to {last:.3}");
+        assert!(out_dir.join("loss_curve.svg").exists());
+        let ckpt = out_dir.join("step-00000030");
+        for f in ["config.json", "model.safetensors", "tokenizer.json", "optimizer.bpk", "trainer_state.json"] {
+            assert!(ckpt.join(f).exists(), "{preset}: {f}");
+        }
+    }
+    let model = |p: &str| dir.join(p).to_str().unwrap().to_string();
+    let out = run(&["generate", "--backend", "flex", "-m", &model("gpt-tiny"), "It is", "--max-new-tokens", "10"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("It is") && text.trim_end_matches('\n').len() > "It is".len() + 3, "{text}");
+
+    let out = run(&["fill-mask", "--backend", "flex", "-m", &model("bert-tiny"), "she was [MASK] happy", "-k", "3"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let probs: Vec<f64> = text.lines().skip(1).map(|l| l.split_whitespace().last().unwrap().parse().unwrap()).collect();
+    assert_eq!(probs.len(), 3, "{text}");
+    assert!(probs.windows(2).all(|w| w[0] >= w[1]) && probs.iter().sum::<f64>() <= 1.0, "{text}");
+
+    let out = run(&[
+        "text2text",
+        "--backend",
+        "flex",
+        "-m",
+        &model("t5-tiny"),
+        "It is a <extra_id_0> universally",
+        "--max-new-tokens",
+        "8",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("tokens: "));
+
+    let out = run(&[
+        "eval",
+        "--backend",
+        "flex",
+        "-m",
+        &model("gpt-tiny"),
+        corpus.to_str().unwrap(),
+        "--block-size",
+        "32",
+        "--batches",
+        "4",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("perplexity"), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Runs `hearth` expecting failure; returns its one-line stderr.
+fn fails(args: &[&str]) -> String {
+    let out = run(args);
+    let stderr: String = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| !l.contains("XDG_RUNTIME_DIR"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(!out.status.success(), "{args:?} should fail");
+    assert_eq!(stderr.lines().filter(|l| l.starts_with("error: ")).count(), 1, "one error line: {stderr}");
+    stderr
+}
+
+#[test]
+fn bad_input_is_a_one_line_error_naming_the_problem() {
+    let dir = scratch("bad");
+    let corpus = small_corpus(&dir);
+    let base = |extra: &[&str]| -> Vec<String> {
+        let mut a = tiny_run(&dir.join("run"), &corpus);
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let go = |extra: &[&str]| fails(&base(extra).iter().map(String::as_str).collect::<Vec<_>>());
+
+    assert!(go(&["--learning-rat", "3"]).contains("unknown field `learning_rat`"));
+    assert!(go(&["--model.n_head", "3"]).contains("n_embd (128) is not divisible by n_head (3)"));
+    assert!(go(&["--block-size", "64"]).contains("longer than the model's position table (32)"));
+    let gpt2_tok = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tokenizers/gpt2/tokenizer.json");
+    let e = go(&["--tokenizer", gpt2_tok.to_str().unwrap()]);
+    assert!(e.contains("the tokenizer has 50257 tokens but the model's vocab_size is 1024"), "{e}");
+
+    let empty = dir.join("empty.txt");
+    std::fs::write(&empty, "\n\n  \n").unwrap();
+    assert!(go(&["--data", empty.to_str().unwrap()]).contains("holds no text"));
+    let latin1 = dir.join("latin1.txt");
+    std::fs::write(&latin1, b"caf\xe9 au lait\n").unwrap();
+    let e = go(&["--data", latin1.to_str().unwrap()]);
+    assert!(e.contains("latin1.txt") && e.contains("is not UTF-8"), "{e}");
+    let e = go(&["--data", dir.join("missing.txt").to_str().unwrap()]);
+    assert!(e.contains("missing.txt") && e.contains("cannot read"), "{e}");
+
+    // A diverging run stops at the first non-finite loss and names the last good checkpoint.
+    let e = go(&[
+        "--lr",
+        "1e12",
+        "--min-lr",
+        "0",
+        "--warmup-steps",
+        "0",
+        "--grad-clip",
+        "0",
+        "--checkpoint-every",
+        "1",
+        "--out-dir",
+        dir.join("nan").to_str().unwrap(),
+    ]);
+    assert!(e.contains("non-finite") && e.contains("at step") && e.contains("last good checkpoint is"), "{e}");
+    let kept = checkpoints(&dir.join("nan"));
+    assert!(!kept.is_empty(), "the checkpoints before the divergence are kept");
+    std::fs::remove_dir_all(&dir).ok();
+}
