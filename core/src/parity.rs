@@ -93,7 +93,7 @@ pub fn check(
     let device = device.clone().autodiff();
     let model = Model::from_hf(&config, model_safetensors, &device).map_err(|e| e.in_file("model.safetensors"))?;
     let io = SafetensorsFile::parse(io_safetensors).map_err(|e| e.in_file("io.safetensors"))?;
-    let (inputs, has_labels) = read_inputs(&io, &config, &device).map_err(|e| e.in_file("io.safetensors"))?;
+    let inputs = read_inputs(&io, &config, &device).map_err(|e| e.in_file("io.safetensors"))?;
 
     let output = model.forward(inputs)?;
     let mut rows = Vec::new();
@@ -124,7 +124,6 @@ pub fn check(
             }
         }
     } else if io.contains("loss") || !reference_grads.is_empty() {
-        let _ = has_labels;
         return Err(Error::Input(
             "io.safetensors has a reference loss or gradients but no `labels` to compute them from".into(),
         ));
@@ -138,7 +137,7 @@ pub fn check(
 }
 
 /// The model inputs stored in `io`, checked against the config.
-fn read_inputs(io: &SafetensorsFile<'_>, config: &ModelConfig, device: &Device) -> Result<(ModelInputs, bool)> {
+fn read_inputs(io: &SafetensorsFile<'_>, config: &ModelConfig, device: &Device) -> Result<ModelInputs> {
     let int2 = |name: &str| -> Result<Option<(Tensor<2, Int>, Vec<i64>, [usize; 2])>> {
         if !io.contains(name) {
             return Ok(None);
@@ -168,24 +167,15 @@ fn read_inputs(io: &SafetensorsFile<'_>, config: &ModelConfig, device: &Device) 
         check_token_ids("decoder_input_ids", &ids, config.vocab_size())?;
         inputs.decoder_input_ids = Some(t);
     }
-    let has_labels = match int2("labels")? {
-        Some((t, ids, _)) => {
-            check_token_ids(
-                "labels",
-                &ids.into_iter().filter(|&l| l != crate::nn::loss::IGNORE_INDEX).collect::<Vec<_>>(),
-                config.vocab_size(),
-            )?;
-            inputs.labels = Some(t);
-            true
-        }
-        None => false,
-    };
-    // GPT-2's labels are its inputs when the reference stores none (HF's causal-LM convention).
-    if !has_labels && matches!(config, ModelConfig::Gpt2(_)) && io.contains("loss") {
+    if let Some((t, ids, _)) = int2("labels")? {
+        let targets: Vec<i64> = ids.into_iter().filter(|&l| l != crate::nn::loss::IGNORE_INDEX).collect();
+        check_token_ids("labels", &targets, config.vocab_size())?;
+        inputs.labels = Some(t);
+    } else if matches!(config, ModelConfig::Gpt2(_)) && io.contains("loss") {
+        // GPT-2's labels are its inputs when the reference stores none (HF's causal-LM convention).
         inputs.labels = Some(inputs.input_ids.clone());
-        return Ok((inputs, true));
     }
-    Ok((inputs, has_labels))
+    Ok(inputs)
 }
 
 fn check_token_ids(name: &str, ids: &[i64], vocab_size: usize) -> Result<()> {

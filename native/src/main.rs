@@ -50,6 +50,11 @@ enum TokenizerCommand {
 }
 
 fn main() -> ExitCode {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        // Mesa prints "XDG_RUNTIME_DIR is invalid" on every Vulkan start without it.
+        // SAFETY: nothing else runs yet; no other thread reads the environment.
+        unsafe { std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir()) };
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Parity(args) => parity::run(args),

@@ -229,6 +229,7 @@ struct RunContext {
 impl RunContext {
     fn run<M: LanguageModel>(self, model: M) -> Result<(), Error> {
         let RunContext { config, model_config, objective, data, device, backend, out_dir, resume_from } = self;
+        let objective_name = objective.name();
         let mut trainer = match &resume_from {
             Some((_, dir)) => {
                 let state = String::from_utf8_lossy(&checkpoint::read(dir, "trainer_state.json")?).into_owned();
@@ -250,18 +251,10 @@ impl RunContext {
         let params = trainer.model.num_params();
         let tokens_per_step = config.batch_size * config.block_size * config.accumulation();
         println!(
-            "hearth: {} ({:.2}M parameters) on {backend}, {} objective, data: {} ({} train / {} val tokens, vocabulary {})",
+            "hearth: {} ({:.2}M parameters) on {backend}, {}, data: {} ({} train / {} val tokens, vocabulary {})",
             model_config.model_type(),
             params as f64 / 1e6,
-            format!(
-                "{:?}",
-                config.objective.unwrap_or(match model_config {
-                    ModelConfig::Gpt2(_) => hearth_core::train::Objective::Causal,
-                    ModelConfig::Bert(_) => hearth_core::train::Objective::Masked,
-                    ModelConfig::T5(_) => hearth_core::train::Objective::Span,
-                })
-            )
-            .to_lowercase(),
+            objective_name,
             data.source,
             data.train.len(),
             data.val.len(),

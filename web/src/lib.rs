@@ -1,1 +1,2 @@
-
+//! wasm-bindgen bindings over `hearth-core` for the browser demo (see ../www). Empty until the demo
+//! lands.

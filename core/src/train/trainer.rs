@@ -80,6 +80,14 @@ impl ObjectiveSpec {
         })
     }
 
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Causal => "causal LM",
+            Self::Masked { .. } => "masked LM",
+            Self::Span { .. } => "span corruption",
+        }
+    }
+
     /// Raw tokens per sequence, for sequences of `block_size` model positions.
     pub fn window(&self, block_size: usize) -> usize {
         match self {
