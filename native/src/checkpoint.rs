@@ -45,8 +45,9 @@ pub fn save(
     ];
     for (name, bytes) in files {
         std::fs::write(tmp.join(name), bytes).map_err(|e| fail(&tmp.join(name), e))?;
-        // Fault injection for the test that kills a run while a checkpoint is being written.
-        if std::env::var("HEARTH_TEST_ABORT_IN_CHECKPOINT").is_ok_and(|s| s == step.to_string()) {
+        // Fault injection for the test that kills a run (SIGKILL) while a checkpoint is being written.
+        if std::env::var("HEARTH_TEST_KILL_IN_CHECKPOINT").is_ok_and(|s| s == step.to_string()) {
+            let _ = std::process::Command::new("kill").args(["-9", &std::process::id().to_string()]).status();
             std::process::abort();
         }
     }

@@ -15,9 +15,13 @@ fn io_error(path: &Path, what: impl std::fmt::Display) -> Error {
     Error::Input(what.to_string()).in_file(path.display())
 }
 
-/// The documents of a text file: for `.jsonl`, each line's "text"; otherwise paragraphs (blocks
-/// separated by blank lines), with hard line wraps joined by spaces.
+/// The documents of a file: for `.parquet` (a Hugging Face dataset export) and `.jsonl`, each
+/// row's "text"; otherwise paragraphs (blocks separated by blank lines), with hard line wraps
+/// joined by spaces.
 pub fn read_documents(path: &Path) -> Result<Vec<String>, Error> {
+    if path.extension().is_some_and(|e| e == "parquet") {
+        return read_parquet(path);
+    }
     let bytes = std::fs::read(path).map_err(|e| io_error(path, format!("cannot read it ({e})")))?;
     let text = String::from_utf8(bytes).map_err(|e| {
         io_error(
@@ -52,9 +56,55 @@ pub fn read_documents(path: &Path) -> Result<Vec<String>, Error> {
     Ok(docs)
 }
 
-/// Every document tokenized (in parallel), each followed by `eos`, as one stream.
+/// The "text" column of a Parquet file, read row group by row group through the record API
+/// (projected to that one column).
+fn read_parquet(path: &Path) -> Result<Vec<String>, Error> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use parquet::record::Field;
+    use parquet::schema::types::Type;
+
+    let file = File::open(path).map_err(|e| io_error(path, format!("cannot open it ({e})")))?;
+    let reader =
+        SerializedFileReader::new(file).map_err(|e| io_error(path, format!("not a readable Parquet file ({e})")))?;
+    let schema = reader.metadata().file_metadata().schema_descr_ptr();
+    let text = schema.root_schema().get_fields().iter().find(|f| f.name() == "text").cloned().ok_or_else(|| {
+        io_error(path, "has no \"text\" column; Hearth reads the text of each row from a column named text")
+    })?;
+    let projection = Type::group_type_builder("schema").with_fields(vec![text]).build().expect("a one-column schema");
+    let rows = reader.get_row_iter(Some(projection)).map_err(|e| io_error(path, format!("cannot read rows ({e})")))?;
+    let mut docs = Vec::new();
+    for row in rows {
+        let row = row.map_err(|e| io_error(path, format!("cannot read a row ({e})")))?;
+        for (_, field) in row.get_column_iter() {
+            match field {
+                Field::Str(s) if !s.trim().is_empty() => docs.push(s.clone()),
+                Field::Str(_) | Field::Null => {}
+                other => return Err(io_error(path, format!("its \"text\" column holds {other:?}, not strings"))),
+            }
+        }
+    }
+    if docs.is_empty() {
+        return Err(io_error(path, "holds no text; give a corpus with at least one non-empty row"));
+    }
+    Ok(docs)
+}
+
+/// Every document tokenized (in parallel, with a progress bar), each followed by `eos`, as one stream.
 pub fn tokenize_documents(tokenizer: &Tokenizer, docs: &[String], eos: u32) -> Result<Vec<u32>, Error> {
-    let encoded: Vec<Vec<u32>> = docs.par_iter().map(|d| tokenizer.encode(d)).collect::<Result<_, _>>()?;
+    let bar = indicatif::ProgressBar::new(docs.len() as u64).with_style(
+        indicatif::ProgressStyle::with_template(
+            "tokenizing {bar:30} {pos}/{len} documents [{elapsed_precise} < {eta_precise}]",
+        )
+        .expect("template"),
+    );
+    let encoded: Vec<Vec<u32>> = docs
+        .par_iter()
+        .map(|d| {
+            bar.inc(1);
+            tokenizer.encode(d)
+        })
+        .collect::<Result<_, _>>()?;
+    bar.finish_and_clear();
     Ok(encoded
         .into_iter()
         .flat_map(|mut ids| {

@@ -138,7 +138,7 @@ fn a_run_killed_between_or_during_checkpoints_resumes_on_the_same_curve() {
     // Killed while writing the checkpoint of step 8: step 4 stays the latest complete one.
     let aborted = dir.join("aborted");
     let args = tiny_run(&aborted, &corpus);
-    let status = hearth().args(&args).env("HEARTH_TEST_ABORT_IN_CHECKPOINT", "8").output().unwrap().status;
+    let status = hearth().args(&args).env("HEARTH_TEST_KILL_IN_CHECKPOINT", "8").output().unwrap().status;
     assert!(!status.success());
     assert_eq!(checkpoints(&aborted), vec!["step-00000004"], "the half-written checkpoint is not taken as one");
     assert!(aborted.join(".step-00000008.partial").exists());
@@ -159,7 +159,7 @@ fn each_family_trains_and_answers() {
     };
     for (preset, extra) in [
         ("gpt-tiny", vec![]),
-        ("bert-tiny", vec!["--model.max_position_embeddings", "32", "--batch-size", "16"]),
+        ("bert-tiny", vec!["--model.max_position_embeddings", "32", "--batch-size", "16", "--max-steps", "60"]),
         ("t5-tiny", vec![]),
     ] {
         let out_dir = dir.join(preset);
@@ -177,7 +177,7 @@ fn each_family_trains_and_answers() {
         let last: f64 = c[c.len() - 3..].iter().map(|r| r.1).sum::<f64>() / 3.0;
         assert!(last < first - 0.3, "{preset}: loss fell from {first:.3} to {last:.3}");
         assert!(out_dir.join("loss_curve.svg").exists());
-        let ckpt = out_dir.join("step-00000030");
+        let ckpt = checkpoints(&out_dir).pop().map(|c| out_dir.join(c)).unwrap();
         for f in ["config.json", "model.safetensors", "tokenizer.json", "optimizer.bpk", "trainer_state.json"] {
             assert!(ckpt.join(f).exists(), "{preset}: {f}");
         }
@@ -284,5 +284,82 @@ fn bad_input_is_a_one_line_error_naming_the_problem() {
     assert!(e.contains("non-finite") && e.contains("at step") && e.contains("last good checkpoint is"), "{e}");
     let kept = checkpoints(&dir.join("nan"));
     assert!(!kept.is_empty(), "the checkpoints before the divergence are kept");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn parquet_and_jsonl_prepare_into_shards_that_train() {
+    let dir = scratch("prepare");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/corpus");
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let tok = dir.join("tokenizer.json");
+    let out = run(&[
+        "tokenizer",
+        "train",
+        &s(&fixtures.join("austen_sample.parquet")),
+        "--kind",
+        "bpe",
+        "--vocab-size",
+        "400",
+        "-o",
+        &s(&tok),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("tokenizer with"));
+
+    let shards = dir.join("shards");
+    let out = run(&[
+        "prepare",
+        &s(&fixtures.join("austen_sample.parquet")),
+        &s(&fixtures.join("austen_sample_zstd.parquet")),
+        &s(&fixtures.join("austen_sample.jsonl")),
+        "-t",
+        &s(&tok),
+        "-o",
+        &s(&shards),
+        "--val-fraction",
+        "0.1",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.starts_with("500 documents"), "400 + 50 + 50 rows: {stdout}");
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(shards.join("meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["dtype"], "u16");
+    let train_tokens = meta["train_tokens"].as_u64().unwrap();
+    assert_eq!(std::fs::metadata(shards.join("train.bin")).unwrap().len(), 2 * train_tokens);
+
+    let run_dir = dir.join("run");
+    let out = run(&[
+        "train",
+        "--backend",
+        "flex",
+        "--data",
+        &s(&shards),
+        "--out-dir",
+        &s(&run_dir),
+        "--max-steps",
+        "20",
+        "--batch-size",
+        "4",
+        "--block-size",
+        "32",
+        "--model.n_positions",
+        "32",
+        "--eval-every",
+        "20",
+        "--eval-batches",
+        "2",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(&format!("({train_tokens} train /")), "trains on the memory-mapped shard: {stdout}");
+    let c = curve(&run_dir);
+    assert!(c.last().unwrap().1 < c[0].1 - 0.5, "{c:?}");
+
+    let bad = dir.join("no_text.parquet");
+    std::fs::copy(fixtures.join("austen_sample.jsonl"), &bad).unwrap();
+    let e = fails(&["prepare", &s(&bad), "-t", &s(&tok), "-o", &s(&dir.join("x"))]);
+    assert!(e.contains("no_text.parquet") && e.contains("not a readable Parquet file"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }
