@@ -94,20 +94,8 @@ pub fn run_generate(args: GenerateArgs) -> Result<(), Error> {
             println!("{}{}", args.prompt, m.tokenizer.decode(&out)?);
             Ok(())
         }
-        (Model::T5(model), ModelConfig::T5(c)) => {
-            let eos = m.tokenizer.eos_id().unwrap_or(1);
-            let input: Vec<u32> = ids.into_iter().chain([eos]).collect();
-            let out = text2text(
-                model,
-                &input,
-                c.decoder_start_token(),
-                eos,
-                args.max_new_tokens,
-                sampling,
-                &mut rng,
-                &m.device,
-            )?;
-            println!("{}", m.tokenizer.decode(&out)?);
+        (Model::T5(_), _) => {
+            println!("{}", t5_answer(&m, &args.prompt, args.max_new_tokens, sampling, &mut rng)?.0);
             Ok(())
         }
         _ => Err(Error::Config(format!(
@@ -163,6 +151,21 @@ pub struct Text2TextArgs {
 
 pub fn run_text2text(args: Text2TextArgs) -> Result<(), Error> {
     let m = load(&args.model)?;
+    let (text, out) = t5_answer(&m, &args.input, args.max_new_tokens, Sampling::GREEDY, &mut Rng::seed_from_u64(0))?;
+    let shown: Vec<String> = out.iter().map(|&t| m.tokenizer.token(t).unwrap_or_default()).collect();
+    println!("{text}");
+    println!("tokens: {}", shown.join(" "));
+    Ok(())
+}
+
+/// A T5's decoded output for `input` (EOS appended), and its token ids.
+fn t5_answer(
+    m: &Loaded,
+    input: &str,
+    max_new: usize,
+    sampling: Sampling,
+    rng: &mut Rng,
+) -> Result<(String, Vec<u32>), Error> {
     let (Model::T5(model), ModelConfig::T5(c)) = (&m.model, &m.config) else {
         return Err(Error::Config(format!(
             "text2text needs an encoder-decoder (t5); {} is a {}",
@@ -171,21 +174,9 @@ pub fn run_text2text(args: Text2TextArgs) -> Result<(), Error> {
         )));
     };
     let eos = m.tokenizer.eos_id().unwrap_or(1);
-    let input: Vec<u32> = m.tokenizer.encode(&args.input)?.into_iter().chain([eos]).collect();
-    let out = text2text(
-        model,
-        &input,
-        c.decoder_start_token(),
-        eos,
-        args.max_new_tokens,
-        Sampling::GREEDY,
-        &mut Rng::seed_from_u64(0),
-        &m.device,
-    )?;
-    let shown: Vec<String> = out.iter().map(|&t| m.tokenizer.token(t).unwrap_or_default()).collect();
-    println!("{}", m.tokenizer.decode(&out)?);
-    println!("tokens: {}", shown.join(" "));
-    Ok(())
+    let ids: Vec<u32> = m.tokenizer.encode(input)?.into_iter().chain([eos]).collect();
+    let out = text2text(model, &ids, c.decoder_start_token(), eos, max_new, sampling, rng, &m.device)?;
+    Ok((m.tokenizer.decode(&out)?, out))
 }
 
 #[derive(clap::Args)]

@@ -176,8 +176,11 @@ pub fn run(mut args: Args) -> Result<(), Error> {
         None => None,
     };
     let data = load_data(&config, &model_config, resume_tokenizer)?;
-    if data.tokenizer_trained_here && config.init_from.is_none() {
-        model_config.set_vocab_size(data.tokenizer.vocab_size());
+    if resume_from.is_none() && config.init_from.is_none() {
+        if data.tokenizer_trained_here {
+            model_config.set_vocab_size(data.tokenizer.vocab_size());
+        }
+        model_config.set_special_tokens(&data.tokenizer);
     }
     data.tokenizer.check_fits(model_config.vocab_size())?;
     if let Some(max) = model_config.max_positions()

@@ -281,6 +281,20 @@ impl ModelConfig {
         }
     }
 
+    /// Takes the ids of the special tokens (end of text, padding) from `tokenizer`, so that the
+    /// saved `config.json` tells `transformers` what `generate` and padding should use.
+    pub fn set_special_tokens(&mut self, tokenizer: &crate::tokenizer::Tokenizer) {
+        match self {
+            Self::Gpt2(c) => (c.bos_token_id, c.eos_token_id) = (tokenizer.eos_id(), tokenizer.eos_id()),
+            Self::Bert(c) => c.pad_token_id = tokenizer.pad_id(),
+            Self::T5(c) => {
+                c.pad_token_id = tokenizer.pad_id().unwrap_or(c.pad_token_id);
+                c.eos_token_id = tokenizer.eos_id().unwrap_or(c.eos_token_id);
+                c.decoder_start_token_id = Some(c.pad_token_id);
+            }
+        }
+    }
+
     /// Sets the vocabulary size (to a tokenizer's).
     pub fn set_vocab_size(&mut self, n: usize) {
         match self {
