@@ -296,6 +296,16 @@ impl RunContext {
         let mut last = None;
         let mut last_val = None;
         let mut last_ckpt: Option<PathBuf> = resume_from.as_ref().map(|(_, d)| d.clone());
+        // Ctrl-C (or SIGTERM): finish the step, write a checkpoint, stop; a second one stops at once.
+        let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        {
+            let flag = interrupted.clone();
+            let _ = ctrlc::set_handler(move || {
+                if flag.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    std::process::exit(130);
+                }
+            });
+        }
         let step_delay = std::env::var("HEARTH_TEST_STEP_DELAY_MS")
             .ok()
             .and_then(|s| s.parse().ok())
@@ -346,12 +356,22 @@ impl RunContext {
             if stats.step % config.log_every.max(1) == 0 || record.get("val_loss").is_some() {
                 metrics.log(record);
             }
-            if (config.checkpoint_every > 0 && stats.step % config.checkpoint_every == 0) || is_last {
+            let stop = interrupted.load(std::sync::atomic::Ordering::SeqCst);
+            if (config.checkpoint_every > 0 && stats.step % config.checkpoint_every == 0) || is_last || stop {
                 let dir =
                     checkpoint::save(&out_dir, stats.step, &trainer.checkpoint()?, &tokenizer_json, config.keep_last)?;
                 last_ckpt = Some(dir);
             }
             last = Some(stats);
+            if stop && !is_last {
+                bar.abandon();
+                let dir = last_ckpt.as_ref().map_or(String::new(), |d| d.display().to_string());
+                eprintln!(
+                    "interrupted after step {}; checkpoint written to {dir}; continue with the same command and --resume",
+                    stats.step
+                );
+                std::process::exit(130);
+            }
         }
         bar.finish_and_clear();
         let elapsed = start.elapsed().as_secs_f64();

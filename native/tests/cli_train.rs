@@ -135,6 +135,28 @@ fn a_run_killed_between_or_during_checkpoints_resumes_on_the_same_curve() {
     assert!(String::from_utf8_lossy(&resumed.stdout).contains("resuming at step 4"));
     assert_eq!(curve(&killed), reference, "the resumed curve equals the uninterrupted one");
 
+    // Ctrl-C (SIGINT): the step in flight finishes, a checkpoint is written, exit 130.
+    let interrupted = dir.join("interrupted");
+    let args = tiny_run(&interrupted, &corpus);
+    let mut child = hearth()
+        .args(&args)
+        .env("HEARTH_TEST_STEP_DELAY_MS", "150")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&mut child, &interrupted.join("step-00000004"), Duration::from_secs(120));
+    std::thread::sleep(Duration::from_millis(200));
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted after step"));
+    let saved = checkpoints(&interrupted);
+    assert!(saved.len() == 2 && saved[0] == "step-00000004", "step 4's, and one at the interruption: {saved:?}");
+    let resumed = run(&args.iter().map(String::as_str).chain(["--resume"]).collect::<Vec<_>>());
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    assert_eq!(curve(&interrupted), reference);
+
     // Killed while writing the checkpoint of step 8: step 4 stays the latest complete one.
     let aborted = dir.join("aborted");
     let args = tiny_run(&aborted, &corpus);
