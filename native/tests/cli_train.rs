@@ -95,13 +95,24 @@ fn checkpoints(out: &Path) -> Vec<String> {
     v
 }
 
-fn wait_for(child: &mut Child, path: &Path, limit: Duration) {
+/// Starts `args` slowed to 150 ms a step and returns once step 4's checkpoint exists, so that
+/// whatever the caller does next lands before step 8's.
+fn slow_run_past_step_4(args: &[String], out: &Path) -> Child {
+    let mut child = hearth()
+        .args(args)
+        .env("HEARTH_TEST_STEP_DELAY_MS", "150")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let path = out.join("step-00000004");
     let start = Instant::now();
     while !path.exists() {
         assert!(child.try_wait().unwrap().is_none(), "run ended before {}", path.display());
-        assert!(start.elapsed() < limit, "{} did not appear", path.display());
+        assert!(start.elapsed() < Duration::from_secs(120), "{} did not appear", path.display());
         std::thread::sleep(Duration::from_millis(5));
     }
+    child
 }
 
 #[test]
@@ -119,14 +130,7 @@ fn a_run_killed_between_or_during_checkpoints_resumes_on_the_same_curve() {
     // SIGKILL between the checkpoints of steps 4 and 8.
     let killed = dir.join("killed");
     let args = tiny_run(&killed, &corpus);
-    let mut child = hearth()
-        .args(&args)
-        .env("HEARTH_TEST_STEP_DELAY_MS", "150")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for(&mut child, &killed.join("step-00000004"), Duration::from_secs(120));
+    let mut child = slow_run_past_step_4(&args, &killed);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     assert_eq!(checkpoints(&killed), vec!["step-00000004"]);
@@ -138,14 +142,7 @@ fn a_run_killed_between_or_during_checkpoints_resumes_on_the_same_curve() {
     // Ctrl-C (SIGINT): the step in flight finishes, a checkpoint is written, exit 130.
     let interrupted = dir.join("interrupted");
     let args = tiny_run(&interrupted, &corpus);
-    let mut child = hearth()
-        .args(&args)
-        .env("HEARTH_TEST_STEP_DELAY_MS", "150")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for(&mut child, &interrupted.join("step-00000004"), Duration::from_secs(120));
+    let child = slow_run_past_step_4(&args, &interrupted);
     std::thread::sleep(Duration::from_millis(200));
     Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     let out = child.wait_with_output().unwrap();
