@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use hearth_core::parity::{ParityReport, check};
 use hearth_core::{Backend, Error};
 
+use crate::checkpoint::read;
+
 #[derive(clap::Args)]
 pub struct Args {
     /// A folder with HF's config.json and model.safetensors, and io.safetensors holding the inputs,
@@ -20,11 +22,6 @@ pub struct Args {
     /// Print every compared tensor, not only the failures and a summary.
     #[arg(long, short)]
     verbose: bool,
-}
-
-fn read(dir: &Path, name: &str) -> Result<Vec<u8>, Error> {
-    let path = dir.join(name);
-    std::fs::read(&path).map_err(|e| Error::Input(format!("cannot read it ({e})")).in_file(path.display()))
 }
 
 pub fn run(args: Args) -> Result<ExitCode, Error> {

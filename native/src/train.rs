@@ -102,14 +102,7 @@ fn load_data(config: &TrainConfig, model: &ModelConfig, resume_tokenizer: Option
     }
     let (docs, source) = match &config.data {
         Some(path) => (corpus::read_documents(Path::new(path))?, path.clone()),
-        None => (
-            BUNDLED_CORPUS
-                .split("\n\n")
-                .map(|p| p.split_whitespace().collect::<Vec<_>>().join(" "))
-                .filter(|p| !p.is_empty())
-                .collect(),
-            "bundled Pride and Prejudice".to_string(),
-        ),
+        None => (corpus::paragraphs(BUNDLED_CORPUS), "bundled Pride and Prejudice".to_string()),
     };
     let (train_docs, val_docs): (Vec<String>, Vec<String>) = match &config.val_data {
         Some(path) => (docs, corpus::read_documents(Path::new(path))?),
