@@ -5,6 +5,8 @@
 
 pub mod device;
 pub mod error;
+pub mod eval;
+pub mod finetune;
 pub mod generate;
 pub mod hf;
 pub mod models;

@@ -137,7 +137,7 @@ pub fn check(
 }
 
 /// The model inputs stored in `io`, checked against the config.
-fn read_inputs(io: &SafetensorsFile<'_>, config: &ModelConfig, device: &Device) -> Result<ModelInputs> {
+pub fn read_inputs(io: &SafetensorsFile<'_>, config: &ModelConfig, device: &Device) -> Result<ModelInputs> {
     let int2 = |name: &str| -> Result<Option<(Tensor<2, Int>, Vec<i64>, [usize; 2])>> {
         if !io.contains(name) {
             return Ok(None);

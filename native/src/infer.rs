@@ -1,16 +1,14 @@
 //! Using a trained model from its checkpoint folder (any HF folder with config.json,
-//! model.safetensors and tokenizer.json): `eval`, `generate`, `fill-mask`, `text2text`.
+//! model.safetensors and tokenizer.json): `generate`, `fill-mask`, `text2text`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use burn::tensor::Device;
 use hearth_core::Error;
 use hearth_core::generate::{Sampling, fill_mask, generate, text2text};
-use hearth_core::models::{LanguageModel, Model, ModelConfig};
+use hearth_core::models::{Model, ModelConfig};
 use hearth_core::objectives::Rng;
 use hearth_core::tokenizer::Tokenizer;
-use hearth_core::train::trainer::ObjectiveSpec;
-use hearth_core::train::{TrainConfig, Trainer};
 use rand::SeedableRng;
 
 use crate::checkpoint;
@@ -19,10 +17,10 @@ use crate::checkpoint;
 pub struct ModelArgs {
     /// A checkpoint folder (`runs/default/step-00000600`) or a run folder (its latest checkpoint).
     #[arg(long, short)]
-    model: PathBuf,
+    pub model: PathBuf,
     /// `auto`, `wgpu` or `flex`.
     #[arg(long, default_value = "auto")]
-    backend: String,
+    pub backend: String,
 }
 
 pub struct Loaded {
@@ -30,6 +28,7 @@ pub struct Loaded {
     pub model: Model,
     pub tokenizer: Tokenizer,
     pub device: Device,
+    pub backend: hearth_core::Backend,
     pub dir: PathBuf,
 }
 
@@ -49,10 +48,10 @@ pub fn load(args: &ModelArgs) -> Result<Loaded, Error> {
     let tokenizer = Tokenizer::from_json(&checkpoint::read(&dir, "tokenizer.json")?)
         .map_err(|e| e.in_file(dir.join("tokenizer.json").display()))?;
     tokenizer.check_fits(config.vocab_size())?;
-    let (_, device) = crate::backend::choose(&args.backend)?;
+    let (backend, device) = crate::backend::choose(&args.backend)?;
     let model = Model::from_hf(&config, &checkpoint::read(&dir, "model.safetensors")?, &device)
         .map_err(|e| e.in_file(dir.join("model.safetensors").display()))?;
-    Ok(Loaded { config, model, tokenizer, device, dir })
+    Ok(Loaded { config, model, tokenizer, device, backend, dir })
 }
 
 #[derive(clap::Args)]
@@ -177,64 +176,4 @@ fn t5_answer(
     let ids: Vec<u32> = m.tokenizer.encode(input)?.into_iter().chain([eos]).collect();
     let out = text2text(model, &ids, c.decoder_start_token(), eos, max_new, sampling, rng, &m.device)?;
     Ok((m.tokenizer.decode(&out)?, out))
-}
-
-#[derive(clap::Args)]
-pub struct EvalArgs {
-    #[command(flatten)]
-    model: ModelArgs,
-    /// Text (.txt or .jsonl) to evaluate on.
-    file: PathBuf,
-    #[arg(long, default_value_t = 128)]
-    block_size: usize,
-    #[arg(long, default_value_t = 8)]
-    batch_size: usize,
-    /// Batches to evaluate (0: the whole file).
-    #[arg(long, default_value_t = 0)]
-    batches: usize,
-}
-
-/// Validation loss and perplexity of a checkpoint on a file, through the trainer's own evaluation.
-pub fn run_eval(args: EvalArgs) -> Result<(), Error> {
-    let m = load(&args.model)?;
-    let docs = crate::corpus::read_documents(Path::new(&args.file))?;
-    let eos = m.tokenizer.eos_id().ok_or_else(|| Error::Config("the tokenizer has no end-of-text token".into()))?;
-    let tokens = crate::corpus::tokenize_documents(&m.tokenizer, &docs, eos)?;
-    let config = TrainConfig {
-        block_size: args.block_size,
-        batch_size: args.batch_size,
-        eval_batches: if args.batches == 0 { usize::MAX } else { args.batches },
-        ..Default::default()
-    };
-    if let Some(max) = m.config.max_positions()
-        && args.block_size > max
-    {
-        return Err(Error::Config(format!(
-            "--block-size {} is longer than the model's position table ({max})",
-            args.block_size
-        )));
-    }
-    let objective = ObjectiveSpec::new(&config, &m.config, &m.tokenizer)?;
-    fn eval<M: LanguageModel>(
-        model: M,
-        c: ModelConfig,
-        config: TrainConfig,
-        o: ObjectiveSpec,
-        d: &Device,
-        t: &Vec<u32>,
-    ) -> Result<f64, Error> {
-        Trainer::new(model, c, config, o, d).evaluate(t)
-    }
-    let loss = match m.model {
-        Model::Gpt2(x) => eval(x, m.config.clone(), config, objective, &m.device, &tokens),
-        Model::Bert(x) => eval(x, m.config.clone(), config, objective, &m.device, &tokens),
-        Model::T5(x) => eval(x, m.config.clone(), config, objective, &m.device, &tokens),
-    }?;
-    println!(
-        "{}: {} tokens, loss {loss:.4} nats/token, perplexity {:.2}",
-        args.file.display(),
-        tokens.len(),
-        loss.exp()
-    );
-    Ok(())
 }

@@ -4,7 +4,10 @@ mod backend;
 mod checkpoint;
 mod corpus;
 mod data_cmd;
+mod evaluate;
+mod finetune;
 mod infer;
+mod labeled_data;
 mod overrides;
 mod parity;
 mod report;
@@ -33,14 +36,26 @@ enum Command {
     Tokenizer(TokenizerCommand),
     /// Tokenize text into memory-mapped shards with a validation split.
     Prepare(data_cmd::PrepareArgs),
-    /// Validation loss and perplexity of a checkpoint on a text file.
-    Eval(infer::EvalArgs),
+    /// Evaluate a checkpoint: perplexity (and bits per byte) on a text, or zero-shot tasks.
+    #[command(subcommand)]
+    Eval(EvalCommand),
+    /// Fine-tune a pretrained BERT or GPT-2 for sequence classification (GLUE-style TSV/CSV/JSONL).
+    Finetune(finetune::Args),
     /// Continue a prompt with a causal model (greedy, temperature, top-k, top-p).
     Generate(infer::GenerateArgs),
     /// Fill [MASK] with a masked model: top-k tokens and probabilities.
     FillMask(infer::FillMaskArgs),
     /// Run an encoder-decoder (T5) on an input.
     Text2text(infer::Text2TextArgs),
+}
+
+#[derive(Subcommand)]
+enum EvalCommand {
+    /// Perplexity with a sliding window and bits per byte (causal); masked-LM accuracy and
+    /// pseudo-perplexity (BERT); span-corruption loss (T5).
+    Perplexity(evaluate::PerplexityArgs),
+    /// Zero-shot tasks from JSONL (multiple choice by log-likelihood, cloze by greedy completion).
+    ZeroShot(evaluate::ZeroShotArgs),
 }
 
 #[derive(Subcommand)]
@@ -63,7 +78,9 @@ fn main() -> ExitCode {
             data_cmd::run_tokenizer_train(args).map(|()| ExitCode::SUCCESS)
         }
         Command::Prepare(args) => data_cmd::run_prepare(args).map(|()| ExitCode::SUCCESS),
-        Command::Eval(args) => infer::run_eval(args).map(|()| ExitCode::SUCCESS),
+        Command::Eval(EvalCommand::Perplexity(args)) => evaluate::run_perplexity(args).map(|()| ExitCode::SUCCESS),
+        Command::Eval(EvalCommand::ZeroShot(args)) => evaluate::run_zero_shot(args).map(|()| ExitCode::SUCCESS),
+        Command::Finetune(args) => finetune::run(args).map(|()| ExitCode::SUCCESS),
         Command::Generate(args) => infer::run_generate(args).map(|()| ExitCode::SUCCESS),
         Command::FillMask(args) => infer::run_fill_mask(args).map(|()| ExitCode::SUCCESS),
         Command::Text2text(args) => infer::run_text2text(args).map(|()| ExitCode::SUCCESS),

@@ -277,6 +277,8 @@ impl RunContext {
             metrics = Metrics::open(&metrics_path, false)?;
         }
 
+        let tasks = crate::evaluate::load_tasks(&config.zero_shot)?;
+        let mut last_zero_shot = None;
         let bar = ProgressBar::new(config.max_steps);
         bar.set_style(
             ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta_precise}]")
@@ -346,7 +348,32 @@ impl RunContext {
                 }
                 last_val = Some(val);
             }
-            if stats.step % config.log_every.max(1) == 0 || record.get("val_loss").is_some() {
+            let zero_shot_due = (config.zero_shot_every > 0 && stats.step % config.zero_shot_every == 0) || is_last;
+            if !tasks.is_empty() && zero_shot_due {
+                let results = crate::evaluate::zero_shot_suite(
+                    &trainer.model.valid().into_model(),
+                    &model_config,
+                    &data.tokenizer,
+                    &tasks,
+                    config.zero_shot_limit,
+                    32,
+                    &device,
+                )?;
+                let shown: Vec<String> =
+                    results.iter().map(|r| format!("{} {:.3}", r.task, r.metrics["acc"])).collect();
+                let line = format!("step {:>6}  zero-shot acc: {}", stats.step, shown.join(", "));
+                if bar.is_hidden() {
+                    println!("{line}")
+                } else {
+                    bar.println(line)
+                }
+                record["zero_shot"] = results.iter().map(|r| (r.task.clone(), serde_json::json!(r.metrics))).collect();
+                last_zero_shot = Some(results);
+            }
+            if stats.step % config.log_every.max(1) == 0
+                || record.get("val_loss").is_some()
+                || record.get("zero_shot").is_some()
+            {
                 metrics.log(record);
             }
             let stop = interrupted.load(std::sync::atomic::Ordering::SeqCst);
@@ -400,6 +427,10 @@ impl RunContext {
         }
         if let Some(dir) = &last_ckpt {
             println!("checkpoint {} (HF format: config.json, model.safetensors, tokenizer.json)", dir.display());
+        }
+        if let Some(results) = &last_zero_shot {
+            println!("zero-shot ({} examples per task at most):", config.zero_shot_limit);
+            crate::evaluate::print_zero_shot(results);
         }
         println!("metrics {}  loss curve {}", metrics_path.display(), curve.display());
         show_what_it_learned(

@@ -67,6 +67,8 @@ fn tiny_run(out: &Path, corpus: &Path) -> Vec<String> {
         "2",
         "--dropout",
         "0.1",
+        "--zero-shot-limit",
+        "4",
     ]
     .map(String::from)
     .to_vec()
@@ -173,7 +175,10 @@ fn each_family_trains_and_answers() {
     let corpus = small_corpus(&dir);
     let common = |out: &Path, preset: &str| -> Vec<String> {
         let mut a = tiny_run(out, &corpus);
-        a.extend(["--preset", preset, "--max-steps", "30", "--eval-every", "30", "--lr", "2e-3"].map(String::from));
+        a.extend(
+            ["--preset", preset, "--max-steps", "30", "--eval-every", "30", "--lr", "2e-3", "--zero-shot-limit", "10"]
+                .map(String::from),
+        );
         a
     };
     for (preset, extra) in [
@@ -200,6 +205,14 @@ fn each_family_trains_and_answers() {
         for f in ["config.json", "model.safetensors", "tokenizer.json", "optimizer.bpk", "trainer_state.json"] {
             assert!(ckpt.join(f).exists(), "{preset}: {f}");
         }
+        // The bundled zero-shot suite ran after the last step and went into the metrics.
+        let last: serde_json::Value = serde_json::from_str(
+            std::fs::read_to_string(out_dir.join("metrics.jsonl")).unwrap().lines().last().unwrap(),
+        )
+        .unwrap();
+        let acc = last["zero_shot"]["persuasion_word_order"]["acc"].as_f64();
+        assert!(acc.is_some_and(|a| (0.0..=1.0).contains(&a)), "{preset}: {last}");
+        assert!(stdout.contains("zero-shot"), "{preset}: {stdout}");
     }
     let model = |p: &str| dir.join(p).to_str().unwrap().to_string();
     let out = run(&["generate", "--backend", "flex", "-m", &model("gpt-tiny"), "It is", "--max-new-tokens", "10"]);
@@ -227,20 +240,135 @@ fn each_family_trains_and_answers() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("tokens: "));
 
+    // Perplexity for each family, as a table and as JSON.
+    for (preset, key) in
+        [("gpt-tiny", "perplexity"), ("bert-tiny", "pseudo-perplexity"), ("t5-tiny", "span-corruption perplexity")]
+    {
+        let json = dir.join(format!("{preset}.json"));
+        let out = run(&[
+            "eval",
+            "perplexity",
+            "--backend",
+            "flex",
+            "-m",
+            &model(preset),
+            corpus.to_str().unwrap(),
+            "--block-size",
+            "32",
+            "--max-tokens",
+            "300",
+            "--json",
+            json.to_str().unwrap(),
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && text.contains(key), "{preset}: {text}{}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        let value = v["metrics"][key].as_f64().unwrap();
+        assert!(value.is_finite() && value > 1.0, "{preset}: {v}");
+        if preset == "gpt-tiny" {
+            let m = &v["metrics"];
+            let loss = m["loss (nats/token)"].as_f64().unwrap();
+            assert!((m["perplexity"].as_f64().unwrap() - loss.exp()).abs() < 1e-6 * loss.exp());
+            let bytes = v["bytes"].as_f64().unwrap() * 300.0 / v["tokens"].as_f64().unwrap();
+            let bpb = loss * m["tokens scored"].as_f64().unwrap() / (std::f64::consts::LN_2 * bytes.round());
+            assert!((m["bits per byte"].as_f64().unwrap() - bpb).abs() < 1e-6, "{v}");
+        }
+    }
+
+    // Zero-shot on the bundled tasks.
+    let json = dir.join("zero-shot.json");
     let out = run(&[
         "eval",
+        "zero-shot",
         "--backend",
         "flex",
         "-m",
         &model("gpt-tiny"),
-        corpus.to_str().unwrap(),
-        "--block-size",
-        "32",
-        "--batches",
-        "4",
+        "--limit",
+        "12",
+        "--json",
+        json.to_str().unwrap(),
     ]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && text.contains("perplexity"), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3, "{v}");
+    for r in results {
+        assert_eq!(r["n"], 12, "{r}");
+        assert!(text.contains(r["task"].as_str().unwrap()));
+    }
+
+    // Fine-tuning both families on a slice of the bundled classification set.
+    let classify = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/classify");
+    let head = |name: &str, n: usize| {
+        let text = std::fs::read_to_string(classify.join(name)).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, text.lines().take(n + 1).collect::<Vec<_>>().join("\n")).unwrap();
+        path
+    };
+    let (train, dev) = (head("train.tsv", 160), head("dev.tsv", 40));
+    for (preset, arch, head_weight) in [
+        ("bert-tiny", "BertForSequenceClassification", "classifier.weight"),
+        ("gpt-tiny", "GPT2ForSequenceClassification", "score.weight"),
+    ] {
+        let out_dir = dir.join(format!("{preset}-finetuned"));
+        let out = run(&[
+            "finetune",
+            "--backend",
+            "flex",
+            "-m",
+            &model(preset),
+            "--train",
+            train.to_str().unwrap(),
+            "--dev",
+            dev.to_str().unwrap(),
+            "--test",
+            dev.to_str().unwrap(),
+            "--epochs",
+            "1",
+            "--eval-every",
+            "5",
+            "--max-len",
+            "32",
+            "--lr",
+            "1e-3",
+            "--out-dir",
+            out_dir.to_str().unwrap(),
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{preset}: {text}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(text.contains("majority class"), "{text}");
+        let config: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out_dir.join("config.json")).unwrap()).unwrap();
+        assert_eq!(config["architectures"][0], arch);
+        assert_eq!(config["id2label"]["0"], "austen");
+        assert_eq!(config["label2id"]["jargon"], 2);
+        let weights = std::fs::read(out_dir.join("model.safetensors")).unwrap();
+        let n = u64::from_le_bytes(weights[..8].try_into().unwrap()) as usize;
+        let header: serde_json::Value = serde_json::from_slice(&weights[8..8 + n]).unwrap();
+        assert_eq!(header[head_weight]["shape"][0], 3, "{preset}: a 3-way head");
+        let results: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out_dir.join("eval_results.json")).unwrap()).unwrap();
+        let acc = results["test"]["accuracy"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&acc) && results["dev_majority_baseline"]["accuracy"].as_f64().is_some());
+        // The best dev model is what was saved and tested: its test set is the dev set here.
+        assert_eq!(results["test"]["accuracy"], results["dev"]["accuracy"], "{results}");
+    }
+    let odd = dir.join("odd.tsv");
+    std::fs::write(&odd, "sentence\tlabel\nShall I compare thee to a summer's day?\tpoetry\n").unwrap();
+    let e = fails(&[
+        "finetune",
+        "--backend",
+        "flex",
+        "-m",
+        &model("bert-tiny"),
+        "--train",
+        train.to_str().unwrap(),
+        "--dev",
+        odd.to_str().unwrap(),
+    ]);
+    assert!(e.contains("\"poetry\"") && e.contains("--train never uses"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -284,6 +412,11 @@ fn bad_input_is_a_one_line_error_naming_the_problem() {
     assert!(e.contains("latin1.txt") && e.contains("is not UTF-8"), "{e}");
     let e = go(&["--data", dir.join("missing.txt").to_str().unwrap()]);
     assert!(e.contains("missing.txt") && e.contains("cannot read"), "{e}");
+    let task = dir.join("task.jsonl");
+    std::fs::write(&task, "{\"context\": \"a\", \"choices\": [\" b\", \" c\"], \"gold\": 0}\n{\"context\": \"a\"}\n")
+        .unwrap();
+    let e = go(&["--zero-shot", &format!("[\"{}\"]", task.display())]);
+    assert!(e.contains("task.jsonl") && e.contains("line 2"), "{e}");
 
     // A diverging run stops at the first non-finite loss and names the last good checkpoint.
     let e = go(&[

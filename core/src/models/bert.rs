@@ -155,6 +155,7 @@ impl BertConfig {
                     dropout: dropout(self.hidden_dropout_prob),
                 },
                 encoder: BertEncoder { layer },
+                pooler: None,
             },
             cls: BertOnlyMlmHead {
                 predictions: BertLmPredictionHead {
@@ -180,6 +181,13 @@ pub struct BertForMaskedLm {
 pub struct BertModel {
     pub embeddings: BertEmbeddings,
     pub encoder: BertEncoder,
+    /// `tanh(dense([CLS]))`: only the sequence-classification model has one (HF's MLM has none).
+    pub pooler: Option<BertPooler>,
+}
+
+#[derive(Module, Debug)]
+pub struct BertPooler {
+    pub dense: Linear,
 }
 
 #[derive(Module, Debug)]
@@ -311,15 +319,65 @@ impl BertForMaskedLm {
         attention_mask: Option<Tensor<2, Int>>,
         token_type_ids: Option<Tensor<2, Int>>,
     ) -> Tensor<3> {
+        self.bert.forward(input_ids, attention_mask, token_type_ids)
+    }
+}
+
+impl BertModel {
+    /// `input_ids [b, t]`, `attention_mask [b, t]`, `token_type_ids [b, t]` -> the encoder's output `[b, t, d]`.
+    pub fn forward(
+        &self,
+        input_ids: Tensor<2, Int>,
+        attention_mask: Option<Tensor<2, Int>>,
+        token_type_ids: Option<Tensor<2, Int>>,
+    ) -> Tensor<3> {
         let token_type_ids = token_type_ids.unwrap_or_else(|| input_ids.zeros_like());
-        let mut x = self.bert.embeddings.forward(input_ids, token_type_ids);
+        let mut x = self.embeddings.forward(input_ids, token_type_ids);
         let mut bias = AttentionBias::default();
         if let Some(mask) = attention_mask {
             bias = bias.with_mask(padding_mask(mask));
         }
-        for layer in &self.bert.encoder.layer {
+        for layer in &self.encoder.layer {
             x = layer.forward(x, &bias);
         }
         x
+    }
+}
+
+/// HF's `BertForSequenceClassification`: the pooled [CLS] state, dropout, a linear classifier.
+#[derive(Module, Debug)]
+pub struct BertForSequenceClassification {
+    pub bert: BertModel,
+    pub dropout: Dropout,
+    pub classifier: Linear,
+}
+
+impl BertForSequenceClassification {
+    /// A classifier over `num_labels` classes on top of a pretrained encoder; the pooler (when the
+    /// encoder has none) and the classifier are new, initialised as HF's `_init_weights` does.
+    pub fn new(mut bert: BertModel, config: &BertConfig, num_labels: usize, device: &Device) -> Self {
+        let (d, std) = (config.hidden_size, config.initializer_range);
+        if bert.pooler.is_none() {
+            bert.pooler = Some(BertPooler { dense: Linear::new(d, d, true, std, device) });
+        }
+        let p = config.extra.get("classifier_dropout").and_then(|v| v.as_f64()).unwrap_or(config.hidden_dropout_prob);
+        Self { bert, dropout: dropout(p), classifier: Linear::new(d, num_labels, true, std, device) }
+    }
+
+    /// `input_ids, attention_mask, token_type_ids [b, t]` -> class logits `[b, num_labels]`.
+    pub fn forward(
+        &self,
+        input_ids: Tensor<2, Int>,
+        attention_mask: Option<Tensor<2, Int>>,
+        token_type_ids: Option<Tensor<2, Int>>,
+    ) -> Tensor<2> {
+        let h = self.bert.forward(input_ids, attention_mask, token_type_ids); // [b, t, d]
+        let [b, _, d] = h.dims();
+        let cls = h.slice([0..b, 0..1, 0..d]).reshape([b, d]); // [b, d]
+        let pooled = match &self.bert.pooler {
+            Some(p) => p.dense.forward(cls).tanh(),
+            None => cls,
+        };
+        self.classifier.forward(self.dropout.forward(pooled))
     }
 }

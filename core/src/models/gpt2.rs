@@ -234,19 +234,53 @@ impl Gpt2LmHeadModel {
 
     /// The final hidden states `[b, t, d]` (after `ln_f`).
     pub fn hidden_states(&self, input_ids: Tensor<2, Int>, attention_mask: Option<Tensor<2, Int>>) -> Tensor<3> {
+        self.transformer.forward(input_ids, attention_mask)
+    }
+}
+
+impl Gpt2Model {
+    /// `input_ids [b, t]`, optional `attention_mask [b, t]` -> the final hidden states `[b, t, d]` (after `ln_f`).
+    pub fn forward(&self, input_ids: Tensor<2, Int>, attention_mask: Option<Tensor<2, Int>>) -> Tensor<3> {
         let device = input_ids.device();
         let [_, t] = input_ids.dims();
-        let tr = &self.transformer;
         let positions = Tensor::<1, Int>::arange(0..t as i64, &device).unsqueeze::<2>(); // [1, t]
-        let x = tr.wte.forward(input_ids) + tr.wpe.forward(positions); // [b, t, d]
-        let mut x = tr.drop.forward(x);
+        let x = self.wte.forward(input_ids) + self.wpe.forward(positions); // [b, t, d]
+        let mut x = self.drop.forward(x);
         let mut bias = AttentionBias::default().with_mask(causal_mask(t, &device));
         if let Some(mask) = attention_mask {
             bias = bias.with_mask(padding_mask(mask));
         }
-        for block in &tr.h {
+        for block in &self.h {
             x = block.forward(x, &bias);
         }
-        tr.ln_f.forward(x)
+        self.ln_f.forward(x)
+    }
+}
+
+/// HF's `GPT2ForSequenceClassification`: a bias-free linear `score` on the last real token's state.
+#[derive(Module, Debug)]
+pub struct Gpt2ForSequenceClassification {
+    pub transformer: Gpt2Model,
+    pub score: Linear,
+}
+
+impl Gpt2ForSequenceClassification {
+    /// A classifier over `num_labels` classes on a pretrained decoder; `score` is new.
+    pub fn new(transformer: Gpt2Model, config: &Gpt2Config, num_labels: usize, device: &Device) -> Self {
+        Self { transformer, score: Linear::new(config.n_embd, num_labels, false, config.initializer_range, device) }
+    }
+
+    /// `input_ids, attention_mask [b, t]` (right padding) -> class logits `[b, num_labels]`, read at
+    /// each row's last non-padding token (HF: the rightmost token that is not `pad_token_id`).
+    pub fn forward(&self, input_ids: Tensor<2, Int>, attention_mask: Option<Tensor<2, Int>>) -> Tensor<2> {
+        let [b, t] = input_ids.dims();
+        let last = match &attention_mask {
+            Some(m) => m.clone().sum_dim(1) - 1, // [b, 1]
+            None => Tensor::<2, Int>::full([b, 1], t as i64 - 1, &input_ids.device()),
+        };
+        let h = self.transformer.forward(input_ids, attention_mask); // [b, t, d]
+        let d = h.dims()[2];
+        let last = last.clamp_min(0).unsqueeze_dim::<3>(2).expand([b, 1, d]); // [b, 1, d]
+        self.score.forward(h.gather(1, last).reshape([b, d]))
     }
 }

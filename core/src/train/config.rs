@@ -71,6 +71,13 @@ pub struct TrainConfig {
     pub checkpoint_every: u64,
     pub keep_last: usize,
     pub log_every: u64,
+    /// Zero-shot tasks scored during training (JSONL files or folders, see `hearth eval zero-shot`;
+    /// `bundled`: three tasks from a held-out novel); `[]` for none.
+    pub zero_shot: Vec<String>,
+    /// Score them every this many steps (0: after the last step only).
+    pub zero_shot_every: u64,
+    /// Examples per task (0: all).
+    pub zero_shot_limit: usize,
 
     pub mask_rate: f64,
     pub whole_word_masking: bool,
@@ -113,6 +120,9 @@ impl Default for TrainConfig {
             checkpoint_every: 200,
             keep_last: 2,
             log_every: 10,
+            zero_shot: vec!["bundled".into()],
+            zero_shot_every: 0,
+            zero_shot_limit: 100,
             mask_rate: 0.15,
             whole_word_masking: false,
             noise_density: 0.15,
