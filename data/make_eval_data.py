@@ -3,6 +3,7 @@
 
   data/tasks/persuasion_next_sentence.jsonl  multiple choice: the true next sentence among four
   data/tasks/persuasion_word_order.jsonl     multiple choice: the sentence among three word shuffles
+  data/tasks/persuasion_sentence_ending.jsonl  multiple choice: a sentence's true second half among four
   data/tasks/persuasion_last_word.jsonl      cloze: the last word of a sentence (LAMBADA style)
   data/classify/{train,dev,test}.tsv         SST-2 layout (sentence<TAB>label): austen / bible / jargon
   data/persuasion_sample.txt                 the first chapters of Persuasion, for `hearth eval perplexity`
@@ -80,6 +81,25 @@ for i in rng.sample([i for i in ok if 8 <= len(sents[i].split()) <= 25], 300):
     rng.shuffle(order)
     rows.append({"context": sents[i - 1], "choices": [" " + choices[k] for k in order], "gold": order.index(0)})
 write_jsonl(out / "tasks/persuasion_word_order.jsonl", rows)
+
+# Sentence ending (HellaSwag-like): context = previous sentence + the first half of a sentence,
+# choices = its true second half and the second halves of three other sentences of similar length.
+rng = random.Random(4)
+halves = []
+for i in ok:
+    w = sents[i].split()
+    if 10 <= len(w) <= 30:
+        cut = len(w) // 2
+        halves.append((i, " ".join(w[:cut]), " ".join(w[cut:])))
+rows = []
+for i, head, tail in rng.sample(halves, 300):
+    n = len(tail.split())
+    pool = [t for j, _, t in halves if abs(j - i) > 20 and abs(len(t.split()) - n) <= max(1, n // 5)]
+    choices = [tail] + rng.sample(pool, 3)
+    order = list(range(4))
+    rng.shuffle(order)
+    rows.append({"context": sents[i - 1] + " " + head, "choices": [" " + choices[k] for k in order], "gold": order.index(0)})
+write_jsonl(out / "tasks/persuasion_sentence_ending.jsonl", rows)
 
 # Last word: context = previous sentence + the sentence without its last word.
 rng = random.Random(2)

@@ -16,8 +16,9 @@ use crate::infer::{Loaded, ModelArgs, load};
 
 /// Zero-shot tasks built from *Persuasion*, which the default run never trains on
 /// (`data/make_eval_data.py` rebuilds them).
-pub const BUNDLED_TASKS: [(&str, &str); 3] = [
+pub const BUNDLED_TASKS: [(&str, &str); 4] = [
     ("persuasion_next_sentence", include_str!("../../data/tasks/persuasion_next_sentence.jsonl")),
+    ("persuasion_sentence_ending", include_str!("../../data/tasks/persuasion_sentence_ending.jsonl")),
     ("persuasion_word_order", include_str!("../../data/tasks/persuasion_word_order.jsonl")),
     ("persuasion_last_word", include_str!("../../data/tasks/persuasion_last_word.jsonl")),
 ];
@@ -104,7 +105,7 @@ fn write_json(path: &Option<PathBuf>, value: &serde_json::Value) -> Result<(), E
 pub struct ZeroShotArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// Task files (.jsonl), folders of them, or `bundled` (three tasks from *Persuasion*).
+    /// Task files (.jsonl), folders of them, or `bundled` (four tasks from *Persuasion*).
     #[arg(default_value = "bundled")]
     tasks: Vec<String>,
     /// Examples per task (0: all).

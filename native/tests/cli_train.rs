@@ -293,7 +293,7 @@ fn each_family_trains_and_answers() {
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let results = v["results"].as_array().unwrap();
-    assert_eq!(results.len(), 3, "{v}");
+    assert_eq!(results.len(), 4, "{v}");
     for r in results {
         assert_eq!(r["n"], 12, "{r}");
         assert!(text.contains(r["task"].as_str().unwrap()));

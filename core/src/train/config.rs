@@ -72,7 +72,7 @@ pub struct TrainConfig {
     pub keep_last: usize,
     pub log_every: u64,
     /// Zero-shot tasks scored during training (JSONL files or folders, see `hearth eval zero-shot`;
-    /// `bundled`: three tasks from a held-out novel); `[]` for none.
+    /// `bundled`: four tasks from a held-out novel); `[]` for none.
     pub zero_shot: Vec<String>,
     /// Score them every this many steps (0: after the last step only).
     pub zero_shot_every: u64,
