@@ -1,0 +1,147 @@
+// Fused attention backward, step 2: dK and dV, without atomics (FlashAttention-2 style).
+//
+// One workgroup per (tile of ROWS keys, batch·head); one invocation per key, holding its k (times
+// `scale`), v and the dK, dV accumulators in private memory. Tiles of TILE query rows (q, dO, lse,
+// delta) are staged in workgroup memory; P is recomputed from the stored LSE:
+//   p = exp(s - lse_i), dV += p·dO_i, dS = p·(dO_i·v - delta_i), dK += dS·q_i·scale.
+// Fully masked query rows (LSE sentinel) put 1/tk on every key: they add dO_i/tk to every dV row
+// (a last pass), and nothing to dK.
+{{ enable_f16 }}
+@group(0) @binding(0) var<storage, read_write> q: array<{{ elem }}>;
+@group(0) @binding(1) var<storage, read_write> k: array<{{ elem }}>;
+@group(0) @binding(2) var<storage, read_write> v: array<{{ elem }}>;
+@group(0) @binding(3) var<storage, read_write> dout: array<{{ elem }}>;
+@group(0) @binding(4) var<storage, read_write> aux: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dk: array<{{ elem }}>;
+@group(0) @binding(6) var<storage, read_write> dv: array<{{ elem }}>;
+@group(0) @binding(7) var<storage, read_write> info: array<u32>;
+
+const D: u32 = {{ head_dim }}u;
+const ROWS: u32 = {{ rows }}u;
+const TILE: u32 = {{ tile }}u;
+
+var<workgroup> qs: array<f32, {{ tile_elems }}>;
+var<workgroup> dos: array<f32, {{ tile_elems }}>;
+var<workgroup> ls: array<f32, TILE>;
+var<workgroup> dls: array<f32, TILE>;
+
+@compute @workgroup_size({{ rows }}, 1, 1)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let B = info[0];
+    let H = info[1];
+    let TQ = info[2];
+    let TK = info[3];
+    let causal = info[4] != 0u;
+    let has_pad = info[5] != 0u;
+    let scale = bitcast<f32>(info[6]);
+    let off = bitcast<i32>(info[7]);
+    let bh = wid.y;
+    let bi = bh / H;
+    let hi = bh % H;
+    let n = B * H * TQ;
+    let k0 = wid.x * ROWS;
+    let j = k0 + lid;
+    let valid = j < TK;
+    let qb = bi * info[8] + hi * info[9];
+    let db = bi * info[17] + hi * info[18];
+
+    var kr: array<f32, D>;
+    var vr: array<f32, D>;
+    var gk: array<f32, D>;
+    var gv: array<f32, D>;
+    let kb = bi * info[11] + hi * info[12] + j * info[13];
+    let vb = bi * info[14] + hi * info[15] + j * info[16];
+    for (var d = 0u; d < D; d++) {
+        kr[d] = 0.0;
+        vr[d] = 0.0;
+        gk[d] = 0.0;
+        gv[d] = 0.0;
+        if valid {
+            kr[d] = f32(k[kb + d]) * scale;
+            vr[d] = f32(v[vb + d]);
+        }
+    }
+    var key_visible = valid;
+    if valid && has_pad && aux[2u * n + bi * TK + j] != 0.0 {
+        key_visible = false;
+    }
+
+    // Causal: the first query row that sees key k0 is k0 - off.
+    var i_start = 0u;
+    if causal {
+        i_start = u32(clamp(i32(k0) - off, 0, i32(TQ)));
+    }
+    let t0 = i_start / TILE;
+    let nt = (TQ + TILE - 1u) / TILE;
+    for (var t = t0; t < nt; t++) {
+        let i0 = t * TILE;
+        workgroupBarrier();
+        for (var e = lid; e < TILE * D; e += ROWS) {
+            let i = i0 + e / D;
+            let d = e % D;
+            var qv = 0.0;
+            var dv_ = 0.0;
+            if i < TQ {
+                qv = f32(q[qb + i * info[10] + d]);
+                dv_ = f32(dout[db + i * info[19] + d]);
+            }
+            qs[e] = qv;
+            dos[e] = dv_;
+        }
+        for (var r = lid; r < TILE; r += ROWS) {
+            let i = i0 + r;
+            var lv = 3.0e38;
+            var dl = 0.0;
+            if i < TQ {
+                lv = aux[bh * TQ + i];
+                dl = aux[n + bh * TQ + i];
+            }
+            ls[r] = lv;
+            dls[r] = dl;
+        }
+        workgroupBarrier();
+        if key_visible {
+            for (var r = 0u; r < TILE; r++) {
+                let i = i0 + r;
+                let lse_i = ls[r];
+                var visible = lse_i < 1.0e38; // also false past TQ
+                if causal && i32(j) > i32(i) + off {
+                    visible = false;
+                }
+                if visible {
+                    var s = 0.0;
+                    var dp = 0.0;
+                    for (var d = 0u; d < D; d++) {
+                        s += qs[r * D + d] * kr[d];
+                        dp += dos[r * D + d] * vr[d];
+                    }
+                    let p = exp(s - lse_i);
+                    let ds = p * (dp - dls[r]);
+                    for (var d = 0u; d < D; d++) {
+                        gv[d] += p * dos[r * D + d];
+                        gk[d] += ds * qs[r * D + d];
+                    }
+                }
+            }
+        }
+    }
+
+    if valid {
+        // Fully masked rows exist only with padding or with queries before the first key.
+        if has_pad || (causal && off < 0) {
+            let inv = 1.0 / f32(TK);
+            for (var i = 0u; i < TQ; i++) {
+                if aux[bh * TQ + i] >= 1.0e38 {
+                    for (var d = 0u; d < D; d++) {
+                        gv[d] += f32(dout[db + i * info[19] + d]) * inv;
+                    }
+                }
+            }
+        }
+        let ob = (bh * TK + j) * D;
+        for (var d = 0u; d < D; d++) {
+            dk[ob + d] = {{ elem }}(gk[d] * scale);
+            dv[ob + d] = {{ elem }}(gv[d]);
+        }
+    }
+}
