@@ -2,3 +2,4 @@
 //! beside its plain reference (see README.md).
 
 pub mod attention;
+pub mod memory;

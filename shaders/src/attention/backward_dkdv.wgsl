@@ -1,27 +1,27 @@
 // Fused attention backward, step 2: dK and dV, without atomics (FlashAttention-2 style).
 //
 // One workgroup per (tile of ROWS keys, batch·head); one invocation per key, holding its k (times
-// `scale`), v and the dK, dV accumulators in private memory. Tiles of TILE query rows (q, dO, lse,
-// delta) are staged in workgroup memory; P is recomputed from the stored LSE:
+// `scale`), v and the dK, dV accumulators in private memory (C = dh/4 vec4s each). Tiles of TILE
+// query rows (q, dO, lse, delta) are staged in workgroup memory; P is recomputed from the LSE:
 //   p = exp(s - lse_i), dV += p·dO_i, dS = p·(dO_i·v - delta_i), dK += dS·q_i·scale.
 // Fully masked query rows (LSE sentinel) put 1/tk on every key: they add dO_i/tk to every dV row
-// (a last pass), and nothing to dK.
+// (a last pass), and nothing to dK. `//@unroll` lines: see forward.wgsl.
 {{ enable_f16 }}
-@group(0) @binding(0) var<storage, read_write> q: array<{{ elem }}>;
-@group(0) @binding(1) var<storage, read_write> k: array<{{ elem }}>;
-@group(0) @binding(2) var<storage, read_write> v: array<{{ elem }}>;
-@group(0) @binding(3) var<storage, read_write> dout: array<{{ elem }}>;
+@group(0) @binding(0) var<storage, read_write> q: array<vec4<{{ elem }}>>;
+@group(0) @binding(1) var<storage, read_write> k: array<vec4<{{ elem }}>>;
+@group(0) @binding(2) var<storage, read_write> v: array<vec4<{{ elem }}>>;
+@group(0) @binding(3) var<storage, read_write> dout: array<vec4<{{ elem }}>>;
 @group(0) @binding(4) var<storage, read_write> aux: array<f32>;
-@group(0) @binding(5) var<storage, read_write> dk: array<{{ elem }}>;
-@group(0) @binding(6) var<storage, read_write> dv: array<{{ elem }}>;
+@group(0) @binding(5) var<storage, read_write> dk: array<vec4<{{ elem }}>>;
+@group(0) @binding(6) var<storage, read_write> dv: array<vec4<{{ elem }}>>;
 @group(0) @binding(7) var<storage, read_write> info: array<u32>;
 
-const D: u32 = {{ head_dim }}u;
+const C: u32 = {{ chunks }}u;
 const ROWS: u32 = {{ rows }}u;
 const TILE: u32 = {{ tile }}u;
 
-var<workgroup> qs: array<f32, {{ tile_elems }}>;
-var<workgroup> dos: array<f32, {{ tile_elems }}>;
+var<workgroup> qs: array<vec4<f32>, {{ tile_chunks }}>;
+var<workgroup> dos: array<vec4<f32>, {{ tile_chunks }}>;
 var<workgroup> ls: array<f32, TILE>;
 var<workgroup> dls: array<f32, TILE>;
 
@@ -43,23 +43,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let j = k0 + lid;
     let valid = j < TK;
     let qb = bi * info[8] + hi * info[9];
+    let qst = info[10];
     let db = bi * info[17] + hi * info[18];
+    let dst = info[19];
 
-    var kr: array<f32, D>;
-    var vr: array<f32, D>;
-    var gk: array<f32, D>;
-    var gv: array<f32, D>;
+    var kr: array<vec4<f32>, C>;
+    var vr: array<vec4<f32>, C>;
+    var gk: array<vec4<f32>, C>;
+    var gv: array<vec4<f32>, C>;
     let kb = bi * info[11] + hi * info[12] + j * info[13];
     let vb = bi * info[14] + hi * info[15] + j * info[16];
-    for (var d = 0u; d < D; d++) {
-        kr[d] = 0.0;
-        vr[d] = 0.0;
-        gk[d] = 0.0;
-        gv[d] = 0.0;
-        if valid {
-            kr[d] = f32(k[kb + d]) * scale;
-            vr[d] = f32(v[vb + d]);
-        }
+    if valid {
+        //@unroll kr[#] = vec4<f32>(k[kb + #]) * scale;
+        //@unroll vr[#] = vec4<f32>(v[vb + #]);
     }
     var key_visible = valid;
     if valid && has_pad && aux[2u * n + bi * TK + j] != 0.0 {
@@ -76,14 +72,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var t = t0; t < nt; t++) {
         let i0 = t * TILE;
         workgroupBarrier();
-        for (var e = lid; e < TILE * D; e += ROWS) {
-            let i = i0 + e / D;
-            let d = e % D;
-            var qv = 0.0;
-            var dv_ = 0.0;
+        for (var e = lid; e < TILE * C; e += ROWS) {
+            let i = i0 + e / C;
+            let c = e % C;
+            var qv = vec4<f32>(0.0);
+            var dv_ = vec4<f32>(0.0);
             if i < TQ {
-                qv = f32(q[qb + i * info[10] + d]);
-                dv_ = f32(dout[db + i * info[19] + d]);
+                qv = vec4<f32>(q[qb + i * qst + c]);
+                dv_ = vec4<f32>(dout[db + i * dst + c]);
             }
             qs[e] = qv;
             dos[e] = dv_;
@@ -109,18 +105,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                     visible = false;
                 }
                 if visible {
+                    let rb = r * C;
                     var s = 0.0;
                     var dp = 0.0;
-                    for (var d = 0u; d < D; d++) {
-                        s += qs[r * D + d] * kr[d];
-                        dp += dos[r * D + d] * vr[d];
-                    }
+                    //@unroll s += dot(qs[rb + #], kr[#]);
+                    //@unroll dp += dot(dos[rb + #], vr[#]);
                     let p = exp(s - lse_i);
                     let ds = p * (dp - dls[r]);
-                    for (var d = 0u; d < D; d++) {
-                        gv[d] += p * dos[r * D + d];
-                        gk[d] += ds * qs[r * D + d];
-                    }
+                    //@unroll gv[#] += p * dos[rb + #];
+                    //@unroll gk[#] += ds * qs[rb + #];
                 }
             }
         }
@@ -132,16 +125,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             let inv = 1.0 / f32(TK);
             for (var i = 0u; i < TQ; i++) {
                 if aux[bh * TQ + i] >= 1.0e38 {
-                    for (var d = 0u; d < D; d++) {
-                        gv[d] += f32(dout[db + i * info[19] + d]) * inv;
-                    }
+                    let rb = db + i * dst;
+                    //@unroll gv[#] += vec4<f32>(dout[rb + #]) * inv;
                 }
             }
         }
-        let ob = (bh * TK + j) * D;
-        for (var d = 0u; d < D; d++) {
-            dk[ob + d] = {{ elem }}(gk[d] * scale);
-            dv[ob + d] = {{ elem }}(gv[d]);
-        }
+        let ob = (bh * TK + j) * C;
+        //@unroll dk[ob + #] = vec4<{{ elem }}>(gk[#] * scale);
+        //@unroll dv[ob + #] = vec4<{{ elem }}>(gv[#]);
     }
 }

@@ -1,25 +1,26 @@
 // Fused attention backward, step 3: dQ (FlashAttention-2 style, no atomics).
 //
 // One workgroup per (tile of ROWS queries, batch·head); one invocation per query row holding q
-// (times `scale`), dO and the dQ accumulator. Tiles of TILE keys and values are staged in
-// workgroup memory and P is recomputed from the stored LSE:
+// (times `scale`), dO and the dQ accumulator (C = dh/4 vec4s each). Tiles of TILE keys and values
+// are staged in workgroup memory and P is recomputed from the stored LSE:
 //   dS = exp(s - lse)·(dO·v - delta), dQ += dS·k·scale.
 // Fully masked rows (LSE sentinel) have dQ = 0: every score of theirs was replaced by a constant.
+// `//@unroll` lines: see forward.wgsl.
 {{ enable_f16 }}
-@group(0) @binding(0) var<storage, read_write> q: array<{{ elem }}>;
-@group(0) @binding(1) var<storage, read_write> k: array<{{ elem }}>;
-@group(0) @binding(2) var<storage, read_write> v: array<{{ elem }}>;
-@group(0) @binding(3) var<storage, read_write> dout: array<{{ elem }}>;
+@group(0) @binding(0) var<storage, read_write> q: array<vec4<{{ elem }}>>;
+@group(0) @binding(1) var<storage, read_write> k: array<vec4<{{ elem }}>>;
+@group(0) @binding(2) var<storage, read_write> v: array<vec4<{{ elem }}>>;
+@group(0) @binding(3) var<storage, read_write> dout: array<vec4<{{ elem }}>>;
 @group(0) @binding(4) var<storage, read_write> aux: array<f32>;
-@group(0) @binding(5) var<storage, read_write> dq: array<{{ elem }}>;
+@group(0) @binding(5) var<storage, read_write> dq: array<vec4<{{ elem }}>>;
 @group(0) @binding(6) var<storage, read_write> info: array<u32>;
 
-const D: u32 = {{ head_dim }}u;
+const C: u32 = {{ chunks }}u;
 const ROWS: u32 = {{ rows }}u;
 const TILE: u32 = {{ tile }}u;
 
-var<workgroup> ks: array<f32, {{ tile_elems }}>;
-var<workgroup> vs: array<f32, {{ tile_elems }}>;
+var<workgroup> ks: array<vec4<f32>, {{ tile_chunks }}>;
+var<workgroup> vs: array<vec4<f32>, {{ tile_chunks }}>;
 
 @compute @workgroup_size({{ rows }}, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -40,6 +41,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let valid = i < TQ;
     let kb = bi * info[11] + hi * info[12];
     let vb = bi * info[14] + hi * info[15];
+    let kst = info[13];
+    let vst = info[16];
 
     var lse_i = 3.0e38;
     var dl = 0.0;
@@ -48,19 +51,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         dl = aux[n + bh * TQ + i];
     }
     let row_on = valid && lse_i < 1.0e38;
-    var qr: array<f32, D>;
-    var dor: array<f32, D>;
-    var gq: array<f32, D>;
+    var qr: array<vec4<f32>, C>;
+    var dor: array<vec4<f32>, C>;
+    var gq: array<vec4<f32>, C>;
     let qb = bi * info[8] + hi * info[9] + i * info[10];
     let db = bi * info[17] + hi * info[18] + i * info[19];
-    for (var d = 0u; d < D; d++) {
-        qr[d] = 0.0;
-        dor[d] = 0.0;
-        gq[d] = 0.0;
-        if valid {
-            qr[d] = f32(q[qb + d]) * scale;
-            dor[d] = f32(dout[db + d]);
-        }
+    if valid {
+        //@unroll qr[#] = vec4<f32>(q[qb + #]) * scale;
+        //@unroll dor[#] = vec4<f32>(dout[db + #]);
     }
 
     var kend = TK;
@@ -72,14 +70,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var t = 0u; t < ntiles; t++) {
         let k0 = t * TILE;
         workgroupBarrier();
-        for (var e = lid; e < TILE * D; e += ROWS) {
-            let j = k0 + e / D;
-            let d = e % D;
-            var kv = 0.0;
-            var vv = 0.0;
+        for (var e = lid; e < TILE * C; e += ROWS) {
+            let j = k0 + e / C;
+            let c = e % C;
+            var kv = vec4<f32>(0.0);
+            var vv = vec4<f32>(0.0);
             if j < TK {
-                kv = f32(k[kb + j * info[13] + d]);
-                vv = f32(v[vb + j * info[16] + d]);
+                kv = vec4<f32>(k[kb + j * kst + c]);
+                vv = vec4<f32>(v[vb + j * vst + c]);
             }
             ks[e] = kv;
             vs[e] = vv;
@@ -96,25 +94,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                     visible = false;
                 }
                 if visible {
+                    let rb = r * C;
                     var s = 0.0;
                     var dp = 0.0;
-                    for (var d = 0u; d < D; d++) {
-                        s += qr[d] * ks[r * D + d];
-                        dp += dor[d] * vs[r * D + d];
-                    }
+                    //@unroll s += dot(qr[#], ks[rb + #]);
+                    //@unroll dp += dot(dor[#], vs[rb + #]);
                     let ds = exp(s - lse_i) * (dp - dl);
-                    for (var d = 0u; d < D; d++) {
-                        gq[d] += ds * ks[r * D + d];
-                    }
+                    //@unroll gq[#] += ds * ks[rb + #];
                 }
             }
         }
     }
 
     if valid {
-        let ob = (bh * TQ + i) * D;
-        for (var d = 0u; d < D; d++) {
-            dq[ob + d] = {{ elem }}(gq[d] * scale);
-        }
+        let ob = (bh * TQ + i) * C;
+        //@unroll dq[ob + #] = vec4<{{ elem }}>(gq[#] * scale);
     }
 }

@@ -3,14 +3,14 @@
 // eight storage bindings (WebGPU's default limit): aux = [lse (bh·tq), delta (bh·tq), key padding
 // as f32 (b·tk)].
 {{ enable_f16 }}
-@group(0) @binding(0) var<storage, read_write> o: array<{{ elem }}>;
-@group(0) @binding(1) var<storage, read_write> dout: array<{{ elem }}>;
+@group(0) @binding(0) var<storage, read_write> o: array<vec4<{{ elem }}>>;
+@group(0) @binding(1) var<storage, read_write> dout: array<vec4<{{ elem }}>>;
 @group(0) @binding(2) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(3) var<storage, read_write> pad: array<i32>;
 @group(0) @binding(4) var<storage, read_write> aux: array<f32>;
 @group(0) @binding(5) var<storage, read_write> info: array<u32>;
 
-const D: u32 = {{ head_dim }}u;
+const C: u32 = {{ chunks }}u;
 const ROWS: u32 = {{ rows }}u;
 
 @compute @workgroup_size({{ rows }}, 1, 1)
@@ -30,12 +30,10 @@ fn main(
     let n = B * H * TQ;
     let i = wid.x * ROWS + lid;
     if i < TQ {
-        let ob = (bh * TQ + i) * D;
+        let ob = (bh * TQ + i) * C;
         let db = bi * info[17] + hi * info[18] + i * info[19];
         var acc = 0.0;
-        for (var d = 0u; d < D; d++) {
-            acc += f32(o[ob + d]) * f32(dout[db + d]);
-        }
+        //@unroll acc += dot(vec4<f32>(o[ob + #]), vec4<f32>(dout[db + #]));
         aux[bh * TQ + i] = lse[bh * TQ + i];
         aux[n + bh * TQ + i] = acc;
     }

@@ -1,39 +1,43 @@
 // Fused scaled-dot-product attention, forward (FlashAttention-2 style).
 //
 // One workgroup per (tile of ROWS queries, batch·head); one invocation per query row. The row's
-// query (pre-multiplied by `scale`) and its output accumulator live in private memory; tiles of
-// TILE keys and values are staged in workgroup memory, and an online softmax (running max `m`,
-// running sum `l`) folds each tile in. The [tq, tk] score matrix is never written. Besides the
-// output, the per-row log-sum-exp (in scaled-score units) is stored for the backward pass.
+// query (pre-multiplied by `scale`) and its output accumulator live in private memory as C = dh/4
+// vec4s; tiles of TILE keys and values are staged in workgroup memory, and an online softmax
+// (running max `m`, running sum `l`) folds each key in. The [tq, tk] score matrix is never written.
+// Besides the output, the per-row log-sum-exp (in scaled-score units) is stored for the backward.
+//
+// Lines starting with `//@unroll` are expanded by the host, once per vec4 chunk with `#` replaced by
+// its index: constant indices keep the private arrays in registers (a loop over them would index
+// them dynamically, which software rasterisers such as lavapipe lower to scratch memory).
 //
 // Masked scores follow HF eager attention (scores set to f32::MIN before the softmax): a masked key
-// contributes exactly 0 to a row that sees at least one key, and a row that sees no key at all
-// gets the UNIFORM distribution over all tk keys. Such "fully masked" rows are finished by a second
-// pass (mean of V) and get the sentinel LSE `MASKED_ROW`, which the backward kernels recognise.
+// contributes exactly 0 to a row that sees at least one key, and a row that sees no key at all gets
+// the UNIFORM distribution over all tk keys. Such "fully masked" rows are finished by a second pass
+// (mean of V) and get the sentinel LSE `MASKED_ROW`, which the backward kernels recognise.
 {{ enable_f16 }}
-@group(0) @binding(0) var<storage, read_write> q: array<{{ elem }}>;
-@group(0) @binding(1) var<storage, read_write> k: array<{{ elem }}>;
-@group(0) @binding(2) var<storage, read_write> v: array<{{ elem }}>;
+@group(0) @binding(0) var<storage, read_write> q: array<vec4<{{ elem }}>>;
+@group(0) @binding(1) var<storage, read_write> k: array<vec4<{{ elem }}>>;
+@group(0) @binding(2) var<storage, read_write> v: array<vec4<{{ elem }}>>;
 @group(0) @binding(3) var<storage, read_write> pad: array<i32>;
-@group(0) @binding(4) var<storage, read_write> o: array<{{ elem }}>;
+@group(0) @binding(4) var<storage, read_write> o: array<vec4<{{ elem }}>>;
 @group(0) @binding(5) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(6) var<storage, read_write> info: array<u32>;
 
-const D: u32 = {{ head_dim }}u;
+const C: u32 = {{ chunks }}u;
 const ROWS: u32 = {{ rows }}u;
 const TILE: u32 = {{ tile }}u;
 const NEG: f32 = -3.0e38;
 const MASKED_ROW: f32 = 3.0e38;
 
-var<workgroup> ks: array<f32, {{ tile_elems }}>;
-var<workgroup> vs: array<f32, {{ tile_elems }}>;
+var<workgroup> ks: array<vec4<f32>, {{ tile_chunks }}>;
+var<workgroup> vs: array<vec4<f32>, {{ tile_chunks }}>;
 var<workgroup> fm_any: atomic<u32>;
 var<workgroup> fm_flag: u32;
 
 @compute @workgroup_size({{ rows }}, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     // info: b, h, tq, tk, causal, has_pad, scale bits, causal offset (i32 bits), then the
-    // (batch, head, time) element strides of q, k, v (the last dim is contiguous).
+    // (batch, head, time) strides of q, k, v, dO in vec4 units (the last dim is contiguous).
     let H = info[1];
     let TQ = info[2];
     let TK = info[3];
@@ -49,21 +53,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let valid = i < TQ;
     let kb = bi * info[11] + hi * info[12];
     let vb = bi * info[14] + hi * info[15];
+    let kst = info[13];
+    let vst = info[16];
 
     if lid == 0u {
         atomicStore(&fm_any, 0u);
     }
 
-    var qr: array<f32, D>;
-    var acc: array<f32, D>;
-    var s: array<f32, TILE>;
+    var qr: array<vec4<f32>, C>;
+    var acc: array<vec4<f32>, C>;
     let qb = bi * info[8] + hi * info[9] + i * info[10];
-    for (var d = 0u; d < D; d++) {
-        acc[d] = 0.0;
-        qr[d] = 0.0;
-        if valid {
-            qr[d] = f32(q[qb + d]) * scale;
-        }
+    if valid {
+        //@unroll qr[#] = vec4<f32>(q[qb + #]) * scale;
     }
     var m = NEG;
     var l = 0.0;
@@ -80,21 +81,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var t = 0u; t < ntiles; t++) {
         let k0 = t * TILE;
         workgroupBarrier();
-        for (var e = lid; e < TILE * D; e += ROWS) {
-            let j = k0 + e / D;
-            let d = e % D;
-            var kv = 0.0;
-            var vv = 0.0;
+        for (var e = lid; e < TILE * C; e += ROWS) {
+            let j = k0 + e / C;
+            let c = e % C;
+            var kv = vec4<f32>(0.0);
+            var vv = vec4<f32>(0.0);
             if j < TK {
-                kv = f32(k[kb + j * info[13] + d]);
-                vv = f32(v[vb + j * info[16] + d]);
+                kv = vec4<f32>(k[kb + j * kst + c]);
+                vv = vec4<f32>(v[vb + j * vst + c]);
             }
             ks[e] = kv;
             vs[e] = vv;
         }
         workgroupBarrier();
         if valid {
-            var tmax = NEG;
             for (var r = 0u; r < TILE; r++) {
                 let j = k0 + r;
                 var visible = j < TK;
@@ -104,36 +104,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                 if visible && has_pad && pad[bi * TK + j] != 0 {
                     visible = false;
                 }
-                var sc = NEG;
                 if visible {
-                    sc = 0.0;
-                    for (var d = 0u; d < D; d++) {
-                        sc += qr[d] * ks[r * D + d];
+                    let rb = r * C;
+                    var sc = 0.0;
+                    //@unroll sc += dot(qr[#], ks[rb + #]);
+                    let m_new = max(m, sc);
+                    var cf = 0.0;
+                    if m > -1.0e38 {
+                        cf = exp(m - m_new);
                     }
-                    tmax = max(tmax, sc);
+                    let p = exp(sc - m_new);
+                    l = l * cf + p;
+                    m = m_new;
+                    //@unroll acc[#] = acc[#] * cf + p * vs[rb + #];
                 }
-                s[r] = sc;
-            }
-            if tmax > -1.0e38 {
-                let m_new = max(m, tmax);
-                var c = 0.0;
-                if m > -1.0e38 {
-                    c = exp(m - m_new);
-                }
-                l = l * c;
-                for (var d = 0u; d < D; d++) {
-                    acc[d] = acc[d] * c;
-                }
-                for (var r = 0u; r < TILE; r++) {
-                    if s[r] > -1.0e38 {
-                        let p = exp(s[r] - m_new);
-                        l += p;
-                        for (var d = 0u; d < D; d++) {
-                            acc[d] += p * vs[r * D + d];
-                        }
-                    }
-                }
-                m = m_new;
             }
         }
     }
@@ -155,26 +139,25 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var t = 0u; t < nt2; t++) {
         let k0 = t * TILE;
         workgroupBarrier();
-        for (var e = lid; e < TILE * D; e += ROWS) {
-            let j = k0 + e / D;
-            var vv = 0.0;
+        for (var e = lid; e < TILE * C; e += ROWS) {
+            let j = k0 + e / C;
+            var vv = vec4<f32>(0.0);
             if j < TK {
-                vv = f32(v[vb + j * info[16] + e % D]);
+                vv = vec4<f32>(v[vb + j * vst + e % C]);
             }
             vs[e] = vv;
         }
         workgroupBarrier();
         if fully_masked {
             for (var r = 0u; r < TILE; r++) {
-                for (var d = 0u; d < D; d++) {
-                    acc[d] += vs[r * D + d];
-                }
+                let rb = r * C;
+                //@unroll acc[#] += vs[rb + #];
             }
         }
     }
 
     if valid {
-        let ob = (bh * TQ + i) * D;
+        let ob = (bh * TQ + i) * C;
         var inv = 0.0;
         if fully_masked {
             inv = 1.0 / f32(TK);
@@ -183,8 +166,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             inv = 1.0 / l;
             lse[bh * TQ + i] = m + log(l);
         }
-        for (var d = 0u; d < D; d++) {
-            o[ob + d] = {{ elem }}(acc[d] * inv);
-        }
+        //@unroll o[ob + #] = vec4<{{ elem }}>(acc[#] * inv);
     }
 }

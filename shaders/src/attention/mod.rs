@@ -75,10 +75,10 @@ impl FusedAttentionOps for CubeBackend {
     }
 }
 
-/// Whether the fused kernels take these inputs: float dtype f32 (or f16), equal batch and heads
-/// for q, k and v, equal head dims, k and v of equal length.
+/// Whether the fused kernels take these shapes: equal batch and heads for q, k and v, equal head
+/// dims that are a multiple of 4 (the kernels work on vec4s), k and v of equal length.
 pub fn supports(q: [usize; 4], k: [usize; 4], v: [usize; 4]) -> bool {
-    q[0] == k[0] && q[1] == k[1] && k == v && q[3] == k[3] && q[3] > 0 && q[2] > 0 && k[2] > 0
+    q[0] == k[0] && q[1] == k[1] && k == v && q[3] == k[3] && q[3] > 0 && q[3] % 4 == 0 && q[2] > 0 && k[2] > 0
 }
 
 /// Shapes and flags of one call.
@@ -107,7 +107,8 @@ impl Params {
         self.dtype == DType::F16
     }
 
-    /// The info buffer every kernel reads (see forward.wgsl). `strided` are q, k, v, dO.
+    /// The info buffer every kernel reads (see forward.wgsl). `strided` are q, k, v, dO; their
+    /// strides go in vec4 units (see [`vec4_layout`]).
     fn info(&self, strided: [&CubeTensor; 4]) -> Vec<u32> {
         let off = self.tk as i64 - self.tq as i64;
         let mut info = vec![
@@ -122,7 +123,7 @@ impl Params {
         ];
         for t in strided {
             let s = t.meta.strides();
-            info.extend([s[0] as u32, s[1] as u32, s[2] as u32]);
+            info.extend([s[0] as u32 / 4, s[1] as u32 / 4, s[2] as u32 / 4]);
         }
         info
     }
@@ -152,11 +153,12 @@ impl KernelSource for AttentionKernel {
             Stage::Dq => include_str!("backward_dq.wgsl"),
         };
         let tile = tile_rows(self.head_dim);
-        SourceTemplate::new(text)
-            .register("head_dim", self.head_dim.to_string())
+        let chunks = self.head_dim / 4;
+        SourceTemplate::new(unroll(text, chunks))
+            .register("chunks", chunks.to_string())
             .register("rows", ROWS.to_string())
             .register("tile", tile.to_string())
-            .register("tile_elems", (tile * self.head_dim).to_string())
+            .register("tile_chunks", (tile * chunks).to_string())
             .register("elem", if self.f16 { "f16" } else { "f32" })
             .register("enable_f16", if self.f16 { "enable f16;" } else { "" })
     }
@@ -168,6 +170,29 @@ impl KernelSource for AttentionKernel {
     fn lang(&self) -> &'static str {
         "wgsl"
     }
+}
+
+/// Expands every line `//@unroll <statement>` into `chunks` statements, `#` replaced by `0u`,
+/// `1u`, …: constant indices keep the per-invocation vec4 arrays in registers.
+fn unroll(text: &str, chunks: usize) -> String {
+    let mut out = String::with_capacity(text.len() * 2);
+    for line in text.lines() {
+        match line.trim_start().strip_prefix("//@unroll ") {
+            Some(statement) => {
+                let indent = &line[..line.len() - line.trim_start().len()];
+                for c in 0..chunks {
+                    out.push_str(indent);
+                    out.push_str(&statement.replace('#', &format!("{c}u")));
+                    out.push('\n');
+                }
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
 }
 
 /// Rows of a staged tile for a head dim: as many as fit [`TILE_ELEMS`], at most [`ROWS`].
@@ -195,9 +220,11 @@ fn empty(like: &CubeTensor, shape: [usize; 4], dtype: DType) -> CubeTensor {
     CubeTensor::new_contiguous(like.client.clone(), like.device.clone(), shape, handle, dtype)
 }
 
-/// The last dim contiguous (the kernels index it densely); other strides are read from `info`.
-fn last_dim_contiguous(t: CubeTensor) -> CubeTensor {
-    if t.meta.strides()[3] == 1 { t } else { into_contiguous(t) }
+/// The kernels read rows as vec4s: the last dim contiguous and the other strides multiples of 4
+/// (true of contiguous tensors and of split-head views when dh % 4 == 0); otherwise a copy.
+fn vec4_layout(t: CubeTensor) -> CubeTensor {
+    let s = t.meta.strides();
+    if s[3] == 1 && s[..3].iter().all(|x| x % 4 == 0) { t } else { into_contiguous(t) }
 }
 
 fn padding_i32(pad: CubeTensor) -> CubeTensor {
@@ -216,7 +243,7 @@ pub(crate) fn forward(
     v: CubeTensor,
     pad: CubeTensor,
 ) -> (CubeTensor, CubeTensor) {
-    let (q, k, v) = (last_dim_contiguous(q), last_dim_contiguous(k), last_dim_contiguous(v));
+    let (q, k, v) = (vec4_layout(q), vec4_layout(k), vec4_layout(v));
     let pad = padding_i32(pad);
     let o = empty(&q, [p.b, p.h, p.tq, p.dh], p.dtype);
     let lse = empty(&q, [p.b, p.h, p.tq, 1], DType::F32);
@@ -238,8 +265,8 @@ pub(crate) fn backward(
     lse: CubeTensor,
     dout: CubeTensor,
 ) -> (CubeTensor, CubeTensor, CubeTensor) {
-    let (q, k, v) = (last_dim_contiguous(q), last_dim_contiguous(k), last_dim_contiguous(v));
-    let dout = last_dim_contiguous(dout);
+    let (q, k, v) = (vec4_layout(q), vec4_layout(k), vec4_layout(v));
+    let dout = vec4_layout(dout);
     let pad = padding_i32(pad);
     let info = p.info([&q, &k, &v, &dout]);
     let n = p.b * p.h * p.tq;
