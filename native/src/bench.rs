@@ -36,6 +36,9 @@ pub struct AttentionArgs {
     /// Skip the composition above this T (its [b, h, T, T] scores grow quadratically).
     #[arg(long)]
     max_composed_seq: Option<usize>,
+    /// Time the forward alone (no autodiff).
+    #[arg(long)]
+    forward_only: bool,
     /// Also write the table as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -67,12 +70,14 @@ struct Row {
 }
 
 fn attention(args: AttentionArgs) -> Result<(), Error> {
-    let device = Backend::Wgpu.device().autodiff();
+    let device = if args.forward_only { Backend::Wgpu.device() } else { Backend::Wgpu.device().autodiff() };
+    let what = if args.forward_only { "forward" } else { "forward+backward" };
     let (b, h, dh) = (args.batch, args.heads, args.head_dim);
     println!(
-        "attention forward+backward on wgpu, batch {b} x heads {h}, head dim {dh}, f32, causal {}, {} timed pass(es) after 1 warm-up",
+        "attention {what} on wgpu, batch {b} x heads {h}, head dim {dh}, f32, causal {}, {} timed pass(es) after 1 warm-up",
         args.causal, args.iters
     );
+    let backward = !args.forward_only;
     println!(
         "memory: cubecl allocator of the device; the pools are released before each measurement, \"peak\" is the \
          growth of reserved bytes over the passes (freed pages stay reserved until released, so it is the high-water \
@@ -85,10 +90,10 @@ fn attention(args: AttentionArgs) -> Result<(), Error> {
     let mib = |x: u64| x as f64 / (1024.0 * 1024.0);
     let mut rows = Vec::new();
     for &t in &args.seq {
-        let fused = measure(&device, [b, h, t, dh], args.causal, true, args.iters)?;
+        let fused = measure(&device, [b, h, t, dh], args.causal, true, backward, args.iters)?;
         let composed = match args.max_composed_seq {
             Some(max) if t > max => None,
-            _ => Some(measure(&device, [b, h, t, dh], args.causal, false, args.iters)?),
+            _ => Some(measure(&device, [b, h, t, dh], args.causal, false, backward, args.iters)?),
         };
         let speedup = composed.map(|c| c.ms / fused.ms);
         let opt = |m: Option<Measure>, f: &dyn Fn(Measure) -> String| m.map(f).unwrap_or_else(|| "-".into());
@@ -108,6 +113,7 @@ fn attention(args: AttentionArgs) -> Result<(), Error> {
     if let Some(path) = &args.json {
         let json = serde_json::json!({
             "batch": b, "heads": h, "head_dim": dh, "causal": args.causal, "iters": args.iters,
+            "forward_only": args.forward_only,
             "memory": "cubecl allocator: peak = growth of reserved bytes over the passes after a release; saved = live bytes between forward and backward beyond the inputs",
             "rows": rows,
         });
@@ -123,6 +129,7 @@ fn measure(
     shape: [usize; 4],
     causal: bool,
     fused: bool,
+    backward: bool,
     iters: usize,
 ) -> Result<Measure, Error> {
     let dh = shape[3];
@@ -136,7 +143,10 @@ fn measure(
     let sync = || device.sync().map_err(|e| Error::Input(format!("device sync: {e:?}")));
 
     let forward = || {
-        let (q, k, v) = (q.clone().require_grad(), k.clone().require_grad(), v.clone().require_grad());
+        let (q, k, v) = match backward {
+            true => (q.clone().require_grad(), k.clone().require_grad(), v.clone().require_grad()),
+            false => (q.clone(), k.clone(), v.clone()),
+        };
         let out = if fused {
             fused_attention(q.clone(), k.clone(), v.clone(), causal, None, scale)
         } else {
@@ -150,11 +160,12 @@ fn measure(
         if let Some(now) = memory::reading(device) {
             *saved = (*saved).max(now.in_use.saturating_sub(base.in_use));
         }
-        let grads = (out * g.clone()).sum().backward();
-        for x in &inputs {
-            let _ = x.grad(&grads).expect("gradient");
+        if backward {
+            let grads = (out * g.clone()).sum().backward();
+            for x in &inputs {
+                let _ = x.grad(&grads).expect("gradient");
+            }
         }
-        drop(grads);
         sync()
     };
 

@@ -97,25 +97,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         }
         workgroupBarrier();
         if key_visible {
-            for (var r = 0u; r < TILE; r++) {
-                let i = i0 + r;
-                let lse_i = ls[r];
-                var visible = lse_i < 1.0e38; // also false past TQ
-                if causal && i32(j) > i32(i) + off {
-                    visible = false;
+            // Query rows in groups of 4: k, v and the dK, dV accumulators are read once per group.
+            //@tile-begin (the host repeats this block for r = 0, 4, …, TILE - 4: constant
+            //@tile-begin workgroup-memory addresses, which lavapipe loads without a per-lane gather)
+                //@group let qi$ = i0 + r + $u;
+                //@group let lse$ = ls[r + $u]; let dl$ = dls[r + $u];
+                //@group let vis$ = lse$ < 1.0e38 && !(causal && i32(j) > i32(qi$) + off);
+                if vis0 || vis1 || vis2 || vis3 {
+                    //@group var s$ = 0.0; var dp$ = 0.0;
+                    //@unroll s$ += dot(qs[(r + $u) * C + #], kr[#]); dp$ += dot(dos[(r + $u) * C + #], vr[#]);
+                    //@group var p$ = 0.0; var ds$ = 0.0; if vis$ { p$ = exp(s$ - lse$); ds$ = p$ * (dp$ - dl$); }
+                    //@unroll gv[#] += p0 * dos[r * C + #] + p1 * dos[(r + 1u) * C + #] + p2 * dos[(r + 2u) * C + #] + p3 * dos[(r + 3u) * C + #];
+                    //@unroll gk[#] += ds0 * qs[r * C + #] + ds1 * qs[(r + 1u) * C + #] + ds2 * qs[(r + 2u) * C + #] + ds3 * qs[(r + 3u) * C + #];
                 }
-                if visible {
-                    let rb = r * C;
-                    var s = 0.0;
-                    var dp = 0.0;
-                    //@unroll s += dot(qs[rb + #], kr[#]);
-                    //@unroll dp += dot(dos[rb + #], vr[#]);
-                    let p = exp(s - lse_i);
-                    let ds = p * (dp - dls[r]);
-                    //@unroll gv[#] += p * dos[rb + #];
-                    //@unroll gk[#] += ds * qs[rb + #];
-                }
-            }
+            //@tile-end
         }
     }
 

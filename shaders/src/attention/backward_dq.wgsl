@@ -84,25 +84,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         }
         workgroupBarrier();
         if row_on {
-            for (var r = 0u; r < TILE; r++) {
-                let j = k0 + r;
-                var visible = j < TK;
-                if causal && i32(j) > row_last {
-                    visible = false;
+            // Keys in groups of 4: q, dO and the dQ accumulator are read once per group.
+            //@tile-begin (the host repeats this block for r = 0, 4, …, TILE - 4: constant
+            //@tile-begin workgroup-memory addresses, which lavapipe loads without a per-lane gather)
+                //@group let j$ = k0 + r + $u;
+                //@group var vis$ = j$ < TK && !(causal && i32(j$) > row_last);
+                //@group if vis$ && has_pad && aux[2u * n + bi * TK + j$] != 0.0 { vis$ = false; }
+                if vis0 || vis1 || vis2 || vis3 {
+                    //@group var s$ = 0.0; var dp$ = 0.0;
+                    //@unroll s$ += dot(qr[#], ks[(r + $u) * C + #]); dp$ += dot(dor[#], vs[(r + $u) * C + #]);
+                    //@group var ds$ = 0.0; if vis$ { ds$ = exp(s$ - lse_i) * (dp$ - dl); }
+                    //@unroll gq[#] += ds0 * ks[r * C + #] + ds1 * ks[(r + 1u) * C + #] + ds2 * ks[(r + 2u) * C + #] + ds3 * ks[(r + 3u) * C + #];
                 }
-                if visible && has_pad && aux[2u * n + bi * TK + j] != 0.0 {
-                    visible = false;
-                }
-                if visible {
-                    let rb = r * C;
-                    var s = 0.0;
-                    var dp = 0.0;
-                    //@unroll s += dot(qr[#], ks[rb + #]);
-                    //@unroll dp += dot(dor[#], vs[rb + #]);
-                    let ds = exp(s - lse_i) * (dp - dl);
-                    //@unroll gq[#] += ds * ks[rb + #];
-                }
-            }
+            //@tile-end
         }
     }
 

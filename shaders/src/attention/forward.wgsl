@@ -95,30 +95,28 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         }
         workgroupBarrier();
         if valid {
-            for (var r = 0u; r < TILE; r++) {
-                let j = k0 + r;
-                var visible = j < TK;
-                if causal && i32(j) > row_last {
-                    visible = false;
-                }
-                if visible && has_pad && pad[bi * TK + j] != 0 {
-                    visible = false;
-                }
-                if visible {
-                    let rb = r * C;
-                    var sc = 0.0;
-                    //@unroll sc += dot(qr[#], ks[rb + #]);
-                    let m_new = max(m, sc);
+            // Keys in groups of 4: q and the accumulator are read once per group, and the running
+            // max is rescaled once per group.
+            //@tile-begin (the host repeats this block for r = 0, 4, …, TILE - 4: constant
+            //@tile-begin workgroup-memory addresses, which lavapipe loads without a per-lane gather)
+                //@group let j$ = k0 + r + $u;
+                //@group var vis$ = j$ < TK && !(causal && i32(j$) > row_last);
+                //@group if vis$ && has_pad && pad[bi * TK + j$] != 0 { vis$ = false; }
+                if vis0 || vis1 || vis2 || vis3 {
+                    //@group var s$ = 0.0;
+                    //@unroll s$ += dot(qr[#], ks[(r + $u) * C + #]);
+                    //@group if !vis$ { s$ = NEG; }
+                    let m_new = max(max(m, max(s0, s1)), max(s2, s3));
                     var cf = 0.0;
                     if m > -1.0e38 {
                         cf = exp(m - m_new);
                     }
-                    let p = exp(sc - m_new);
-                    l = l * cf + p;
+                    //@group var p$ = 0.0; if vis$ { p$ = exp(s$ - m_new); }
+                    l = l * cf + ((p0 + p1) + (p2 + p3));
                     m = m_new;
-                    //@unroll acc[#] = acc[#] * cf + p * vs[rb + #];
+                    //@unroll acc[#] = acc[#] * cf + p0 * vs[r * C + #] + p1 * vs[(r + 1u) * C + #] + p2 * vs[(r + 2u) * C + #] + p3 * vs[(r + 3u) * C + #];
                 }
-            }
+            //@tile-end
         }
     }
 

@@ -30,6 +30,12 @@ use burn::tensor::{DType, IntDType, Shape};
 
 /// Query (or key) rows per workgroup: one invocation each.
 const ROWS: usize = 64;
+/// Rows of a staged tile at most. The tile's loop is unrolled on the host (see [`repeat_tiles`]),
+/// and lavapipe's compile time grows with that body: 8 rows (two groups) keep a pipeline's first
+/// compile to seconds while the staging (one barrier pair per tile) stays cheap.
+const TILE_MAX: usize = 8;
+/// Keys (or query rows) the inner loops take at once; tiles are multiples of it.
+const GROUP: usize = 4;
 /// Elements of one staged tile (`tile · head_dim`): two such f32 tiles take 16 KiB of workgroup
 /// memory, half of WebGPU's guaranteed 32 KiB.
 const TILE_ELEMS: usize = 2048;
@@ -76,9 +82,17 @@ impl FusedAttentionOps for CubeBackend {
 }
 
 /// Whether the fused kernels take these shapes: equal batch and heads for q, k and v, equal head
-/// dims that are a multiple of 4 (the kernels work on vec4s), k and v of equal length.
+/// dims that are a multiple of 4 (the kernels work on vec4s) up to 256, k and v of equal length.
 pub fn supports(q: [usize; 4], k: [usize; 4], v: [usize; 4]) -> bool {
-    q[0] == k[0] && q[1] == k[1] && k == v && q[3] == k[3] && q[3] > 0 && q[3] % 4 == 0 && q[2] > 0 && k[2] > 0
+    q[0] == k[0]
+        && q[1] == k[1]
+        && k == v
+        && q[3] == k[3]
+        && q[3] > 0
+        && q[3] % 4 == 0
+        && q[3] <= 256
+        && q[2] > 0
+        && k[2] > 0
 }
 
 /// Shapes and flags of one call.
@@ -154,7 +168,7 @@ impl KernelSource for AttentionKernel {
         };
         let tile = tile_rows(self.head_dim);
         let chunks = self.head_dim / 4;
-        SourceTemplate::new(unroll(text, chunks))
+        SourceTemplate::new(unroll(text, chunks, tile))
             .register("chunks", chunks.to_string())
             .register("rows", ROWS.to_string())
             .register("tile", tile.to_string())
@@ -172,20 +186,67 @@ impl KernelSource for AttentionKernel {
     }
 }
 
-/// Expands every line `//@unroll <statement>` into `chunks` statements, `#` replaced by `0u`,
-/// `1u`, …: constant indices keep the per-invocation vec4 arrays in registers.
-fn unroll(text: &str, chunks: usize) -> String {
-    let mut out = String::with_capacity(text.len() * 2);
+/// Expands the host-unrolled lines of a template: `//@unroll <statement>` once per vec4 chunk of
+/// the head dim (`#` replaced by `0`, `1`, …) and `//@group <statement>` once per member of a group
+/// of 4 keys (`$`); an `//@unroll` line with `$` expands over both. Constant indices keep the
+/// per-invocation vec4 arrays in registers.
+fn unroll(text: &str, chunks: usize, tile: usize) -> String {
+    let text = repeat_tiles(text, tile);
+    let mut out = String::with_capacity(text.len() * 4);
     for line in text.lines() {
-        match line.trim_start().strip_prefix("//@unroll ") {
-            Some(statement) => {
-                let indent = &line[..line.len() - line.trim_start().len()];
-                for c in 0..chunks {
-                    out.push_str(indent);
-                    out.push_str(&statement.replace('#', &format!("{c}u")));
+        let indent = &line[..line.len() - line.trim_start().len()];
+        let body = line.trim_start();
+        let (statement, chunk_range) = if let Some(s) = body.strip_prefix("//@unroll ") {
+            (s, chunks)
+        } else if let Some(s) = body.strip_prefix("//@group ") {
+            (s, 1)
+        } else {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        };
+        let members = if statement.contains('$') { GROUP } else { 1 };
+        for c in 0..chunk_range {
+            for g in 0..members {
+                out.push_str(indent);
+                out.push_str(&statement.replace('#', &c.to_string()).replace('$', &g.to_string()));
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+/// Repeats every block between `//@tile-begin` and `//@tile-end` lines once per group of 4 rows
+/// of a staged tile, in a scope that binds `r` to the group's first row as a literal: the tile's
+/// workgroup-memory indices become constants. (lavapipe turns a load from a computed address into
+/// a gather across invocations even when the address is the same for all of them; a constant one
+/// is a single load. Unrolling the tile loop made the kernels several times faster there.)
+fn repeat_tiles(text: &str, tile: usize) -> String {
+    let mut out = String::with_capacity(text.len() * 4);
+    let mut block: Option<(String, Vec<&str>)> = None;
+    for line in text.lines() {
+        let body = line.trim_start();
+        if body.starts_with("//@tile-begin") {
+            if block.is_none() {
+                block = Some((line[..line.len() - body.len()].to_string(), Vec::new()));
+            }
+            continue;
+        }
+        if body.starts_with("//@tile-end") {
+            let (indent, lines) = block.take().expect("//@tile-end after //@tile-begin");
+            for r in (0..tile).step_by(GROUP) {
+                out.push_str(&format!("{indent}{{\n{indent}    let r = {r}u;\n"));
+                for l in &lines {
+                    out.push_str(l);
                     out.push('\n');
                 }
+                out.push_str(&format!("{indent}}}\n"));
             }
+            continue;
+        }
+        match &mut block {
+            Some((_, lines)) => lines.push(line),
             None => {
                 out.push_str(line);
                 out.push('\n');
@@ -197,7 +258,7 @@ fn unroll(text: &str, chunks: usize) -> String {
 
 /// Rows of a staged tile for a head dim: as many as fit [`TILE_ELEMS`], at most [`ROWS`].
 fn tile_rows(head_dim: usize) -> usize {
-    (TILE_ELEMS / head_dim).clamp(1, ROWS)
+    (TILE_ELEMS / head_dim).clamp(GROUP, TILE_MAX) / GROUP * GROUP
 }
 
 fn launch(stage: Stage, p: &Params, groups_x: usize, tensors: &[&CubeTensor], info: &[u32]) {
