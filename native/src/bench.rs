@@ -8,7 +8,7 @@ use burn::nn::DropoutConfig;
 use burn::tensor::{Distribution, Tensor};
 use hearth_core::nn::attention::{AttentionBias, composed_attention, fused_attention, fused_launches};
 use hearth_core::{Backend, Error};
-use hearth_shaders::memory::{self, MemoryReading};
+use hearth_shaders::memory;
 
 #[derive(clap::Subcommand)]
 pub enum BenchCommand {
@@ -42,6 +42,10 @@ pub struct AttentionArgs {
     /// Also write the table as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Internal: measure one path at the first `--seq` in this process and print it as JSON
+    /// (each measurement runs in a fresh process, so the allocator's high-water mark is its own).
+    #[arg(long, hide = true, value_parser = ["fused", "composed"])]
+    one: Option<String>,
 }
 
 pub fn run(command: BenchCommand) -> Result<(), Error> {
@@ -50,7 +54,33 @@ pub fn run(command: BenchCommand) -> Result<(), Error> {
     }
 }
 
-#[derive(serde::Serialize, Clone, Copy)]
+/// One measurement in a fresh `hearth` process (see `--one`).
+fn child(args: &AttentionArgs, t: usize, path: &str) -> Result<Measure, Error> {
+    let exe = std::env::current_exe().map_err(|e| Error::Input(format!("own executable: {e}")))?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(["bench", "attention", "--one", path, "--seq", &t.to_string()]);
+    cmd.args(["--batch", &args.batch.to_string(), "--heads", &args.heads.to_string()]);
+    cmd.args(["--head-dim", &args.head_dim.to_string(), "--iters", &args.iters.to_string()]);
+    if args.causal {
+        cmd.arg("--causal");
+    }
+    if args.forward_only {
+        cmd.arg("--forward-only");
+    }
+    let out = cmd.output().map_err(|e| Error::Input(format!("cannot start a measurement: {e}")))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().rev().find(|l| l.starts_with('{'));
+    match (out.status.success(), line) {
+        (true, Some(line)) => serde_json::from_str(line).map_err(|e| Error::Input(format!("measurement output: {e}"))),
+        _ => {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let why = stderr.lines().filter(|l| !l.contains("XDG_RUNTIME_DIR")).take(3).collect::<Vec<_>>().join(" / ");
+            Err(Error::Input(format!("{path} at T={t}: {}", why.chars().take(300).collect::<String>())))
+        }
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy)]
 struct Measure {
     /// Mean milliseconds of one forward + backward (synchronised).
     ms: f64,
@@ -70,18 +100,24 @@ struct Row {
 }
 
 fn attention(args: AttentionArgs) -> Result<(), Error> {
-    let device = if args.forward_only { Backend::Wgpu.device() } else { Backend::Wgpu.device().autodiff() };
+    if let Some(path) = &args.one {
+        let device = if args.forward_only { Backend::Wgpu.device() } else { Backend::Wgpu.device().autodiff() };
+        let t = *args.seq.first().ok_or_else(|| Error::Input("--one needs a --seq".into()))?;
+        let shape = [args.batch, args.heads, t, args.head_dim];
+        let m = measure(&device, shape, args.causal, path == "fused", !args.forward_only, args.iters)?;
+        println!("{}", serde_json::to_string(&m).expect("json"));
+        return Ok(());
+    }
     let what = if args.forward_only { "forward" } else { "forward+backward" };
     let (b, h, dh) = (args.batch, args.heads, args.head_dim);
     println!(
         "attention {what} on wgpu, batch {b} x heads {h}, head dim {dh}, f32, causal {}, {} timed pass(es) after 1 warm-up",
         args.causal, args.iters
     );
-    let backward = !args.forward_only;
     println!(
-        "memory: cubecl allocator of the device; the pools are released before each measurement, \"peak\" is the \
-         growth of reserved bytes over the passes (freed pages stay reserved until released, so it is the high-water \
-         mark), \"saved\" the live bytes between forward and backward beyond the inputs"
+        "memory: cubecl's allocator, each measurement in a fresh process: \"peak\" is the growth of the pools' reserved \
+         bytes over warm-up and timed passes beyond the inputs (freed pages stay reserved for reuse, so it is the \
+         high-water mark, rounded to pool pages), \"saved\" the live bytes between forward and backward beyond the inputs"
     );
     println!(
         "{:>6} {:>11} {:>11} {:>8} {:>11} {:>11} {:>11} {:>11}",
@@ -90,10 +126,16 @@ fn attention(args: AttentionArgs) -> Result<(), Error> {
     let mib = |x: u64| x as f64 / (1024.0 * 1024.0);
     let mut rows = Vec::new();
     for &t in &args.seq {
-        let fused = measure(&device, [b, h, t, dh], args.causal, true, backward, args.iters)?;
+        let fused = child(&args, t, "fused")?;
         let composed = match args.max_composed_seq {
             Some(max) if t > max => None,
-            _ => Some(measure(&device, [b, h, t, dh], args.causal, false, backward, args.iters)?),
+            _ => match child(&args, t, "composed") {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    println!("{t:>6} composition failed: {e}");
+                    None
+                }
+            },
         };
         let speedup = composed.map(|c| c.ms / fused.ms);
         let opt = |m: Option<Measure>, f: &dyn Fn(Measure) -> String| m.map(f).unwrap_or_else(|| "-".into());
@@ -114,7 +156,7 @@ fn attention(args: AttentionArgs) -> Result<(), Error> {
         let json = serde_json::json!({
             "batch": b, "heads": h, "head_dim": dh, "causal": args.causal, "iters": args.iters,
             "forward_only": args.forward_only,
-            "memory": "cubecl allocator: peak = growth of reserved bytes over the passes after a release; saved = live bytes between forward and backward beyond the inputs",
+            "memory": "cubecl allocator, one fresh process per measurement: peak = growth of the pools' reserved bytes over the passes beyond the inputs (high-water mark, pool-page granularity); saved = live bytes between forward and backward beyond the inputs",
             "rows": rows,
         });
         std::fs::write(path, serde_json::to_string_pretty(&json).expect("json"))
@@ -154,7 +196,7 @@ fn measure(
         };
         (out, [q, k, v])
     };
-    let pass = |saved: &mut u64, base: MemoryReading| -> Result<(), Error> {
+    let pass = |saved: &mut u64, base: memory::MemoryReading| -> Result<(), Error> {
         let (out, inputs) = forward();
         sync()?;
         if let Some(now) = memory::reading(device) {
@@ -169,20 +211,24 @@ fn measure(
         sync()
     };
 
-    // Warm-up (pipelines compiled, pools grown), then release and measure from a clean pool.
-    let mut ignored = 0;
-    let launches = fused_launches();
-    pass(&mut ignored, MemoryReading::default())?;
-    assert_eq!(fused_launches() > launches, fused, "the fused kernel ran exactly when asked");
-    memory::release(device);
+    // This process is fresh (see `child`): the pools hold the inputs only, and what they reserve
+    // beyond that by the end is the high-water mark of the passes (freed pages are kept for reuse).
+    sync()?;
     let base = memory::reading(device).unwrap_or_default();
+    // Warm-up (pipelines compiled, pools grown), checked: a launch that fails can leave zeros.
+    let launches = fused_launches();
+    let total = forward().0.abs().sum().into_scalar::<f32>();
+    if !(total.is_finite() && total > 0.0) {
+        return Err(Error::Input(format!("the output is not valid (sum |out| = {total})")));
+    }
+    assert_eq!(fused_launches() > launches, fused, "the fused kernel ran exactly when asked");
     let mut saved = 0;
+    pass(&mut saved, base)?;
     let start = Instant::now();
     for _ in 0..iters.max(1) {
         pass(&mut saved, base)?;
     }
     let ms = start.elapsed().as_secs_f64() * 1e3 / iters.max(1) as f64;
     let after = memory::reading(device).unwrap_or_default();
-    memory::release(device);
     Ok(Measure { ms, peak_bytes: after.reserved.saturating_sub(base.reserved), saved_bytes: saved })
 }
