@@ -74,7 +74,20 @@ fn child(args: &AttentionArgs, t: usize, path: &str) -> Result<Measure, Error> {
         (true, Some(line)) => serde_json::from_str(line).map_err(|e| Error::Input(format!("measurement output: {e}"))),
         _ => {
             let stderr = String::from_utf8_lossy(&out.stderr);
-            let why = stderr.lines().filter(|l| !l.contains("XDG_RUNTIME_DIR")).take(3).collect::<Vec<_>>().join(" / ");
+            let why = match stderr.find("can't allocate buffer") {
+                // The composition's [b, h, T, T] scores past the device's largest buffer.
+                Some(at) => stderr[at..]
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .split(" No backtrace")
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+                None => {
+                    stderr.lines().filter(|l| !l.contains("XDG_RUNTIME_DIR")).take(3).collect::<Vec<_>>().join(" / ")
+                }
+            };
             Err(Error::Input(format!("{path} at T={t}: {}", why.chars().take(300).collect::<String>())))
         }
     }
@@ -217,7 +230,10 @@ fn measure(
     let base = memory::reading(device).unwrap_or_default();
     // Warm-up (pipelines compiled, pools grown), checked: a launch that fails can leave zeros.
     let launches = fused_launches();
-    let total = forward().0.abs().sum().into_scalar::<f32>();
+    let total =
+        forward().0.abs().sum().try_into_scalar::<f32>().map_err(|e| {
+            Error::Input(format!("the device failed the pass: {}", format!("{e:?}").replace('\n', " ")))
+        })?;
     if !(total.is_finite() && total > 0.0) {
         return Err(Error::Input(format!("the output is not valid (sum |out| = {total})")));
     }
