@@ -38,3 +38,54 @@ pub fn attention(
     }
     softmax(scores, 3).matmul(v)
 }
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::Dispatch;
+    use burn::tensor::{Device, DeviceKind, Distribution, Int, Tensor, TensorData};
+
+    use super::attention;
+    use crate::attention::FusedAttentionOps;
+
+    /// The kernel beside its reference, on wgpu, with autodiff: values and the three gradients.
+    /// (The wider sweep of shapes is `tests/tests/fused_attention.rs`.)
+    #[test]
+    fn fused_kernel_matches_the_reference() {
+        if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+            // SAFETY: set before this test starts the Vulkan driver; Mesa only warns without it.
+            unsafe { std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir()) };
+        }
+        let device = Device::wgpu(DeviceKind::DefaultDevice).autodiff();
+        let (b, h, t, dh) = (2, 2, 37, 64);
+        let rand = |shape| Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+        let (q, k, v, g) = (rand([b, h, t, dh]), rand([b, h, t, dh]), rand([b, h, t, dh]), rand([b, h, t, dh]));
+        let keep: Vec<i64> = (0..b * t).map(|x| (x % t < if x < t { t } else { 20 }) as i64).collect();
+        let padding = Tensor::<2, Int>::from_data(TensorData::new(keep, [b, t]), &device).equal_elem(0).int();
+        let scale = 0.125;
+        let run = |fused: bool| {
+            let (q, k, v) = (q.clone().require_grad(), k.clone().require_grad(), v.clone().require_grad());
+            let out = if fused {
+                Tensor::from_dispatch(Dispatch::fused_attention(
+                    q.clone().into_dispatch(),
+                    k.clone().into_dispatch(),
+                    v.clone().into_dispatch(),
+                    padding.clone().into_dispatch(),
+                    scale,
+                    true,
+                    true,
+                ))
+            } else {
+                attention(q.clone(), k.clone(), v.clone(), Some(padding.clone()), scale, true)
+            };
+            let grads = (out.clone() * g.clone()).sum().backward();
+            [out, q.grad(&grads).unwrap(), k.grad(&grads).unwrap(), v.grad(&grads).unwrap()].map(|x| x.into_data())
+        };
+        let (ours, reference) = (run(true), run(false));
+        for (name, (a, r)) in ["out", "dq", "dk", "dv"].iter().zip(ours.iter().zip(&reference)) {
+            let (a, r) = (a.try_to_vec::<f32>().unwrap(), r.try_to_vec::<f32>().unwrap());
+            let scale = r.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-4);
+            let err = a.iter().zip(&r).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale;
+            assert!(err < 1e-4, "{name}: relative error {err:.2e}");
+        }
+    }
+}
