@@ -89,9 +89,22 @@ pub fn check(
     device: &Device,
     tolerance: f64,
 ) -> Result<ParityReport> {
+    check_with(config_json, model_safetensors, io_safetensors, device, tolerance, true)
+}
+
+/// [`check`] with the fused attention kernel on or off (see [`Model::set_fused_attention`]).
+pub fn check_with(
+    config_json: &[u8],
+    model_safetensors: &[u8],
+    io_safetensors: &[u8],
+    device: &Device,
+    tolerance: f64,
+    fused_attention: bool,
+) -> Result<ParityReport> {
     let config = ModelConfig::from_json(config_json).map_err(|e| e.in_file("config.json"))?;
     let device = device.clone().autodiff();
-    let model = Model::from_hf(&config, model_safetensors, &device).map_err(|e| e.in_file("model.safetensors"))?;
+    let mut model = Model::from_hf(&config, model_safetensors, &device).map_err(|e| e.in_file("model.safetensors"))?;
+    model.set_fused_attention(fused_attention);
     let io = SafetensorsFile::parse(io_safetensors).map_err(|e| e.in_file("io.safetensors"))?;
     let inputs = read_inputs(&io, &config, &device).map_err(|e| e.in_file("io.safetensors"))?;
 

@@ -1,6 +1,7 @@
 //! `hearth`: the command-line program.
 
 mod backend;
+mod bench;
 mod checkpoint;
 mod corpus;
 mod data_cmd;
@@ -47,6 +48,9 @@ enum Command {
     FillMask(infer::FillMaskArgs),
     /// Run an encoder-decoder (T5) on an input.
     Text2text(infer::Text2TextArgs),
+    /// Benchmarks (`hearth bench attention`).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 #[derive(Subcommand)]
@@ -84,6 +88,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => infer::run_generate(args).map(|()| ExitCode::SUCCESS),
         Command::FillMask(args) => infer::run_fill_mask(args).map(|()| ExitCode::SUCCESS),
         Command::Text2text(args) => infer::run_text2text(args).map(|()| ExitCode::SUCCESS),
+        Command::Bench(command) => bench::run(command).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -193,7 +193,7 @@ pub fn run(mut args: Args) -> Result<(), Error> {
 
     std::fs::create_dir_all(&out_dir)
         .map_err(|e| Error::Input(format!("cannot create it ({e})")).in_file(out_dir.display()))?;
-    let model = match (&resume_from, &config.init_from) {
+    let mut model = match (&resume_from, &config.init_from) {
         (Some((_, dir)), _) => Model::from_hf(&model_config, &checkpoint::read(dir, "model.safetensors")?, &device)?,
         (None, Some(dir)) => {
             Model::from_hf(&model_config, &checkpoint::read(Path::new(dir), "model.safetensors")?, &device)?
@@ -203,6 +203,7 @@ pub fn run(mut args: Args) -> Result<(), Error> {
             model_config.init(&device)
         }
     };
+    model.set_fused_attention(config.fused_attention);
     let ctx = RunContext { config, model_config, objective, data, device, backend, out_dir, resume_from };
     match model {
         Model::Gpt2(m) => ctx.run(m),

@@ -1,2 +1,5 @@
-//! Hand-written WGSL kernels for Hearth, registered as burn custom ops (see README.md). Empty until
-//! the fused attention lands.
+//! Hand-written WGSL kernels for Hearth, registered as burn custom ops on the wgpu backend, each
+//! beside its plain reference (see README.md).
+
+pub mod attention;
+pub mod memory;

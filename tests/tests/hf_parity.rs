@@ -9,6 +9,7 @@
 //! missing scale or mask moves these outputs by 1e-2 or more).
 
 use hearth_core::Backend;
+use hearth_core::nn::attention::fused_launches;
 use hearth_core::parity::{ParityReport, check};
 use hearth_tests::oracle;
 
@@ -16,7 +17,14 @@ const TOLERANCE: f64 = 1e-4;
 
 fn parity(family: &str, backend: Backend) -> ParityReport {
     let (config, model, io) = oracle(family);
+    let before = fused_launches();
     let report = check(&config, &model, &io, &backend.device(), TOLERANCE).expect("parity check runs");
+    // The fused attention kernel (on by default) runs on wgpu, and only there. Per-thread counter.
+    let launched = fused_launches() - before;
+    match backend {
+        Backend::Wgpu => assert!(launched > 0, "{family} on wgpu ran the fused attention kernel"),
+        Backend::Flex => assert_eq!(launched, 0, "{family} on flex used the composition"),
+    }
     let worst = report.worst().expect("outputs compared");
     eprintln!("{family} on {backend}: {} outputs, worst {} at {:.2e}", report.rows.len(), worst.name, worst.max_rel);
     report

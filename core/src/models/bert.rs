@@ -11,7 +11,7 @@ use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::nn::attention::{AttentionBias, merge_heads, padding_mask, split_heads};
+use crate::nn::attention::{AttentionBias, merge_heads, split_heads};
 use crate::nn::{Activation, LayerNorm, Linear, dropout, embedding_table, scaled_dot_product_attention, zeros};
 
 /// HF `BertConfig`, as `config.json` spells it; unused keys are kept in `extra`.
@@ -156,6 +156,7 @@ impl BertConfig {
                 },
                 encoder: BertEncoder { layer },
                 pooler: None,
+                fused_attention: true,
             },
             cls: BertOnlyMlmHead {
                 predictions: BertLmPredictionHead {
@@ -183,6 +184,9 @@ pub struct BertModel {
     pub encoder: BertEncoder,
     /// `tanh(dense([CLS]))`: only the sequence-classification model has one (HF's MLM has none).
     pub pooler: Option<BertPooler>,
+    /// Run attention through the fused WGSL kernel where it applies (see `nn::attention`).
+    #[module(skip)]
+    pub fused_attention: bool,
 }
 
 #[derive(Module, Debug)]
@@ -333,9 +337,9 @@ impl BertModel {
     ) -> Tensor<3> {
         let token_type_ids = token_type_ids.unwrap_or_else(|| input_ids.zeros_like());
         let mut x = self.embeddings.forward(input_ids, token_type_ids);
-        let mut bias = AttentionBias::default();
+        let mut bias = AttentionBias::default().with_fused(self.fused_attention);
         if let Some(mask) = attention_mask {
-            bias = bias.with_mask(padding_mask(mask));
+            bias = bias.with_key_padding(mask);
         }
         for layer in &self.encoder.layer {
             x = layer.forward(x, &bias);

@@ -9,7 +9,7 @@ use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::nn::attention::{AttentionBias, causal_mask, merge_heads, padding_mask, split_heads};
+use crate::nn::attention::{AttentionBias, merge_heads, split_heads};
 use crate::nn::{Activation, Conv1D, LayerNorm, Linear, dropout, embedding_table, scaled_dot_product_attention};
 
 /// HF `GPT2Config`, as `config.json` spells it. Keys Hearth does not use are kept in `extra` and
@@ -145,6 +145,7 @@ impl Gpt2Config {
                 drop: dropout(self.embd_pdrop),
                 h,
                 ln_f: LayerNorm::new(d, self.layer_norm_epsilon, device),
+                fused_attention: true,
             },
             lm_head: (!self.tie_word_embeddings).then(|| Linear::new(d, self.vocab_size, false, std, device)),
         }
@@ -165,6 +166,9 @@ pub struct Gpt2Model {
     pub drop: Dropout,
     pub h: Vec<Gpt2Block>,
     pub ln_f: LayerNorm,
+    /// Run attention through the fused WGSL kernel where it applies (see `nn::attention`).
+    #[module(skip)]
+    pub fused_attention: bool,
 }
 
 #[derive(Module, Debug)]
@@ -246,9 +250,9 @@ impl Gpt2Model {
         let positions = Tensor::<1, Int>::arange(0..t as i64, &device).unsqueeze::<2>(); // [1, t]
         let x = self.wte.forward(input_ids) + self.wpe.forward(positions); // [b, t, d]
         let mut x = self.drop.forward(x);
-        let mut bias = AttentionBias::default().with_mask(causal_mask(t, &device));
+        let mut bias = AttentionBias::default().with_causal().with_fused(self.fused_attention);
         if let Some(mask) = attention_mask {
-            bias = bias.with_mask(padding_mask(mask));
+            bias = bias.with_key_padding(mask);
         }
         for block in &self.h {
             x = block.forward(x, &bias);

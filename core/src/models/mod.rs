@@ -200,6 +200,25 @@ impl Model {
         }
     }
 
+    /// Turns the fused attention kernel on or off (on by default; it applies on wgpu only, see
+    /// `nn::attention::scaled_dot_product_attention`). Not part of the HF config.
+    pub fn set_fused_attention(&mut self, fused: bool) {
+        match self {
+            Model::Gpt2(m) => m.transformer.fused_attention = fused,
+            Model::Bert(m) => m.bert.fused_attention = fused,
+            Model::T5(m) => m.fused_attention = fused,
+        }
+    }
+
+    /// Whether attention may run through the fused kernel (see [`Model::set_fused_attention`]).
+    pub fn fused_attention(&self) -> bool {
+        match self {
+            Model::Gpt2(m) => m.transformer.fused_attention,
+            Model::Bert(m) => m.bert.fused_attention,
+            Model::T5(m) => m.fused_attention,
+        }
+    }
+
     /// Logits and, with labels, the loss each HF head computes: shifted next-token cross-entropy
     /// for GPT-2, cross-entropy over the labelled positions for BERT and T5.
     pub fn forward(&self, inputs: ModelInputs) -> Result<ModelOutput> {

@@ -11,7 +11,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::nn::attention::{AttentionBias, causal_mask, merge_heads, padding_mask, split_heads};
+use crate::nn::attention::{AttentionBias, merge_heads, split_heads};
 use crate::nn::loss::IGNORE_INDEX;
 use crate::nn::{Activation, Linear, RmsNorm, dropout, embedding_table, scaled_dot_product_attention};
 
@@ -217,6 +217,7 @@ impl T5Config {
             },
             lm_head: (!self.tie_word_embeddings).then(|| linear(self.d_model, self.vocab_size, f)),
             output_scale: self.scales_decoder_outputs().then(|| d.powf(-0.5)),
+            fused_attention: true,
         }
     }
 }
@@ -231,6 +232,10 @@ pub struct T5ForConditionalGeneration {
     pub lm_head: Option<Linear>,
     #[module(skip)]
     pub output_scale: Option<f64>,
+    /// Run attention through the fused WGSL kernel where it applies (see `nn::attention`): T5's
+    /// cross-attention; its self-attention carries the position bias and uses the composition.
+    #[module(skip)]
+    pub fused_attention: bool,
 }
 
 #[derive(Module, Debug)]
@@ -395,13 +400,13 @@ impl T5ForConditionalGeneration {
     pub fn encode(&self, input_ids: Tensor<2, Int>, attention_mask: Option<Tensor<2, Int>>) -> Tensor<3> {
         let enc = &self.encoder;
         let [_, t] = input_ids.dims();
-        let mut bias = AttentionBias::default();
+        let mut bias = AttentionBias::default().with_fused(self.fused_attention);
         let table = enc.block.first().and_then(|b| b.layer.0.SelfAttention.relative_attention_bias.as_ref());
         if let Some(pb) = position_bias(table, enc.positions, t, t) {
             bias = bias.with_additive(pb);
         }
         if let Some(mask) = attention_mask {
-            bias = bias.with_mask(padding_mask(mask));
+            bias = bias.with_key_padding(mask);
         }
         let mut x = enc.dropout.forward(self.shared.forward(input_ids));
         for block in &enc.block {
@@ -419,16 +424,15 @@ impl T5ForConditionalGeneration {
         encoder_mask: Option<Tensor<2, Int>>,
     ) -> Tensor<3> {
         let dec = &self.decoder;
-        let device = decoder_input_ids.device();
         let [_, t] = decoder_input_ids.dims();
-        let mut self_bias = AttentionBias::default().with_mask(causal_mask(t, &device));
+        let mut self_bias = AttentionBias::default().with_causal().with_fused(self.fused_attention);
         let table = dec.block.first().and_then(|b| b.layer.0.SelfAttention.relative_attention_bias.as_ref());
         if let Some(pb) = position_bias(table, dec.positions, t, t) {
             self_bias = self_bias.with_additive(pb);
         }
-        let mut cross_bias = AttentionBias::default();
+        let mut cross_bias = AttentionBias::default().with_fused(self.fused_attention);
         if let Some(mask) = encoder_mask {
-            cross_bias = cross_bias.with_mask(padding_mask(mask));
+            cross_bias = cross_bias.with_key_padding(mask);
         }
         let mut x = dec.dropout.forward(self.shared.forward(decoder_input_ids));
         for block in &dec.block {

@@ -11,15 +11,33 @@ use burn::tensor::{Bool, Device, Int, Tensor, activation::softmax};
 pub const MASKED_SCORE: f32 = f32::MIN;
 
 /// Additive terms and masks over the `[batch, heads, q_len, k_len]` score matrix; each broadcasts.
-#[derive(Clone, Debug, Default)]
+///
+/// The two masks every family builds are kept in structured form (`causal`, `key_padding`) so the
+/// fused kernel can apply them without the `[tq, tk]` matrix; `mask` holds any other boolean mask.
+#[derive(Clone, Debug)]
 pub struct AttentionBias {
     /// Added to the scores before masking (T5's relative position bias), `[1|b, h, tq, tk]`.
     pub additive: Option<Tensor<4>>,
-    /// `true` where a query must not see a key, `[1|b, 1|h, 1|tq, tk]`.
+    /// `true` where a query must not see a key, `[1|b, 1|h, 1|tq, tk]` (any mask not expressed by
+    /// `causal` and `key_padding`; it sends the call to the composition).
     pub mask: Option<Tensor<4, Bool>>,
+    /// Query `i` does not see key `j > i + tk - tq` (for `tq == tk`: the future).
+    pub causal: bool,
+    /// `true` where a key is padding, `[b, tk]`.
+    pub key_padding: Option<Tensor<2, Bool>>,
+    /// Use the fused WGSL kernel where it applies (wgpu backend, no additive bias, no general mask,
+    /// no active attention dropout); otherwise, and when this is off, the composition below.
+    pub fused: bool,
+}
+
+impl Default for AttentionBias {
+    fn default() -> Self {
+        AttentionBias { additive: None, mask: None, causal: false, key_padding: None, fused: true }
+    }
 }
 
 impl AttentionBias {
+    /// Adds a general boolean mask (ORed with any earlier one).
     pub fn with_mask(mut self, mask: Tensor<4, Bool>) -> Self {
         self.mask = Some(match self.mask.take() {
             None => mask,
@@ -31,9 +49,44 @@ impl AttentionBias {
         self
     }
 
+    /// Adds the causal mask (see [`causal_mask`]).
+    pub fn with_causal(mut self) -> Self {
+        self.causal = true;
+        self
+    }
+
+    /// Masks the padding keys of an HF `attention_mask` `[b, tk]` (`1` = attend, `0` = padding).
+    pub fn with_key_padding(mut self, attention_mask: Tensor<2, Int>) -> Self {
+        let padding = attention_mask.equal_elem(0);
+        self.key_padding = Some(match self.key_padding.take() {
+            None => padding,
+            Some(p) => p.bool_or(padding),
+        });
+        self
+    }
+
     pub fn with_additive(mut self, bias: Tensor<4>) -> Self {
         self.additive = Some(bias);
         self
+    }
+
+    /// Turns the fused kernel on or off for the calls that use this bias.
+    pub fn with_fused(mut self, fused: bool) -> Self {
+        self.fused = fused;
+        self
+    }
+
+    /// Every mask as one boolean tensor that broadcasts over `[b, h, tq, tk]`, for the composition.
+    pub fn combined_mask(&self, tq: usize, tk: usize, device: &Device) -> Option<Tensor<4, Bool>> {
+        let mut all = AttentionBias { mask: self.mask.clone(), ..AttentionBias::default() };
+        if self.causal {
+            let offset = tk as i64 - tq as i64;
+            all = all.with_mask(Tensor::<2, Bool>::tril_mask([tq, tk], offset, device).unsqueeze::<4>());
+        }
+        if let Some(padding) = &self.key_padding {
+            all = all.with_mask(padding.clone().unsqueeze_dims::<4>(&[1, 2]));
+        }
+        all.mask
     }
 }
 
@@ -52,7 +105,31 @@ pub fn padding_mask(attention_mask: Tensor<2, Int>) -> Tensor<4, Bool> {
     attention_mask.equal_elem(0).unsqueeze_dims::<4>(&[1, 2])
 }
 
+/// How many fused attention forwards this thread has launched: lets tests assert that a model
+/// really took the fused path (the counter is per thread, so parallel tests do not mix).
+pub fn fused_launches() -> u64 {
+    hearth_shaders::attention::fused_launches()
+}
+
+/// Whether a device runs burn's wgpu backend (where the WGSL kernels run), autodiff or not.
+pub fn is_wgpu(device: &Device) -> bool {
+    use burn::backend::DispatchDevice;
+    let mut d = device.as_dispatch();
+    if let DispatchDevice::Autodiff(inner) = d {
+        d = inner;
+    }
+    matches!(d, DispatchDevice::Cube(burn::cubecl::Device::Wgpu(_)))
+}
+
 /// `q [b, h, tq, dh]`, `k, v [b, h, tk, dh]` -> `[b, h, tq, dh]`
+///
+/// On wgpu, with `bias.fused`, this runs the fused kernel of `hearth_shaders::attention` (forward
+/// and backward, memory linear in the sequence length) unless one of these sends it to the
+/// composition: an additive bias (T5 self-attention's relative position bias, which needs its own
+/// O(T²) gradient), a general `mask`, attention dropout that is active (training with `p > 0`), a
+/// float type other than f32 (the kernels are templated on f16 too, but that path is untested), or
+/// shapes the kernel does not take (head dim not a multiple of 4 or above 256, k/v batch or heads
+/// broadcast). Every other backend uses the composition.
 pub fn scaled_dot_product_attention(
     q: Tensor<4>,
     k: Tensor<4>,
@@ -61,6 +138,58 @@ pub fn scaled_dot_product_attention(
     scale: Option<f64>,
     dropout: &Dropout,
 ) -> Tensor<4> {
+    let dropout_active = dropout.prob > 0.0 && dropout.training.is_enabled() && q.device().is_autodiff();
+    if bias.fused
+        && bias.additive.is_none()
+        && bias.mask.is_none()
+        && !dropout_active
+        && is_wgpu(&q.device())
+        && q.dtype() == burn::tensor::DType::F32
+        && hearth_shaders::attention::supports(q.dims(), k.dims(), v.dims())
+    {
+        return fused_attention(q, k, v, bias.causal, bias.key_padding.clone(), scale.unwrap_or(1.0));
+    }
+    composed_attention(q, k, v, bias, scale, dropout)
+}
+
+/// The fused kernel (wgpu only; see [`scaled_dot_product_attention`] for when it applies).
+pub fn fused_attention(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    causal: bool,
+    key_padding: Option<Tensor<2, Bool>>,
+    scale: f64,
+) -> Tensor<4> {
+    use burn::backend::Dispatch;
+    use hearth_shaders::attention::FusedAttentionOps;
+    let has_padding = key_padding.is_some();
+    let padding = match key_padding {
+        Some(p) => p.int(),
+        None => Tensor::<2, Int>::zeros([1, 1], &q.device()),
+    };
+    Tensor::from_dispatch(Dispatch::fused_attention(
+        q.into_dispatch(),
+        k.into_dispatch(),
+        v.into_dispatch(),
+        padding.into_dispatch(),
+        scale as f32,
+        causal,
+        has_padding,
+    ))
+}
+
+/// burn's composition: the scores `[b, h, tq, tk]` materialised, HF eager semantics.
+pub fn composed_attention(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    bias: &AttentionBias,
+    scale: Option<f64>,
+    dropout: &Dropout,
+) -> Tensor<4> {
+    let (tq, tk) = (q.dims()[2], k.dims()[2]);
+    let device = q.device();
     let mut scores = q.matmul(k.swap_dims(2, 3)); // [b, h, tq, tk]
     if let Some(scale) = scale {
         scores = scores * scale;
@@ -68,9 +197,9 @@ pub fn scaled_dot_product_attention(
     if let Some(additive) = &bias.additive {
         scores = scores + additive.clone();
     }
-    if let Some(mask) = &bias.mask {
+    if let Some(mask) = bias.combined_mask(tq, tk, &device) {
         let shape = scores.dims();
-        scores = scores.mask_fill(mask.clone().expand(shape), MASKED_SCORE);
+        scores = scores.mask_fill(mask.expand(shape), MASKED_SCORE);
     }
     let probs = dropout.forward(softmax(scores, 3));
     probs.matmul(v)

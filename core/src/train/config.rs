@@ -65,6 +65,9 @@ pub struct TrainConfig {
     pub grad_clip: f64,
     /// Overrides every dropout probability of the model config.
     pub dropout: Option<f64>,
+    /// Run attention through the fused WGSL kernel on wgpu (memory linear in the sequence length);
+    /// `false`: burn's composition everywhere, for comparison. No effect on other backends.
+    pub fused_attention: bool,
     pub seed: u64,
     pub eval_every: u64,
     pub eval_batches: usize,
@@ -114,6 +117,7 @@ impl Default for TrainConfig {
             eps: 1e-8,
             grad_clip: 1.0,
             dropout: Some(0.0),
+            fused_attention: true,
             seed: 1337,
             eval_every: 100,
             eval_batches: 8,

@@ -1,0 +1,107 @@
+// Fused attention backward, step 3: dQ (FlashAttention-2 style, no atomics).
+//
+// One workgroup per (tile of ROWS queries, batch·head); one invocation per query row holding q
+// (times `scale`), dO and the dQ accumulator (C = dh/4 vec4s each). Tiles of TILE keys and values
+// are staged in workgroup memory and P is recomputed from the stored LSE:
+//   dS = exp(s - lse)·(dO·v - delta), dQ += dS·k·scale.
+// Fully masked rows (LSE sentinel) have dQ = 0: every score of theirs was replaced by a constant.
+// `//@unroll` lines: see forward.wgsl.
+{{ enable_f16 }}
+@group(0) @binding(0) var<storage, read_write> q: array<vec4<{{ elem }}>>;
+@group(0) @binding(1) var<storage, read_write> k: array<vec4<{{ elem }}>>;
+@group(0) @binding(2) var<storage, read_write> v: array<vec4<{{ elem }}>>;
+@group(0) @binding(3) var<storage, read_write> dout: array<vec4<{{ elem }}>>;
+@group(0) @binding(4) var<storage, read_write> aux: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dq: array<vec4<{{ elem }}>>;
+@group(0) @binding(6) var<storage, read_write> info: array<u32>;
+
+const C: u32 = {{ chunks }}u;
+const ROWS: u32 = {{ rows }}u;
+const TILE: u32 = {{ tile }}u;
+
+var<workgroup> ks: array<vec4<f32>, {{ tile_chunks }}>;
+var<workgroup> vs: array<vec4<f32>, {{ tile_chunks }}>;
+
+@compute @workgroup_size({{ rows }}, 1, 1)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let B = info[0];
+    let H = info[1];
+    let TQ = info[2];
+    let TK = info[3];
+    let causal = info[4] != 0u;
+    let has_pad = info[5] != 0u;
+    let scale = bitcast<f32>(info[6]);
+    let off = bitcast<i32>(info[7]);
+    let bh = wid.y;
+    let bi = bh / H;
+    let hi = bh % H;
+    let n = B * H * TQ;
+    let row0 = wid.x * ROWS;
+    let i = row0 + lid;
+    let valid = i < TQ;
+    let kb = bi * info[11] + hi * info[12];
+    let vb = bi * info[14] + hi * info[15];
+    let kst = info[13];
+    let vst = info[16];
+
+    var lse_i = 3.0e38;
+    var dl = 0.0;
+    if valid {
+        lse_i = aux[bh * TQ + i];
+        dl = aux[n + bh * TQ + i];
+    }
+    let row_on = valid && lse_i < 1.0e38;
+    var qr: array<vec4<f32>, C>;
+    var dor: array<vec4<f32>, C>;
+    var gq: array<vec4<f32>, C>;
+    let qb = bi * info[8] + hi * info[9] + i * info[10];
+    let db = bi * info[17] + hi * info[18] + i * info[19];
+    if valid {
+        //@unroll qr[#] = vec4<f32>(q[qb + #]) * scale;
+        //@unroll dor[#] = vec4<f32>(dout[db + #]);
+    }
+
+    var kend = TK;
+    if causal {
+        kend = u32(clamp(i32(row0 + ROWS - 1u) + off + 1, 0, i32(TK)));
+    }
+    let ntiles = (kend + TILE - 1u) / TILE;
+    let row_last = i32(i) + off;
+    for (var t = 0u; t < ntiles; t++) {
+        let k0 = t * TILE;
+        workgroupBarrier();
+        for (var e = lid; e < TILE * C; e += ROWS) {
+            let j = k0 + e / C;
+            let c = e % C;
+            var kv = vec4<f32>(0.0);
+            var vv = vec4<f32>(0.0);
+            if j < TK {
+                kv = vec4<f32>(k[kb + j * kst + c]);
+                vv = vec4<f32>(v[vb + j * vst + c]);
+            }
+            ks[e] = kv;
+            vs[e] = vv;
+        }
+        workgroupBarrier();
+        if row_on {
+            // Keys in groups of 4: q, dO and the dQ accumulator are read once per group.
+            //@tile-begin (the host repeats this block for r = 0, 4, …, TILE - 4: constant
+            //@tile-begin workgroup-memory addresses, which lavapipe loads without a per-lane gather)
+                //@group let j$ = k0 + r + $u;
+                //@group var vis$ = j$ < TK && !(causal && i32(j$) > row_last);
+                //@group if vis$ && has_pad && aux[2u * n + bi * TK + j$] != 0.0 { vis$ = false; }
+                if vis0 || vis1 || vis2 || vis3 {
+                    //@group var s$ = 0.0; var dp$ = 0.0;
+                    //@unroll s$ += dot(qr[#], ks[(r + $u) * C + #]); dp$ += dot(dor[#], vs[(r + $u) * C + #]);
+                    //@group var ds$ = 0.0; if vis$ { ds$ = exp(s$ - lse_i) * (dp$ - dl); }
+                    //@unroll gq[#] += ds0 * ks[r * C + #] + ds1 * ks[(r + 1u) * C + #] + ds2 * ks[(r + 2u) * C + #] + ds3 * ks[(r + 3u) * C + #];
+                }
+            //@tile-end
+        }
+    }
+
+    if valid {
+        let ob = (bh * TQ + i) * C;
+        //@unroll dq[ob + #] = vec4<{{ elem }}>(gq[#] * scale);
+    }
+}

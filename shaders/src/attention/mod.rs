@@ -1,0 +1,342 @@
+//! Fused scaled-dot-product attention (FlashAttention-2 style) in WGSL, forward and backward,
+//! registered as a burn custom operation on the wgpu (Cube) backend with a real Autodiff backward.
+//!
+//! - `forward.wgsl`: O and the per-row log-sum-exp, online softmax over key tiles.
+//! - `backward_prep.wgsl`: delta = rowsum(dO ∘ O) (and the aux buffer the next two read).
+//! - `backward_dkdv.wgsl`: dK, dV, one workgroup per key tile looping over query tiles.
+//! - `backward_dq.wgsl`: dQ, one workgroup per query tile looping over key tiles.
+//!
+//! Semantics are those of [`reference::attention`]: `softmax(q·kᵀ·scale, masked) · v` with masked
+//! scores at `f32::MIN` (HF eager attention), so a fully masked row is uniform over all keys.
+//! Masks: a causal flag (query `i` sees key `j <= i + tk - tq`) and a key-padding `[b, tk]` int
+//! tensor (non-zero = masked). No additive bias and no dropout: callers fall back to the
+//! composition for those (see `hearth_core::nn::attention`).
+//!
+//! The head dimension is a compile-time constant of each kernel (`{{ head_dim }}`), so every head
+//! size gets its own specialised pipeline; any sequence length works (ragged last tiles).
+
+mod backward;
+pub mod reference;
+
+use std::cell::Cell;
+
+use burn::backend::tensor::{FloatTensor, IntTensor};
+use burn::backend::wgpu::{CubeBackend, CubeTensor, KernelSource, SourceKernel, SourceTemplate, into_contiguous};
+use burn::backend::{Backend, backend_extension};
+use burn::cubecl::prelude::KernelId;
+use burn::cubecl::server::KernelArguments;
+use burn::cubecl::{CubeCount, CubeDim};
+use burn::tensor::{DType, IntDType, Shape};
+
+/// Query (or key) rows per workgroup: one invocation each.
+const ROWS: usize = 64;
+/// Rows of a staged tile at most. The tile's loop is unrolled on the host (see [`repeat_tiles`]),
+/// and lavapipe's compile time grows with that body: 8 rows (two groups) keep a pipeline's first
+/// compile to seconds while the staging (one barrier pair per tile) stays cheap.
+const TILE_MAX: usize = 8;
+/// Keys (or query rows) the inner loops take at once; tiles are multiples of it.
+const GROUP: usize = 4;
+/// Elements of one staged tile (`tile · head_dim`): two such f32 tiles take 16 KiB of workgroup
+/// memory, half of WebGPU's guaranteed 32 KiB.
+const TILE_ELEMS: usize = 2048;
+
+thread_local! {
+    static LAUNCHES: Cell<u64> = const { Cell::new(0) };
+}
+
+/// How many fused attention forwards this thread has launched (a test hook: the parity tests
+/// assert the fused path really ran).
+pub fn fused_launches() -> u64 {
+    LAUNCHES.with(|c| c.get())
+}
+
+/// The fused attention op. `q [b, h, tq, dh]`, `k, v [b, h, tk, dh]` (same b, h; the last dim
+/// contiguous or not, any strides), `key_padding [b, tk]` (non-zero = masked; read only when
+/// `has_padding`) -> `[b, h, tq, dh]`.
+#[backend_extension(Autodiff, Cube)]
+pub trait FusedAttentionOps: Backend {
+    fn fused_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        key_padding: IntTensor<Self>,
+        scale: f32,
+        causal: bool,
+        has_padding: bool,
+    ) -> FloatTensor<Self>;
+}
+
+impl FusedAttentionOps for CubeBackend {
+    fn fused_attention(
+        q: CubeTensor,
+        k: CubeTensor,
+        v: CubeTensor,
+        key_padding: CubeTensor,
+        scale: f32,
+        causal: bool,
+        has_padding: bool,
+    ) -> CubeTensor {
+        let params = Params::new(&q, &k, scale, causal, has_padding);
+        forward(&params, q, k, v, key_padding).0
+    }
+}
+
+/// Whether the fused kernels take these shapes: equal batch and heads for q, k and v, equal head
+/// dims that are a multiple of 4 (the kernels work on vec4s) up to 256, k and v of equal length.
+pub fn supports(q: [usize; 4], k: [usize; 4], v: [usize; 4]) -> bool {
+    q[0] == k[0]
+        && q[1] == k[1]
+        && k == v
+        && q[3] == k[3]
+        && q[3] > 0
+        && q[3] % 4 == 0
+        && q[3] <= 256
+        && q[2] > 0
+        && k[2] > 0
+}
+
+/// Shapes and flags of one call.
+#[derive(Clone, Debug)]
+pub(crate) struct Params {
+    b: usize,
+    h: usize,
+    tq: usize,
+    tk: usize,
+    dh: usize,
+    scale: f32,
+    causal: bool,
+    has_padding: bool,
+    dtype: DType,
+}
+
+impl Params {
+    fn new(q: &CubeTensor, k: &CubeTensor, scale: f32, causal: bool, has_padding: bool) -> Self {
+        let qs = q.meta.shape();
+        let ks = k.meta.shape();
+        assert_eq!(qs.num_dims(), 4, "fused attention takes [b, h, t, dh]");
+        Params { b: qs[0], h: qs[1], tq: qs[2], tk: ks[2], dh: qs[3], scale, causal, has_padding, dtype: q.dtype }
+    }
+
+    fn f16(&self) -> bool {
+        self.dtype == DType::F16
+    }
+
+    /// The info buffer every kernel reads (see forward.wgsl). `strided` are q, k, v, dO; their
+    /// strides go in vec4 units (see [`vec4_layout`]).
+    fn info(&self, strided: [&CubeTensor; 4]) -> Vec<u32> {
+        let off = self.tk as i64 - self.tq as i64;
+        let mut info = vec![
+            self.b as u32,
+            self.h as u32,
+            self.tq as u32,
+            self.tk as u32,
+            self.causal as u32,
+            self.has_padding as u32,
+            self.scale.to_bits(),
+            (off as i32) as u32,
+        ];
+        for t in strided {
+            let s = t.meta.strides();
+            info.extend([s[0] as u32 / 4, s[1] as u32 / 4, s[2] as u32 / 4]);
+        }
+        info
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Stage {
+    Forward,
+    Prep,
+    DkDv,
+    Dq,
+}
+
+/// One specialisation of one of the four WGSL templates.
+struct AttentionKernel {
+    stage: Stage,
+    head_dim: usize,
+    f16: bool,
+}
+
+impl KernelSource for AttentionKernel {
+    fn source(&self) -> SourceTemplate {
+        let text = match self.stage {
+            Stage::Forward => include_str!("forward.wgsl"),
+            Stage::Prep => include_str!("backward_prep.wgsl"),
+            Stage::DkDv => include_str!("backward_dkdv.wgsl"),
+            Stage::Dq => include_str!("backward_dq.wgsl"),
+        };
+        let tile = tile_rows(self.head_dim);
+        let chunks = self.head_dim / 4;
+        SourceTemplate::new(unroll(text, chunks, tile))
+            .register("chunks", chunks.to_string())
+            .register("rows", ROWS.to_string())
+            .register("tile", tile.to_string())
+            .register("tile_chunks", (tile * chunks).to_string())
+            .register("elem", if self.f16 { "f16" } else { "f32" })
+            .register("enable_f16", if self.f16 { "enable f16;" } else { "" })
+    }
+
+    fn id(&self) -> KernelId {
+        KernelId::new::<Self>().info((self.stage, self.head_dim, self.f16))
+    }
+
+    fn lang(&self) -> &'static str {
+        "wgsl"
+    }
+}
+
+/// Expands the host-unrolled lines of a template: `//@unroll <statement>` once per vec4 chunk of
+/// the head dim (`#` replaced by `0`, `1`, …) and `//@group <statement>` once per member of a group
+/// of 4 keys (`$`); an `//@unroll` line with `$` expands over both. Constant indices keep the
+/// per-invocation vec4 arrays in registers.
+fn unroll(text: &str, chunks: usize, tile: usize) -> String {
+    let text = repeat_tiles(text, tile);
+    let mut out = String::with_capacity(text.len() * 4);
+    for line in text.lines() {
+        let indent = &line[..line.len() - line.trim_start().len()];
+        let body = line.trim_start();
+        let (statement, chunk_range) = if let Some(s) = body.strip_prefix("//@unroll ") {
+            (s, chunks)
+        } else if let Some(s) = body.strip_prefix("//@group ") {
+            (s, 1)
+        } else {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        };
+        let members = if statement.contains('$') { GROUP } else { 1 };
+        for c in 0..chunk_range {
+            for g in 0..members {
+                out.push_str(indent);
+                out.push_str(&statement.replace('#', &c.to_string()).replace('$', &g.to_string()));
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+/// Repeats every block between `//@tile-begin` and `//@tile-end` lines once per group of 4 rows
+/// of a staged tile, in a scope that binds `r` to the group's first row as a literal: the tile's
+/// workgroup-memory indices become constants. (lavapipe turns a load from a computed address into
+/// a gather across invocations even when the address is the same for all of them; a constant one
+/// is a single load. Unrolling the tile loop made the kernels several times faster there.)
+fn repeat_tiles(text: &str, tile: usize) -> String {
+    let mut out = String::with_capacity(text.len() * 4);
+    let mut block: Option<(String, Vec<&str>)> = None;
+    for line in text.lines() {
+        let body = line.trim_start();
+        if body.starts_with("//@tile-begin") {
+            if block.is_none() {
+                block = Some((line[..line.len() - body.len()].to_string(), Vec::new()));
+            }
+            continue;
+        }
+        if body.starts_with("//@tile-end") {
+            let (indent, lines) = block.take().expect("//@tile-end after //@tile-begin");
+            for r in (0..tile).step_by(GROUP) {
+                out.push_str(&format!("{indent}{{\n{indent}    let r = {r}u;\n"));
+                for l in &lines {
+                    out.push_str(l);
+                    out.push('\n');
+                }
+                out.push_str(&format!("{indent}}}\n"));
+            }
+            continue;
+        }
+        match &mut block {
+            Some((_, lines)) => lines.push(line),
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+/// Rows of a staged tile for a head dim: as many as fit [`TILE_ELEMS`], at most [`ROWS`].
+fn tile_rows(head_dim: usize) -> usize {
+    (TILE_ELEMS / head_dim).clamp(GROUP, TILE_MAX) / GROUP * GROUP
+}
+
+fn launch(stage: Stage, p: &Params, groups_x: usize, tensors: &[&CubeTensor], info: &[u32]) {
+    let client = &tensors[0].client;
+    let info_bytes: Vec<u8> = info.iter().flat_map(|x| x.to_le_bytes()).collect();
+    let info_handle = client.create_from_slice(&info_bytes);
+    let mut buffers: Vec<_> = tensors.iter().map(|t| t.handle.clone().binding()).collect();
+    buffers.push(info_handle.binding());
+    let kernel = AttentionKernel { stage, head_dim: p.dh, f16: p.f16() };
+    client.launch(
+        Box::new(SourceKernel::new(kernel, CubeDim::new_1d(ROWS as u32))),
+        CubeCount::Static(groups_x as u32, (p.b * p.h) as u32, 1),
+        KernelArguments::new().with_buffers(buffers),
+    );
+}
+
+fn empty(like: &CubeTensor, shape: [usize; 4], dtype: DType) -> CubeTensor {
+    let shape = Shape::from(shape.to_vec());
+    let handle = like.client.empty(shape.num_elements() * dtype.size());
+    CubeTensor::new_contiguous(like.client.clone(), like.device.clone(), shape, handle, dtype)
+}
+
+/// The kernels read rows as vec4s: the last dim contiguous and the other strides multiples of 4
+/// (true of contiguous tensors and of split-head views when dh % 4 == 0); otherwise a copy.
+fn vec4_layout(t: CubeTensor) -> CubeTensor {
+    let s = t.meta.strides();
+    if s[3] == 1 && s[..3].iter().all(|x| x % 4 == 0) { t } else { into_contiguous(t) }
+}
+
+fn padding_i32(pad: CubeTensor) -> CubeTensor {
+    let pad = match pad.dtype {
+        DType::I32 => pad,
+        _ => <CubeBackend as burn::backend::ops::IntTensorOps<CubeBackend>>::int_cast(pad, IntDType::I32),
+    };
+    into_contiguous(pad)
+}
+
+/// Forward: `(O [b, h, tq, dh], LSE [b, h, tq] f32)`.
+pub(crate) fn forward(
+    p: &Params,
+    q: CubeTensor,
+    k: CubeTensor,
+    v: CubeTensor,
+    pad: CubeTensor,
+) -> (CubeTensor, CubeTensor) {
+    let (q, k, v) = (vec4_layout(q), vec4_layout(k), vec4_layout(v));
+    let pad = padding_i32(pad);
+    let o = empty(&q, [p.b, p.h, p.tq, p.dh], p.dtype);
+    let lse = empty(&q, [p.b, p.h, p.tq, 1], DType::F32);
+    let info = p.info([&q, &k, &v, &q]);
+    launch(Stage::Forward, p, p.tq.div_ceil(ROWS), &[&q, &k, &v, &pad, &o, &lse], &info);
+    LAUNCHES.with(|c| c.set(c.get() + 1));
+    (o, lse)
+}
+
+/// Backward: `(dQ, dK, dV)`, contiguous.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn backward(
+    p: &Params,
+    q: CubeTensor,
+    k: CubeTensor,
+    v: CubeTensor,
+    pad: CubeTensor,
+    o: CubeTensor,
+    lse: CubeTensor,
+    dout: CubeTensor,
+) -> (CubeTensor, CubeTensor, CubeTensor) {
+    let (q, k, v) = (vec4_layout(q), vec4_layout(k), vec4_layout(v));
+    let dout = vec4_layout(dout);
+    let pad = padding_i32(pad);
+    let info = p.info([&q, &k, &v, &dout]);
+    let n = p.b * p.h * p.tq;
+    let aux = empty(&q, [1, 1, 1, 2 * n + p.b * p.tk], DType::F32);
+    launch(Stage::Prep, p, p.tq.div_ceil(ROWS), &[&o, &dout, &lse, &pad, &aux], &info);
+    let dk = empty(&q, [p.b, p.h, p.tk, p.dh], p.dtype);
+    let dv = empty(&q, [p.b, p.h, p.tk, p.dh], p.dtype);
+    launch(Stage::DkDv, p, p.tk.div_ceil(ROWS), &[&q, &k, &v, &dout, &aux, &dk, &dv], &info);
+    let dq = empty(&q, [p.b, p.h, p.tq, p.dh], p.dtype);
+    launch(Stage::Dq, p, p.tq.div_ceil(ROWS), &[&q, &k, &v, &dout, &aux, &dq], &info);
+    (dq, dk, dv)
+}

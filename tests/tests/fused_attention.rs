@@ -1,0 +1,179 @@
+//! The fused WGSL attention (hearth_shaders::attention) against the composition every other
+//! backend uses (`composed_attention`, HF eager semantics), on wgpu (lavapipe in CI): the output and
+//! the gradients of q, k and v, over random shapes with odd lengths, T=1, cross-attention (tq ≠ tk),
+//! head dims 32/64/128, causal masks, key padding, and rows whose keys are all masked (which must
+//! come out uniform, as HF's `finfo.min` fill makes them, and never NaN).
+//!
+//! Tolerance: 1e-4 relative to the reference tensor's largest magnitude, as in `hf_parity`.
+
+use burn::nn::DropoutConfig;
+use burn::tensor::{Distribution, Int, Tensor, TensorData};
+use hearth_core::Backend;
+use hearth_core::nn::attention::{AttentionBias, composed_attention, fused_attention, fused_launches};
+use hearth_core::parity::check_with;
+use hearth_tests::oracle;
+
+const TOLERANCE: f64 = 1e-4;
+
+fn setup() {
+    // Mesa warns on every Vulkan start without a runtime dir.
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        let dir = std::env::temp_dir().join("hearth-xdg");
+        std::fs::create_dir_all(&dir).ok();
+        // SAFETY: set before any thread of this test starts the Vulkan driver.
+        unsafe { std::env::set_var("XDG_RUNTIME_DIR", dir) };
+    }
+}
+
+struct Case {
+    b: usize,
+    h: usize,
+    tq: usize,
+    tk: usize,
+    dh: usize,
+    causal: bool,
+    /// Per batch, the number of leading key positions that are real (the rest padding); `None`: no padding.
+    keep: Option<Vec<usize>>,
+}
+
+fn max_rel(name: &str, ours: TensorData, reference: TensorData) -> f64 {
+    let a = ours.try_to_vec::<f32>().unwrap();
+    let b = reference.try_to_vec::<f32>().unwrap();
+    assert_eq!(a.len(), b.len(), "{name}: sizes");
+    assert!(a.iter().all(|x| x.is_finite()), "{name}: fused result has NaN/inf");
+    assert!(b.iter().all(|x| x.is_finite()), "{name}: reference has NaN/inf");
+    let mut max_abs = 0f64;
+    let mut scale = 0f64;
+    for (&x, &y) in a.iter().zip(&b) {
+        max_abs = max_abs.max((x as f64 - y as f64).abs());
+        scale = scale.max((y as f64).abs());
+    }
+    max_abs / scale.max(1e-4)
+}
+
+fn run(case: &Case) {
+    setup();
+    let device = Backend::Wgpu.device().autodiff();
+    let Case { b, h, tq, tk, dh, causal, .. } = *case;
+    let q0 = Tensor::<4>::random([b, h, tq, dh], Distribution::Normal(0.0, 1.0), &device);
+    let k0 = Tensor::<4>::random([b, h, tk, dh], Distribution::Normal(0.0, 1.0), &device);
+    let v0 = Tensor::<4>::random([b, h, tk, dh], Distribution::Normal(0.0, 1.0), &device);
+    let g = Tensor::<4>::random([b, h, tq, dh], Distribution::Normal(0.0, 1.0), &device);
+    let mask = case.keep.as_ref().map(|keep| {
+        let data: Vec<i64> = keep.iter().flat_map(|&n| (0..tk).map(move |j| (j < n) as i64)).collect();
+        Tensor::<2, Int>::from_data(TensorData::new(data, [b, tk]), &device)
+    });
+    let scale = 1.0 / (dh as f64).sqrt();
+
+    let mut results = Vec::new();
+    for fused in [true, false] {
+        let (q, k, v) = (q0.clone().require_grad(), k0.clone().require_grad(), v0.clone().require_grad());
+        let before = fused_launches();
+        let out = if fused {
+            let padding = mask.clone().map(|m| m.equal_elem(0));
+            fused_attention(q.clone(), k.clone(), v.clone(), causal, padding, scale)
+        } else {
+            let mut bias = AttentionBias::default();
+            if causal {
+                bias = bias.with_causal();
+            }
+            if let Some(m) = mask.clone() {
+                bias = bias.with_key_padding(m);
+            }
+            let dropout = DropoutConfig::new(0.0).init();
+            composed_attention(q.clone(), k.clone(), v.clone(), &bias, Some(scale), &dropout)
+        };
+        assert_eq!(fused_launches() - before, fused as u64, "fused kernel launched only on the fused path");
+        let grads = (out.clone() * g.clone()).sum().backward();
+        let grad = |t: &Tensor<4>| t.grad(&grads).expect("gradient").into_data();
+        results.push((out.into_data(), grad(&q), grad(&k), grad(&v)));
+    }
+    let (fused, reference) = (results.remove(0), results.remove(0));
+    let label = format!("b{b} h{h} tq{tq} tk{tk} dh{dh} causal={causal} keep={:?}", case.keep);
+    for (name, ours, theirs) in [
+        ("out", fused.0, reference.0),
+        ("dq", fused.1, reference.1),
+        ("dk", fused.2, reference.2),
+        ("dv", fused.3, reference.3),
+    ] {
+        let rel = max_rel(&format!("{label} {name}"), ours, theirs);
+        eprintln!("{label} {name}: {rel:.2e}");
+        assert!(rel <= TOLERANCE, "{label} {name}: relative error {rel:.2e} > {TOLERANCE}");
+    }
+}
+
+fn case(b: usize, h: usize, tq: usize, tk: usize, dh: usize, causal: bool, keep: Option<Vec<usize>>) -> Case {
+    Case { b, h, tq, tk, dh, causal, keep }
+}
+
+#[test]
+fn single_token() {
+    run(&case(1, 2, 1, 1, 64, false, None));
+    run(&case(2, 1, 1, 1, 32, true, None));
+}
+
+#[test]
+fn odd_lengths_causal() {
+    run(&case(2, 2, 17, 17, 32, true, None));
+    run(&case(1, 2, 65, 65, 64, true, None));
+    run(&case(1, 1, 100, 100, 64, true, None));
+}
+
+#[test]
+fn head_dims_32_64_128() {
+    run(&case(1, 2, 33, 33, 32, false, None));
+    run(&case(1, 2, 33, 33, 64, false, None));
+    run(&case(1, 1, 70, 70, 128, true, None));
+    run(&case(1, 1, 33, 33, 128, false, None));
+}
+
+#[test]
+fn key_padding_with_a_fully_padded_row() {
+    // Batch 1 has no real key at all: every row of it is fully masked and must be uniform.
+    run(&case(2, 2, 33, 33, 64, false, Some(vec![20, 0])));
+    // Causal and padding together (GPT-2 with an attention mask).
+    run(&case(2, 2, 65, 65, 32, true, Some(vec![65, 9])));
+}
+
+#[test]
+fn cross_attention_shapes() {
+    // T5 cross-attention: tq ≠ tk, padding on the encoder side.
+    run(&case(2, 2, 17, 100, 64, false, Some(vec![100, 37])));
+    run(&case(1, 2, 100, 7, 32, false, None));
+    // More queries than keys under the causal mask: the first rows see no key (fully masked).
+    run(&case(1, 2, 33, 17, 32, true, None));
+}
+
+#[test]
+fn fully_masked_rows_are_uniform_not_nan() {
+    setup();
+    let device = Backend::Wgpu.device();
+    let (b, h, t, dh) = (1, 1, 5, 32);
+    let q = Tensor::<4>::random([b, h, t, dh], Distribution::Normal(0.0, 1.0), &device);
+    let k = Tensor::<4>::random([b, h, t, dh], Distribution::Normal(0.0, 1.0), &device);
+    let v = Tensor::<4>::random([b, h, t, dh], Distribution::Normal(0.0, 1.0), &device);
+    let padding = Tensor::<2, Int>::zeros([b, t], &device).equal_elem(0); // every key padding
+    let out = fused_attention(q, k, v.clone(), false, Some(padding), 0.1);
+    let mean = v.mean_dim(2).expand([b, h, t, dh]);
+    let rel = max_rel("uniform rows", out.into_data(), mean.into_data());
+    assert!(rel <= TOLERANCE, "a fully masked row is the mean of V: {rel:.2e}");
+}
+
+/// The switch: with the fused path on, GPT-2's HF parity on wgpu runs through the kernel; with it
+/// off, it does not, and both match HF.
+#[test]
+fn the_switch_selects_the_path_and_both_match_hf() {
+    setup();
+    let (config, model, io) = oracle("gpt2");
+    for fused in [true, false] {
+        let before = fused_launches();
+        let report = check_with(&config, &model, &io, &Backend::Wgpu.device(), TOLERANCE, fused).expect("runs");
+        let launched = fused_launches() - before;
+        assert!(report.passed(), "gpt2 with fused={fused}: {:?}", report.worst());
+        if fused {
+            assert!(launched > 0, "the fused kernel ran");
+        } else {
+            assert_eq!(launched, 0, "the composition ran");
+        }
+    }
+}
