@@ -37,10 +37,14 @@ pub struct Args {
     /// Test examples, scored once with the best model.
     #[arg(long)]
     test: Option<PathBuf>,
+    /// The text column (default: the first of sentence, text, sentence1, premise, question1, question).
     #[arg(long)]
     text_column: Option<String>,
+    /// The second text of a pair (default: sentence2, hypothesis, question2 or sentence, when the text
+    /// column is one of a pair's names).
     #[arg(long)]
     pair_column: Option<String>,
+    /// The label column (default: label, gold_label or labels).
     #[arg(long)]
     label_column: Option<String>,
     /// Where the fine-tuned model (HF folder), metrics.jsonl and eval_results.json go.
