@@ -66,6 +66,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     //@rows-end
 
+    var any_key = false;
+    //@rows any_key = any_key || key_visible~;
+
     // Causal: the first query row that sees key k0 is k0 - off.
     var i_start = 0u;
     if causal {
@@ -100,7 +103,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             dls[r] = dl;
         }
         workgroupBarrier();
-        if key_visible0 || key_visible1 {
+        if any_key {
             // Query rows in groups of 4: k, v and the dK, dV accumulators are read once per group,
             // and each staged query row once for both keys.
             //@tile-begin (the host repeats this block for r = 0, 4, …, TILE - 4: constant
@@ -108,7 +111,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                 //@group let qi$ = i0 + r + $u;
                 //@group let lse$ = ls[r + $u]; let dl$ = dls[r + $u];
                 //@rows //@group let vis~$ = key_visible~ && lse$ < 1.0e38 && !(causal && i32(j~) > i32(qi$) + off);
-                //@group let any$ = vis0$ || vis1$;
+                //@group var any$ = false;
+                //@rows //@group any$ = any$ || vis~$;
                 if any0 || any1 || any2 || any3 {
                     //@rows //@group var s~$ = 0.0; var dp~$ = 0.0;
                     //@unroll s~$ += dot(qs[(r + $u) * C + #], kr~[#]); dp~$ += dot(dos[(r + $u) * C + #], vr~[#]);

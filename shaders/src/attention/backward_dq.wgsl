@@ -66,6 +66,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let row_last~ = i32(i~) + off;
     //@rows-end
 
+    var any_row = false;
+    //@rows any_row = any_row || row_on~;
+
     var kend = TK;
     if causal {
         kend = u32(clamp(i32(row0 + ROWS - 1u) + off + 1, 0, i32(TK)));
@@ -87,7 +90,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             vs[e] = vv;
         }
         workgroupBarrier();
-        if row_on0 || row_on1 {
+        if any_row {
             // Keys in groups of 4: q, dO and the dQ accumulators are read once per group, and each
             // staged key and value once for both rows.
             //@tile-begin (the host repeats this block for r = 0, 4, …, TILE - 4: constant
@@ -96,7 +99,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                 //@group var kvis$ = j$ < TK;
                 //@group if kvis$ && has_pad && aux[2u * n + bi * TK + j$] != 0.0 { kvis$ = false; }
                 //@rows //@group let vis~$ = row_on~ && kvis$ && !(causal && i32(j$) > row_last~);
-                //@group let any$ = vis0$ || vis1$;
+                //@group var any$ = false;
+                //@rows //@group any$ = any$ || vis~$;
                 if any0 || any1 || any2 || any3 {
                     //@rows //@group var s~$ = 0.0; var dp~$ = 0.0;
                     //@unroll s~$ += dot(qr~[#], ks[(r + $u) * C + #]); dp~$ += dot(dor~[#], vs[(r + $u) * C + #]);

@@ -108,7 +108,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                 //@group var kvis$ = j$ < TK;
                 //@group if kvis$ && has_pad && pad[bi * TK + j$] != 0 { kvis$ = false; }
                 //@rows //@group let vis~$ = valid~ && kvis$ && !(causal && i32(j$) > row_last~);
-                //@group let any$ = vis0$ || vis1$;
+                //@group var any$ = false;
+                //@rows //@group any$ = any$ || vis~$;
                 if any0 || any1 || any2 || any3 {
                     //@rows //@group var s~$ = 0.0;
                     //@unroll s~$ += dot(qr~[#], ks[(r + $u) * C + #]);
@@ -127,7 +128,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // Rows that saw no key: uniform over all tk keys, i.e. the mean of V.
     //@rows let fully_masked~ = valid~ && !(l~ > 0.0);
-    if fully_masked0 || fully_masked1 {
+    var any_masked = false;
+    //@rows any_masked = any_masked || fully_masked~;
+    if any_masked {
         atomicOr(&fm_any, 1u);
     }
     workgroupBarrier();

@@ -33,7 +33,7 @@ const ROWS: usize = 64;
 /// Rows (queries, or keys in the dK/dV kernel) each invocation of the forward and the gradient
 /// kernels owns: a value staged in workgroup memory is loaded once for all of them (see
 /// [`repeat_rows`]).
-const PER: usize = 2;
+const PER: usize = 4;
 /// Invocations per workgroup of the forward and the gradient kernels (`ROWS / PER`).
 const THREADS: usize = ROWS / PER;
 /// Rows of a staged tile at most. The tile's loop is unrolled on the host (see [`repeat_tiles`]),
