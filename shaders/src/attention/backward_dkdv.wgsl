@@ -18,6 +18,7 @@
 
 const C: u32 = {{ chunks }}u;
 const ROWS: u32 = {{ rows }}u;
+const THREADS: u32 = {{ threads }}u;
 const TILE: u32 = {{ tile }}u;
 
 var<workgroup> qs: array<vec4<f32>, {{ tile_chunks }}>;
@@ -25,7 +26,7 @@ var<workgroup> dos: array<vec4<f32>, {{ tile_chunks }}>;
 var<workgroup> ls: array<f32, TILE>;
 var<workgroup> dls: array<f32, TILE>;
 
-@compute @workgroup_size({{ rows }}, 1, 1)
+@compute @workgroup_size({{ threads }}, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let B = info[0];
     let H = info[1];
@@ -40,27 +41,33 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let hi = bh % H;
     let n = B * H * TQ;
     let k0 = wid.x * ROWS;
-    let j = k0 + lid;
-    let valid = j < TK;
     let qb = bi * info[8] + hi * info[9];
     let qst = info[10];
     let db = bi * info[17] + hi * info[18];
     let dst = info[19];
 
-    var kr: array<vec4<f32>, C>;
-    var vr: array<vec4<f32>, C>;
-    var gk: array<vec4<f32>, C>;
-    var gv: array<vec4<f32>, C>;
-    let kb = bi * info[11] + hi * info[12] + j * info[13];
-    let vb = bi * info[14] + hi * info[15] + j * info[16];
-    if valid {
-        //@unroll kr[#] = vec4<f32>(k[kb + #]) * scale;
-        //@unroll vr[#] = vec4<f32>(v[vb + #]);
+    // Each invocation owns PER keys, THREADS apart: every staged query row serves all of them.
+    //@rows-begin
+    let j~ = k0 + lid + ~u * THREADS;
+    let valid~ = j~ < TK;
+    var kr~: array<vec4<f32>, C>;
+    var vr~: array<vec4<f32>, C>;
+    var gk~: array<vec4<f32>, C>;
+    var gv~: array<vec4<f32>, C>;
+    let kb~ = bi * info[11] + hi * info[12] + j~ * info[13];
+    let vb~ = bi * info[14] + hi * info[15] + j~ * info[16];
+    if valid~ {
+        //@unroll kr~[#] = vec4<f32>(k[kb~ + #]) * scale;
+        //@unroll vr~[#] = vec4<f32>(v[vb~ + #]);
     }
-    var key_visible = valid;
-    if valid && has_pad && aux[2u * n + bi * TK + j] != 0.0 {
-        key_visible = false;
+    var key_visible~ = valid~;
+    if valid~ && has_pad && aux[2u * n + bi * TK + j~] != 0.0 {
+        key_visible~ = false;
     }
+    //@rows-end
+
+    var any_key = false;
+    //@rows any_key = any_key || key_visible~;
 
     // Causal: the first query row that sees key k0 is k0 - off.
     var i_start = 0u;
@@ -72,7 +79,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var t = t0; t < nt; t++) {
         let i0 = t * TILE;
         workgroupBarrier();
-        for (var e = lid; e < TILE * C; e += ROWS) {
+        for (var e = lid; e < TILE * C; e += THREADS) {
             let i = i0 + e / C;
             let c = e % C;
             var qv = vec4<f32>(0.0);
@@ -84,7 +91,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             qs[e] = qv;
             dos[e] = dv_;
         }
-        for (var r = lid; r < TILE; r += ROWS) {
+        for (var r = lid; r < TILE; r += THREADS) {
             let i = i0 + r;
             var lv = 3.0e38;
             var dl = 0.0;
@@ -96,37 +103,42 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             dls[r] = dl;
         }
         workgroupBarrier();
-        if key_visible {
-            // Query rows in groups of 4: k, v and the dK, dV accumulators are read once per group.
+        if any_key {
+            // Query rows in groups of 4: k, v and the dK, dV accumulators are read once per group,
+            // and each staged query row once for both keys.
             //@tile-begin (the host repeats this block for r = 0, 4, …, TILE - 4: constant
             //@tile-begin workgroup-memory addresses, which lavapipe loads without a per-lane gather)
                 //@group let qi$ = i0 + r + $u;
                 //@group let lse$ = ls[r + $u]; let dl$ = dls[r + $u];
-                //@group let vis$ = lse$ < 1.0e38 && !(causal && i32(j) > i32(qi$) + off);
-                if vis0 || vis1 || vis2 || vis3 {
-                    //@group var s$ = 0.0; var dp$ = 0.0;
-                    //@unroll s$ += dot(qs[(r + $u) * C + #], kr[#]); dp$ += dot(dos[(r + $u) * C + #], vr[#]);
-                    //@group var p$ = 0.0; var ds$ = 0.0; if vis$ { p$ = exp(s$ - lse$); ds$ = p$ * (dp$ - dl$); }
-                    //@unroll gv[#] += p0 * dos[r * C + #] + p1 * dos[(r + 1u) * C + #] + p2 * dos[(r + 2u) * C + #] + p3 * dos[(r + 3u) * C + #];
-                    //@unroll gk[#] += ds0 * qs[r * C + #] + ds1 * qs[(r + 1u) * C + #] + ds2 * qs[(r + 2u) * C + #] + ds3 * qs[(r + 3u) * C + #];
+                //@rows //@group let vis~$ = key_visible~ && lse$ < 1.0e38 && !(causal && i32(j~) > i32(qi$) + off);
+                //@group var any$ = false;
+                //@rows //@group any$ = any$ || vis~$;
+                if any0 || any1 || any2 || any3 {
+                    //@rows //@group var s~$ = 0.0; var dp~$ = 0.0;
+                    //@unroll s~$ += dot(qs[(r + $u) * C + #], kr~[#]); dp~$ += dot(dos[(r + $u) * C + #], vr~[#]);
+                    //@rows //@group var p~$ = 0.0; var ds~$ = 0.0; if vis~$ { p~$ = exp(s~$ - lse$); ds~$ = p~$ * (dp~$ - dl$); }
+                    //@unroll gv~[#] += p~0 * dos[r * C + #] + p~1 * dos[(r + 1u) * C + #] + p~2 * dos[(r + 2u) * C + #] + p~3 * dos[(r + 3u) * C + #];
+                    //@unroll gk~[#] += ds~0 * qs[r * C + #] + ds~1 * qs[(r + 1u) * C + #] + ds~2 * qs[(r + 2u) * C + #] + ds~3 * qs[(r + 3u) * C + #];
                 }
             //@tile-end
         }
     }
 
-    if valid {
+    //@rows-begin
+    if valid~ {
         // Fully masked rows exist only with padding or with queries before the first key.
         if has_pad || (causal && off < 0) {
             let inv = 1.0 / f32(TK);
             for (var i = 0u; i < TQ; i++) {
                 if aux[bh * TQ + i] >= 1.0e38 {
                     let rb = db + i * dst;
-                    //@unroll gv[#] += vec4<f32>(dout[rb + #]) * inv;
+                    //@unroll gv~[#] += vec4<f32>(dout[rb + #]) * inv;
                 }
             }
         }
-        let ob = (bh * TK + j) * C;
-        //@unroll dk[ob + #] = vec4<{{ elem }}>(gk[#] * scale);
-        //@unroll dv[ob + #] = vec4<{{ elem }}>(gv[#]);
+        let ob~ = (bh * TK + j~) * C;
+        //@unroll dk[ob~ + #] = vec4<{{ elem }}>(gk~[#] * scale);
+        //@unroll dv[ob~ + #] = vec4<{{ elem }}>(gv~[#]);
     }
+    //@rows-end
 }

@@ -17,12 +17,13 @@
 
 const C: u32 = {{ chunks }}u;
 const ROWS: u32 = {{ rows }}u;
+const THREADS: u32 = {{ threads }}u;
 const TILE: u32 = {{ tile }}u;
 
 var<workgroup> ks: array<vec4<f32>, {{ tile_chunks }}>;
 var<workgroup> vs: array<vec4<f32>, {{ tile_chunks }}>;
 
-@compute @workgroup_size({{ rows }}, 1, 1)
+@compute @workgroup_size({{ threads }}, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let B = info[0];
     let H = info[1];
@@ -37,40 +38,46 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let hi = bh % H;
     let n = B * H * TQ;
     let row0 = wid.x * ROWS;
-    let i = row0 + lid;
-    let valid = i < TQ;
     let kb = bi * info[11] + hi * info[12];
     let vb = bi * info[14] + hi * info[15];
     let kst = info[13];
     let vst = info[16];
 
-    var lse_i = 3.0e38;
-    var dl = 0.0;
-    if valid {
-        lse_i = aux[bh * TQ + i];
-        dl = aux[n + bh * TQ + i];
+    // Each invocation owns PER query rows, THREADS apart (see forward.wgsl).
+    //@rows-begin
+    let i~ = row0 + lid + ~u * THREADS;
+    let valid~ = i~ < TQ;
+    var lse~ = 3.0e38;
+    var dl~ = 0.0;
+    if valid~ {
+        lse~ = aux[bh * TQ + i~];
+        dl~ = aux[n + bh * TQ + i~];
     }
-    let row_on = valid && lse_i < 1.0e38;
-    var qr: array<vec4<f32>, C>;
-    var dor: array<vec4<f32>, C>;
-    var gq: array<vec4<f32>, C>;
-    let qb = bi * info[8] + hi * info[9] + i * info[10];
-    let db = bi * info[17] + hi * info[18] + i * info[19];
-    if valid {
-        //@unroll qr[#] = vec4<f32>(q[qb + #]) * scale;
-        //@unroll dor[#] = vec4<f32>(dout[db + #]);
+    let row_on~ = valid~ && lse~ < 1.0e38;
+    var qr~: array<vec4<f32>, C>;
+    var dor~: array<vec4<f32>, C>;
+    var gq~: array<vec4<f32>, C>;
+    let qb~ = bi * info[8] + hi * info[9] + i~ * info[10];
+    let db~ = bi * info[17] + hi * info[18] + i~ * info[19];
+    if valid~ {
+        //@unroll qr~[#] = vec4<f32>(q[qb~ + #]) * scale;
+        //@unroll dor~[#] = vec4<f32>(dout[db~ + #]);
     }
+    let row_last~ = i32(i~) + off;
+    //@rows-end
+
+    var any_row = false;
+    //@rows any_row = any_row || row_on~;
 
     var kend = TK;
     if causal {
         kend = u32(clamp(i32(row0 + ROWS - 1u) + off + 1, 0, i32(TK)));
     }
     let ntiles = (kend + TILE - 1u) / TILE;
-    let row_last = i32(i) + off;
     for (var t = 0u; t < ntiles; t++) {
         let k0 = t * TILE;
         workgroupBarrier();
-        for (var e = lid; e < TILE * C; e += ROWS) {
+        for (var e = lid; e < TILE * C; e += THREADS) {
             let j = k0 + e / C;
             let c = e % C;
             var kv = vec4<f32>(0.0);
@@ -83,25 +90,31 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             vs[e] = vv;
         }
         workgroupBarrier();
-        if row_on {
-            // Keys in groups of 4: q, dO and the dQ accumulator are read once per group.
+        if any_row {
+            // Keys in groups of 4: q, dO and the dQ accumulators are read once per group, and each
+            // staged key and value once for both rows.
             //@tile-begin (the host repeats this block for r = 0, 4, …, TILE - 4: constant
             //@tile-begin workgroup-memory addresses, which lavapipe loads without a per-lane gather)
                 //@group let j$ = k0 + r + $u;
-                //@group var vis$ = j$ < TK && !(causal && i32(j$) > row_last);
-                //@group if vis$ && has_pad && aux[2u * n + bi * TK + j$] != 0.0 { vis$ = false; }
-                if vis0 || vis1 || vis2 || vis3 {
-                    //@group var s$ = 0.0; var dp$ = 0.0;
-                    //@unroll s$ += dot(qr[#], ks[(r + $u) * C + #]); dp$ += dot(dor[#], vs[(r + $u) * C + #]);
-                    //@group var ds$ = 0.0; if vis$ { ds$ = exp(s$ - lse_i) * (dp$ - dl); }
-                    //@unroll gq[#] += ds0 * ks[r * C + #] + ds1 * ks[(r + 1u) * C + #] + ds2 * ks[(r + 2u) * C + #] + ds3 * ks[(r + 3u) * C + #];
+                //@group var kvis$ = j$ < TK;
+                //@group if kvis$ && has_pad && aux[2u * n + bi * TK + j$] != 0.0 { kvis$ = false; }
+                //@rows //@group let vis~$ = row_on~ && kvis$ && !(causal && i32(j$) > row_last~);
+                //@group var any$ = false;
+                //@rows //@group any$ = any$ || vis~$;
+                if any0 || any1 || any2 || any3 {
+                    //@rows //@group var s~$ = 0.0; var dp~$ = 0.0;
+                    //@unroll s~$ += dot(qr~[#], ks[(r + $u) * C + #]); dp~$ += dot(dor~[#], vs[(r + $u) * C + #]);
+                    //@rows //@group var ds~$ = 0.0; if vis~$ { ds~$ = exp(s~$ - lse~) * (dp~$ - dl~); }
+                    //@unroll gq~[#] += ds~0 * ks[r * C + #] + ds~1 * ks[(r + 1u) * C + #] + ds~2 * ks[(r + 2u) * C + #] + ds~3 * ks[(r + 3u) * C + #];
                 }
             //@tile-end
         }
     }
 
-    if valid {
-        let ob = (bh * TQ + i) * C;
-        //@unroll dq[ob + #] = vec4<{{ elem }}>(gq[#] * scale);
+    //@rows-begin
+    if valid~ {
+        let ob~ = (bh * TQ + i~) * C;
+        //@unroll dq[ob~ + #] = vec4<{{ elem }}>(gq~[#] * scale);
     }
+    //@rows-end
 }

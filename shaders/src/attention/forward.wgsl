@@ -25,6 +25,7 @@
 
 const C: u32 = {{ chunks }}u;
 const ROWS: u32 = {{ rows }}u;
+const THREADS: u32 = {{ threads }}u;
 const TILE: u32 = {{ tile }}u;
 const NEG: f32 = -3.0e38;
 const MASKED_ROW: f32 = 3.0e38;
@@ -34,7 +35,7 @@ var<workgroup> vs: array<vec4<f32>, {{ tile_chunks }}>;
 var<workgroup> fm_any: atomic<u32>;
 var<workgroup> fm_flag: u32;
 
-@compute @workgroup_size({{ rows }}, 1, 1)
+@compute @workgroup_size({{ threads }}, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     // info: b, h, tq, tk, causal, has_pad, scale bits, causal offset (i32 bits), then the
     // (batch, head, time) strides of q, k, v, dO in vec4 units (the last dim is contiguous).
@@ -49,8 +50,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let bi = bh / H;
     let hi = bh % H;
     let row0 = wid.x * ROWS;
-    let i = row0 + lid;
-    let valid = i < TQ;
     let kb = bi * info[11] + hi * info[12];
     let vb = bi * info[14] + hi * info[15];
     let kst = info[13];
@@ -60,14 +59,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         atomicStore(&fm_any, 0u);
     }
 
-    var qr: array<vec4<f32>, C>;
-    var acc: array<vec4<f32>, C>;
-    let qb = bi * info[8] + hi * info[9] + i * info[10];
-    if valid {
-        //@unroll qr[#] = vec4<f32>(q[qb + #]) * scale;
+    // Each invocation owns PER query rows, THREADS apart: every staged key and value loaded from
+    // workgroup memory serves all of them.
+    //@rows-begin
+    let i~ = row0 + lid + ~u * THREADS;
+    let valid~ = i~ < TQ;
+    var qr~: array<vec4<f32>, C>;
+    var acc~: array<vec4<f32>, C>;
+    let qb~ = bi * info[8] + hi * info[9] + i~ * info[10];
+    if valid~ {
+        //@unroll qr~[#] = vec4<f32>(q[qb~ + #]) * scale;
     }
-    var m = NEG;
-    var l = 0.0;
+    var m~ = NEG;
+    var l~ = 0.0;
+    //@rows-end
 
     // Keys this tile of queries can see at all (causal: up to the last row's diagonal).
     var kend = TK;
@@ -75,13 +80,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         kend = u32(clamp(i32(row0 + ROWS - 1u) + off + 1, 0, i32(TK)));
     }
     let ntiles = (kend + TILE - 1u) / TILE;
-    let row_last = i32(i) + off; // last key this row sees under the causal mask
+    //@rows let row_last~ = i32(i~) + off; // last key this row sees under the causal mask
     workgroupBarrier();
 
     for (var t = 0u; t < ntiles; t++) {
         let k0 = t * TILE;
         workgroupBarrier();
-        for (var e = lid; e < TILE * C; e += ROWS) {
+        for (var e = lid; e < TILE * C; e += THREADS) {
             let j = k0 + e / C;
             let c = e % C;
             var kv = vec4<f32>(0.0);
@@ -94,35 +99,38 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             vs[e] = vv;
         }
         workgroupBarrier();
-        if valid {
+        if valid0 {
             // Keys in groups of 4: q and the accumulator are read once per group, and the running
             // max is rescaled once per group.
             //@tile-begin (the host repeats this block for r = 0, 4, …, TILE - 4: constant
             //@tile-begin workgroup-memory addresses, which lavapipe loads without a per-lane gather)
                 //@group let j$ = k0 + r + $u;
-                //@group var vis$ = j$ < TK && !(causal && i32(j$) > row_last);
-                //@group if vis$ && has_pad && pad[bi * TK + j$] != 0 { vis$ = false; }
-                if vis0 || vis1 || vis2 || vis3 {
-                    //@group var s$ = 0.0;
-                    //@unroll s$ += dot(qr[#], ks[(r + $u) * C + #]);
-                    //@group if !vis$ { s$ = NEG; }
-                    let m_new = max(max(m, max(s0, s1)), max(s2, s3));
-                    var cf = 0.0;
-                    if m > -1.0e38 {
-                        cf = exp(m - m_new);
-                    }
-                    //@group var p$ = 0.0; if vis$ { p$ = exp(s$ - m_new); }
-                    l = l * cf + ((p0 + p1) + (p2 + p3));
-                    m = m_new;
-                    //@unroll acc[#] = acc[#] * cf + p0 * vs[r * C + #] + p1 * vs[(r + 1u) * C + #] + p2 * vs[(r + 2u) * C + #] + p3 * vs[(r + 3u) * C + #];
+                //@group var kvis$ = j$ < TK;
+                //@group if kvis$ && has_pad && pad[bi * TK + j$] != 0 { kvis$ = false; }
+                //@rows //@group let vis~$ = valid~ && kvis$ && !(causal && i32(j$) > row_last~);
+                //@group var any$ = false;
+                //@rows //@group any$ = any$ || vis~$;
+                if any0 || any1 || any2 || any3 {
+                    //@rows //@group var s~$ = 0.0;
+                    //@unroll s~$ += dot(qr~[#], ks[(r + $u) * C + #]);
+                    //@rows //@group if !vis~$ { s~$ = NEG; }
+                    //@rows let m_new~ = max(max(m~, max(s~0, s~1)), max(s~2, s~3));
+                    //@rows var cf~ = 0.0;
+                    //@rows if m~ > -1.0e38 { cf~ = exp(m~ - m_new~); }
+                    //@rows //@group var p~$ = 0.0; if vis~$ { p~$ = exp(s~$ - m_new~); }
+                    //@rows l~ = l~ * cf~ + ((p~0 + p~1) + (p~2 + p~3));
+                    //@rows m~ = m_new~;
+                    //@unroll acc~[#] = acc~[#] * cf~ + p~0 * vs[r * C + #] + p~1 * vs[(r + 1u) * C + #] + p~2 * vs[(r + 2u) * C + #] + p~3 * vs[(r + 3u) * C + #];
                 }
             //@tile-end
         }
     }
 
     // Rows that saw no key: uniform over all tk keys, i.e. the mean of V.
-    let fully_masked = valid && !(l > 0.0);
-    if fully_masked {
+    //@rows let fully_masked~ = valid~ && !(l~ > 0.0);
+    var any_masked = false;
+    //@rows any_masked = any_masked || fully_masked~;
+    if any_masked {
         atomicOr(&fm_any, 1u);
     }
     workgroupBarrier();
@@ -137,7 +145,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var t = 0u; t < nt2; t++) {
         let k0 = t * TILE;
         workgroupBarrier();
-        for (var e = lid; e < TILE * C; e += ROWS) {
+        for (var e = lid; e < TILE * C; e += THREADS) {
             let j = k0 + e / C;
             var vv = vec4<f32>(0.0);
             if j < TK {
@@ -146,24 +154,28 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             vs[e] = vv;
         }
         workgroupBarrier();
-        if fully_masked {
+        //@rows-begin
+        if fully_masked~ {
             for (var r = 0u; r < TILE; r++) {
                 let rb = r * C;
-                //@unroll acc[#] += vs[rb + #];
+                //@unroll acc~[#] += vs[rb + #];
             }
         }
+        //@rows-end
     }
 
-    if valid {
-        let ob = (bh * TQ + i) * C;
-        var inv = 0.0;
-        if fully_masked {
-            inv = 1.0 / f32(TK);
-            lse[bh * TQ + i] = MASKED_ROW;
+    //@rows-begin
+    if valid~ {
+        let ob~ = (bh * TQ + i~) * C;
+        var inv~ = 0.0;
+        if fully_masked~ {
+            inv~ = 1.0 / f32(TK);
+            lse[bh * TQ + i~] = MASKED_ROW;
         } else {
-            inv = 1.0 / l;
-            lse[bh * TQ + i] = m + log(l);
+            inv~ = 1.0 / l~;
+            lse[bh * TQ + i~] = m~ + log(l~);
         }
-        //@unroll o[ob + #] = vec4<{{ elem }}>(acc[#] * inv);
+        //@unroll o[ob~ + #] = vec4<{{ elem }}>(acc~[#] * inv~);
     }
+    //@rows-end
 }

@@ -28,8 +28,16 @@ use burn::cubecl::server::KernelArguments;
 use burn::cubecl::{CubeCount, CubeDim};
 use burn::tensor::{DType, IntDType, Shape};
 
-/// Query (or key) rows per workgroup: one invocation each.
+/// Query (or key) rows per workgroup (the prep kernel: one invocation each; the others: see
+/// [`rows_per_invocation`]).
 const ROWS: usize = 64;
+/// Rows (queries, or keys in the dK/dV kernel) each invocation of the forward and the gradient
+/// kernels owns: a value staged in workgroup memory is loaded once for all of them (see
+/// [`repeat_rows`]). Four up to head dim 64; two above, where four rows' private arrays make lavapipe's first
+/// compile of a pipeline much slower.
+fn rows_per_invocation(head_dim: usize) -> usize {
+    if head_dim <= 64 { 4 } else { 2 }
+}
 /// Rows of a staged tile at most. The tile's loop is unrolled on the host (see [`repeat_tiles`]),
 /// and lavapipe's compile time grows with that body: 8 rows (two groups) keep a pipeline's first
 /// compile to seconds while the staging (one barrier pair per tile) stays cheap.
@@ -168,9 +176,11 @@ impl KernelSource for AttentionKernel {
         };
         let tile = tile_rows(self.head_dim);
         let chunks = self.head_dim / 4;
-        SourceTemplate::new(unroll(text, chunks, tile))
+        let per = rows_per_invocation(self.head_dim);
+        SourceTemplate::new(unroll(&repeat_rows(text, per), chunks, tile, per))
             .register("chunks", chunks.to_string())
             .register("rows", ROWS.to_string())
+            .register("threads", (ROWS / per).to_string())
             .register("tile", tile.to_string())
             .register("tile_chunks", (tile * chunks).to_string())
             .register("elem", if self.f16 { "f16" } else { "f32" })
@@ -190,7 +200,7 @@ impl KernelSource for AttentionKernel {
 /// the head dim (`#` replaced by `0`, `1`, …) and `//@group <statement>` once per member of a group
 /// of 4 keys (`$`); an `//@unroll` line with `$` expands over both. Constant indices keep the
 /// per-invocation vec4 arrays in registers.
-fn unroll(text: &str, chunks: usize, tile: usize) -> String {
+fn unroll(text: &str, chunks: usize, tile: usize, per: usize) -> String {
     let text = repeat_tiles(text, tile);
     let mut out = String::with_capacity(text.len() * 4);
     for line in text.lines() {
@@ -206,13 +216,63 @@ fn unroll(text: &str, chunks: usize, tile: usize) -> String {
             continue;
         };
         let members = if statement.contains('$') { GROUP } else { 1 };
+        let rows = if statement.contains('~') { per } else { 1 };
         for c in 0..chunk_range {
-            for g in 0..members {
-                out.push_str(indent);
-                out.push_str(&statement.replace('#', &c.to_string()).replace('$', &g.to_string()));
-                out.push('\n');
+            for w in 0..rows {
+                for g in 0..members {
+                    out.push_str(indent);
+                    out.push_str(
+                        &statement
+                            .replace('#', &c.to_string())
+                            .replace('~', &w.to_string())
+                            .replace('$', &g.to_string()),
+                    );
+                    out.push('\n');
+                }
             }
         }
+    }
+    out
+}
+
+/// Expands the per-row parts of a template (each invocation owns `per` rows, see [`rows_per_invocation`]): a `//@rows <line>`
+/// once per row, and every block between `//@rows-begin` and `//@rows-end` lines once per row, with
+/// `~` replaced by the row's index. (`//@unroll`/`//@group` lines outside these that contain `~`
+/// expand over the rows in [`unroll`].)
+fn repeat_rows(text: &str, per: usize) -> String {
+    let mut out = String::with_capacity(text.len() * 2);
+    let mut block: Option<Vec<&str>> = None;
+    for line in text.lines() {
+        let body = line.trim_start();
+        let indent = &line[..line.len() - body.len()];
+        if body.starts_with("//@rows-begin") {
+            block = Some(Vec::new());
+            continue;
+        }
+        if body.starts_with("//@rows-end") {
+            let lines = block.take().expect("//@rows-end after //@rows-begin");
+            for w in 0..per {
+                for l in &lines {
+                    out.push_str(&l.replace('~', &w.to_string()));
+                    out.push('\n');
+                }
+            }
+            continue;
+        }
+        if let Some(b) = &mut block {
+            b.push(line);
+            continue;
+        }
+        if let Some(stmt) = body.strip_prefix("//@rows ") {
+            for w in 0..per {
+                out.push_str(indent);
+                out.push_str(&stmt.replace('~', &w.to_string()));
+                out.push('\n');
+            }
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
     }
     out
 }
@@ -268,8 +328,9 @@ fn launch(stage: Stage, p: &Params, groups_x: usize, tensors: &[&CubeTensor], in
     let mut buffers: Vec<_> = tensors.iter().map(|t| t.handle.clone().binding()).collect();
     buffers.push(info_handle.binding());
     let kernel = AttentionKernel { stage, head_dim: p.dh, f16: p.f16() };
+    let threads = if stage == Stage::Prep { ROWS } else { ROWS / rows_per_invocation(p.dh) };
     client.launch(
-        Box::new(SourceKernel::new(kernel, CubeDim::new_1d(ROWS as u32))),
+        Box::new(SourceKernel::new(kernel, CubeDim::new_1d(threads as u32))),
         CubeCount::Static(groups_x as u32, (p.b * p.h) as u32, 1),
         KernelArguments::new().with_buffers(buffers),
     );
