@@ -14,7 +14,6 @@ use hearth_core::finetune::{
 use hearth_core::models::ModelConfig;
 use hearth_core::objectives::Rng;
 use hearth_core::tokenizer::Tokenizer;
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use serde_json::json;
@@ -194,12 +193,7 @@ impl Context {
         let eval_every =
             if args.eval_every == 0 { train.len().div_ceil(args.batch_size.max(1)) as u64 } else { args.eval_every };
         let dev_labels: Vec<usize> = dev.iter().map(|e| e.label).collect();
-        let bar = ProgressBar::new(config.total_steps);
-        bar.set_style(
-            ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta_precise}]")
-                .expect("template")
-                .progress_chars("##-"),
-        );
+        let bar = crate::report::steps_bar(config.total_steps);
         let start = Instant::now();
         let mut rng = Rng::seed_from_u64(args.seed ^ 0xF1E7);
         let mut best: Option<(f64, u64, ClassificationMetrics, C)> = None;

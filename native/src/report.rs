@@ -6,6 +6,19 @@ use std::path::Path;
 
 use hearth_core::Error;
 
+/// The progress bar of a loop of optimizer steps (`msg`: loss, learning rate, speed…).
+pub fn steps_bar(steps: u64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(steps);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta_precise}]",
+        )
+        .expect("template")
+        .progress_chars("##-"),
+    );
+    bar
+}
+
 /// Appends one JSON object per line to `metrics.jsonl`.
 pub struct Metrics {
     file: File,

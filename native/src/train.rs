@@ -13,7 +13,6 @@ use hearth_core::tokenizer::{Tokenizer, TokenizerKind};
 use hearth_core::train::trainer::ObjectiveSpec;
 use hearth_core::train::{TokenSource, TrainConfig, Trainer};
 use hearth_core::{Backend, Error};
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 
 use crate::checkpoint;
@@ -280,12 +279,7 @@ impl RunContext {
 
         let tasks = crate::evaluate::load_tasks(&config.zero_shot)?;
         let mut last_zero_shot = None;
-        let bar = ProgressBar::new(config.max_steps);
-        bar.set_style(
-            ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta_precise}]")
-                .expect("template")
-                .progress_chars("##-"),
-        );
+        let bar = crate::report::steps_bar(config.max_steps);
         bar.set_position(trainer.state.step);
         let start = Instant::now();
         let start_tokens = trainer.state.tokens;

@@ -80,8 +80,7 @@ impl AttentionBias {
     pub fn combined_mask(&self, tq: usize, tk: usize, device: &Device) -> Option<Tensor<4, Bool>> {
         let mut all = AttentionBias { mask: self.mask.clone(), ..AttentionBias::default() };
         if self.causal {
-            let offset = tk as i64 - tq as i64;
-            all = all.with_mask(Tensor::<2, Bool>::tril_mask([tq, tk], offset, device).unsqueeze::<4>());
+            all = all.with_mask(causal_mask(tq, tk, device));
         }
         if let Some(padding) = &self.key_padding {
             all = all.with_mask(padding.clone().unsqueeze_dims::<4>(&[1, 2]));
@@ -94,15 +93,10 @@ fn broadcast_shape(a: [usize; 4], b: [usize; 4]) -> [usize; 4] {
     std::array::from_fn(|i| a[i].max(b[i]))
 }
 
-/// `true` above the diagonal: query `i` may not see key `j > i`. `[1, 1, t, t]`
+/// `true` where query `i` may not see key `j > i + tk - tq` (for `tq == tk`: the future). `[1, 1, tq, tk]`
 /// (burn names masks after the part they keep: `tril_mask` is true outside the lower triangle.)
-pub fn causal_mask(t: usize, device: &Device) -> Tensor<4, Bool> {
-    Tensor::<2, Bool>::tril_mask([t, t], 0, device).unsqueeze::<4>()
-}
-
-/// From an HF `attention_mask` (`1` = attend, `0` = padding) `[b, tk]` to `[b, 1, 1, tk]`.
-pub fn padding_mask(attention_mask: Tensor<2, Int>) -> Tensor<4, Bool> {
-    attention_mask.equal_elem(0).unsqueeze_dims::<4>(&[1, 2])
+pub fn causal_mask(tq: usize, tk: usize, device: &Device) -> Tensor<4, Bool> {
+    Tensor::<2, Bool>::tril_mask([tq, tk], tk as i64 - tq as i64, device).unsqueeze::<4>()
 }
 
 /// How many fused attention forwards this thread has launched: lets tests assert that a model
