@@ -15,6 +15,7 @@ use crate::models::gpt2::Gpt2ForSequenceClassification;
 use crate::models::{Model, ModelConfig};
 use crate::nn::cross_entropy_with_ignore;
 use crate::objectives::batch::int_tensor;
+use crate::readback::block_on;
 use crate::tokenizer::Tokenizer;
 use crate::train::TrainConfig;
 use crate::train::optim::{adamw, global_norm, scale_grads};
@@ -257,7 +258,7 @@ impl<C: Classifier> Finetuner<C> {
             return Err(Error::NonFinite { step: self.step + 1, what: format!("loss {value}") });
         }
         let mut grads = GradientsParams::from_grads(loss.backward(), &self.model);
-        let norm = global_norm(&self.model, &grads);
+        let norm = block_on(global_norm(&self.model, &grads))?;
         if self.config.grad_clip > 0.0 && norm > self.config.grad_clip {
             scale_grads(&self.model, &mut grads, self.config.grad_clip / (norm + 1e-6));
         }

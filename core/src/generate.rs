@@ -1,6 +1,8 @@
 //! Using a trained model: next-token distributions, sampling (greedy, temperature, top-k, top-p),
 //! [MASK] filling, and T5's text-to-text decoding. Host-side sampling over logits read from the
-//! device, one position at a time (no KV cache: these are small models and short outputs).
+//! device, one position at a time (no KV cache: these are small models and short outputs). The
+//! functions are `async` because a browser must await its reads; native code runs them with
+//! [`crate::readback::block_on`].
 
 use burn::tensor::{Device, Int, Tensor, TensorData, activation::softmax};
 use rand::Rng as _;
@@ -9,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::models::{BertForMaskedLm, Gpt2LmHeadModel, T5ForConditionalGeneration};
 use crate::objectives::Rng;
+use crate::readback;
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Sampling {
@@ -94,14 +97,14 @@ fn ids_tensor(ids: &[u32], device: &Device) -> Tensor<2, Int> {
     Tensor::from_data(TensorData::new(v, [1, ids.len()]), device)
 }
 
-/// The logits `[vocab]` at row `pos` of `logits [1, t, vocab]`.
-fn row(logits: Tensor<3>, pos: usize) -> Vec<f32> {
+/// The logits `[vocab]` at row `pos` of `logits [1, t, vocab]` (an awaited device read).
+async fn row(logits: Tensor<3>, pos: usize) -> Result<Vec<f32>> {
     let [_, _, v] = logits.dims();
-    logits.slice([0..1, pos..pos + 1, 0..v]).into_data().try_to_vec::<f32>().expect("f32 logits")
+    readback::f32s(logits.slice([0..1, pos..pos + 1, 0..v])).await
 }
 
 /// Next-token logits of a GPT-2 after `ids` (the last `n_positions` of them).
-pub fn next_token_logits(
+pub async fn next_token_logits(
     model: &Gpt2LmHeadModel,
     ids: &[u32],
     n_positions: usize,
@@ -112,11 +115,11 @@ pub fn next_token_logits(
     }
     let context = &ids[ids.len().saturating_sub(n_positions)..];
     let logits = model.forward(ids_tensor(context, device), None);
-    Ok(row(logits, context.len() - 1))
+    row(logits, context.len() - 1).await
 }
 
 /// Continues `prompt` by `max_new` tokens, stopping early at `eos`.
-pub fn generate(
+pub async fn generate(
     model: &Gpt2LmHeadModel,
     prompt: &[u32],
     max_new: usize,
@@ -128,7 +131,7 @@ pub fn generate(
 ) -> Result<Vec<u32>> {
     let mut ids = prompt.to_vec();
     for _ in 0..max_new {
-        let next = sampling.pick(&next_token_logits(model, &ids, n_positions, device)?, rng);
+        let next = sampling.pick(&next_token_logits(model, &ids, n_positions, device).await?, rng);
         ids.push(next);
         if Some(next) == eos {
             break;
@@ -138,7 +141,7 @@ pub fn generate(
 }
 
 /// For each `mask_id` position in `ids`, the `k` most likely tokens with their probabilities.
-pub fn fill_mask(
+pub async fn fill_mask(
     model: &BertForMaskedLm,
     ids: &[u32],
     mask_id: u32,
@@ -151,20 +154,19 @@ pub fn fill_mask(
     }
     let logits = model.forward(ids_tensor(ids, device), None, None);
     let probs = softmax(logits, 2);
-    Ok(positions
-        .into_iter()
-        .map(|p| {
-            let row = row(probs.clone(), p);
-            let mut v: Vec<(u32, f64)> = row.iter().enumerate().map(|(i, &x)| (i as u32, x as f64)).collect();
-            v.sort_by(|a, b| b.1.total_cmp(&a.1));
-            v.truncate(k);
-            v
-        })
-        .collect())
+    let mut filled = Vec::with_capacity(positions.len());
+    for p in positions {
+        let row = row(probs.clone(), p).await?;
+        let mut v: Vec<(u32, f64)> = row.iter().enumerate().map(|(i, &x)| (i as u32, x as f64)).collect();
+        v.sort_by(|a, b| b.1.total_cmp(&a.1));
+        v.truncate(k);
+        filled.push(v);
+    }
+    Ok(filled)
 }
 
 /// T5: encodes `input`, then decodes up to `max_new` tokens from the decoder start token.
-pub fn text2text(
+pub async fn text2text(
     model: &T5ForConditionalGeneration,
     input: &[u32],
     decoder_start: u32,
@@ -178,7 +180,7 @@ pub fn text2text(
     let mut out = vec![decoder_start];
     for _ in 0..max_new {
         let logits = model.decode(ids_tensor(&out, device), encoded.clone(), None);
-        let next = sampling.pick(&row(logits, out.len() - 1), rng);
+        let next = sampling.pick(&row(logits, out.len() - 1).await?, rng);
         out.push(next);
         if next == eos {
             break;

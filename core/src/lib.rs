@@ -13,6 +13,7 @@ pub mod models;
 pub mod nn;
 pub mod objectives;
 pub mod parity;
+pub mod readback;
 pub mod tokenizer;
 pub mod train;
 

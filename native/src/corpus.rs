@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use hearth_core::Error;
 use hearth_core::tokenizer::Tokenizer;
 use hearth_core::train::TokenSource;
+use hearth_core::train::corpus::paragraphs;
 use memmap2::Mmap;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -51,11 +52,6 @@ pub fn read_documents(path: &Path) -> Result<Vec<String>, Error> {
         return Err(io_error(path, "holds no text; give a corpus with at least one non-empty line"));
     }
     Ok(docs)
-}
-
-/// Blocks separated by blank lines, each with its line wraps and runs of spaces made single spaces.
-pub fn paragraphs(text: &str) -> Vec<String> {
-    text.split("\n\n").map(|p| p.split_whitespace().collect::<Vec<_>>().join(" ")).filter(|p| !p.is_empty()).collect()
 }
 
 /// The "text" column of a Parquet file, read row group by row group through the record API

@@ -8,6 +8,7 @@ use hearth_core::Error;
 use hearth_core::generate::{Sampling, fill_mask, generate, text2text};
 use hearth_core::models::{Model, ModelConfig};
 use hearth_core::objectives::Rng;
+use hearth_core::readback::block_on;
 use hearth_core::tokenizer::Tokenizer;
 use rand::SeedableRng;
 
@@ -80,16 +81,17 @@ pub fn run_generate(args: GenerateArgs) -> Result<(), Error> {
     let ids = m.tokenizer.encode(&args.prompt)?;
     match (&m.model, &m.config) {
         (Model::Gpt2(model), ModelConfig::Gpt2(c)) => {
-            let out = generate(
+            let eos = m.tokenizer.eos_id();
+            let out = block_on(generate(
                 model,
                 &ids,
                 args.max_new_tokens,
                 c.n_positions,
                 sampling,
-                m.tokenizer.eos_id(),
+                eos,
                 &mut rng,
                 &m.device,
-            )?;
+            ))?;
             println!("{}{}", args.prompt, m.tokenizer.decode(&out)?);
             Ok(())
         }
@@ -129,7 +131,7 @@ pub fn run_fill_mask(args: FillMaskArgs) -> Result<(), Error> {
     ids.extend(m.tokenizer.cls_id());
     ids.extend(m.tokenizer.encode(&args.text)?);
     ids.extend(m.tokenizer.eos_id());
-    for (i, top) in fill_mask(model, &ids, mask, args.k, &m.device)?.into_iter().enumerate() {
+    for (i, top) in block_on(fill_mask(model, &ids, mask, args.k, &m.device))?.into_iter().enumerate() {
         println!("[MASK] #{}:", i + 1);
         for (t, p) in top {
             println!("  {:<16} {p:.4}", m.tokenizer.token(t).unwrap_or_default());
@@ -174,6 +176,6 @@ fn t5_answer(
     };
     let eos = m.tokenizer.eos_id().unwrap_or(1);
     let ids: Vec<u32> = m.tokenizer.encode(input)?.into_iter().chain([eos]).collect();
-    let out = text2text(model, &ids, c.decoder_start_token(), eos, max_new, sampling, rng, &m.device)?;
+    let out = block_on(text2text(model, &ids, c.decoder_start_token(), eos, max_new, sampling, rng, &m.device))?;
     Ok((m.tokenizer.decode(&out)?, out))
 }

@@ -9,7 +9,9 @@ use hearth_core::generate::{Sampling, fill_mask, generate, text2text};
 use hearth_core::models::presets::preset;
 use hearth_core::models::{LanguageModel, Model, ModelConfig};
 use hearth_core::objectives::Rng;
-use hearth_core::tokenizer::{Tokenizer, TokenizerKind};
+use hearth_core::readback::block_on;
+use hearth_core::tokenizer::Tokenizer;
+use hearth_core::train::corpus::{paragraphs, split_validation, tokenizer_kind};
 use hearth_core::train::trainer::ObjectiveSpec;
 use hearth_core::train::{TokenSource, TrainConfig, Trainer};
 use hearth_core::{Backend, Error};
@@ -57,14 +59,6 @@ struct Data {
     source: String,
 }
 
-fn tokenizer_kind(model: &ModelConfig) -> TokenizerKind {
-    match model {
-        ModelConfig::Gpt2(_) => TokenizerKind::Bpe,
-        ModelConfig::Bert(_) => TokenizerKind::WordPiece,
-        ModelConfig::T5(_) => TokenizerKind::Unigram,
-    }
-}
-
 fn load_data(config: &TrainConfig, model: &ModelConfig, resume_tokenizer: Option<Tokenizer>) -> Result<Data, Error> {
     let given_tokenizer = match (&resume_tokenizer, &config.tokenizer) {
         (Some(t), _) => Some(t.clone()),
@@ -101,19 +95,11 @@ fn load_data(config: &TrainConfig, model: &ModelConfig, resume_tokenizer: Option
     }
     let (docs, source) = match &config.data {
         Some(path) => (corpus::read_documents(Path::new(path))?, path.clone()),
-        None => (corpus::paragraphs(BUNDLED_CORPUS), "bundled Pride and Prejudice".to_string()),
+        None => (paragraphs(BUNDLED_CORPUS), "bundled Pride and Prejudice".to_string()),
     };
     let (train_docs, val_docs): (Vec<String>, Vec<String>) = match &config.val_data {
         Some(path) => (docs, corpus::read_documents(Path::new(path))?),
-        None => {
-            let n_val =
-                ((docs.len() as f64 * config.val_fraction).round() as usize).max(1).min(docs.len().saturating_sub(1));
-            if n_val == 0 {
-                return Err(Error::Config(format!("{source} has a single document; give val_data or more text")));
-            }
-            let (a, b) = docs.split_at(docs.len() - n_val);
-            (a.to_vec(), b.to_vec())
-        }
+        None => split_validation(docs, config.val_fraction, &source)?,
     };
     let (tokenizer, trained) = match given_tokenizer {
         Some(t) => (t, false),
@@ -467,7 +453,16 @@ pub fn show_what_it_learned(
         (Model::Gpt2(m), ModelConfig::Gpt2(c)) => {
             let prompt = "It is a truth universally acknowledged";
             let ids = tokenizer.encode(prompt)?;
-            let out = generate(m, &ids, 80, c.n_positions, Sampling::default(), tokenizer.eos_id(), &mut rng, device)?;
+            let out = block_on(generate(
+                m,
+                &ids,
+                80,
+                c.n_positions,
+                Sampling::default(),
+                tokenizer.eos_id(),
+                &mut rng,
+                device,
+            ))?;
             println!("\nsample (temperature 0.8, top-k 40):\n  {prompt}{}", tokenizer.decode(&out)?);
         }
         (Model::Bert(m), _) => {
@@ -478,7 +473,7 @@ pub fn show_what_it_learned(
             let at = ids.len() - 2;
             ids[at] = mask;
             ids.push(sep);
-            let top = fill_mask(m, &ids, mask, 5, device)?;
+            let top = block_on(fill_mask(m, &ids, mask, 5, device))?;
             let shown: Vec<String> =
                 top[0].iter().map(|&(t, p)| format!("{} {:.2}", tokenizer.token(t).unwrap_or_default(), p)).collect();
             println!(
@@ -493,7 +488,8 @@ pub fn show_what_it_learned(
             ids.extend(tokenizer.encode("that a single man in possession of a good fortune")?);
             let eos = tokenizer.eos_id().unwrap_or(1);
             ids.push(eos);
-            let out = text2text(m, &ids, c.decoder_start_token(), eos, 20, Sampling::GREEDY, &mut rng, device)?;
+            let out =
+                block_on(text2text(m, &ids, c.decoder_start_token(), eos, 20, Sampling::GREEDY, &mut rng, device))?;
             println!(
                 "\nspan filling: \"It is a truth universally <extra_id_0> that a single man …\" → {}",
                 tokenizer.decode(&out)?

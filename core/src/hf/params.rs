@@ -7,6 +7,9 @@
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::tensor::{Gradients, Tensor, TensorData};
 
+use crate::error::Result;
+use crate::readback::{self, block_on};
+
 /// Tracks the dotted path of the module being visited.
 #[derive(Default)]
 struct PathStack(Vec<String>);
@@ -26,7 +29,6 @@ impl PathStack {
 /// What to read off each float parameter.
 enum Read<'a> {
     Shape,
-    Value,
     Grad(&'a Gradients),
 }
 
@@ -55,7 +57,6 @@ impl ModuleVisitor for Reader<'_> {
         let shape = tensor.dims().to_vec();
         let data = match self.read {
             Read::Shape => None,
-            Read::Value => Some(tensor.to_data()),
             Read::Grad(grads) => tensor.grad(grads).map(|g| g.into_data()),
         };
         self.out.push((self.path.key(), ParamEntry { shape, data }));
@@ -75,7 +76,35 @@ pub fn param_shapes<M: Module>(model: &M) -> Vec<(String, Vec<usize>)> {
 
 /// `(hf_name, value)` of every parameter.
 pub fn param_values<M: Module>(model: &M) -> Vec<(String, TensorData)> {
-    read(model, Read::Value).into_iter().map(|(k, e)| (k, e.data.expect("value read"))).collect()
+    block_on(param_values_async(model)).expect("parameters read back from the device")
+}
+
+/// [`param_values`], with the device reads awaited (what a browser page calls).
+pub async fn param_values_async<M: Module>(model: &M) -> Result<Vec<(String, TensorData)>> {
+    struct Collect {
+        path: PathStack,
+        out: Vec<(String, Vec<usize>, Tensor<1>)>,
+    }
+    impl ModuleVisitor for Collect {
+        fn enter_module(&mut self, name: &str, _container_type: &str) {
+            self.path.enter(name);
+        }
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.path.exit();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let tensor = param.val();
+            let shape = tensor.dims().to_vec();
+            self.out.push((self.path.key(), shape.clone(), tensor.reshape([shape.iter().product::<usize>()])));
+        }
+    }
+    let mut collect = Collect { path: PathStack::default(), out: Vec::new() };
+    model.visit(&mut collect);
+    let mut values = Vec::with_capacity(collect.out.len());
+    for (name, shape, flat) in collect.out {
+        values.push((name, TensorData::new(readback::f32s(flat).await?, shape)));
+    }
+    Ok(values)
 }
 
 /// `(hf_name, gradient)` of every parameter that took part in the graph behind `grads`.

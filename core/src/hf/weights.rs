@@ -6,8 +6,9 @@ use burn::module::Module;
 use burn::tensor::{DType, TensorData};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
-use super::params::{map_params, param_values};
+use super::params::{map_params, param_values_async};
 use crate::error::{Error, Result};
+use crate::readback::block_on;
 
 /// A parsed safetensors file (borrowing its bytes).
 pub struct SafetensorsFile<'a> {
@@ -130,7 +131,13 @@ pub fn load_weights<M: Module>(model: M, file: &SafetensorsFile<'_>, base_prefix
 /// The bytes of a `model.safetensors` holding every parameter under its HF name (f32, with the
 /// `{"format": "pt"}` metadata `transformers` expects).
 pub fn save_weights<M: Module>(model: &M) -> Result<Vec<u8>> {
-    let tensors: Vec<(String, TensorData)> = param_values(model)
+    block_on(save_weights_async(model))
+}
+
+/// [`save_weights`], with the device reads awaited (what a browser page calls).
+pub async fn save_weights_async<M: Module>(model: &M) -> Result<Vec<u8>> {
+    let tensors: Vec<(String, TensorData)> = param_values_async(model)
+        .await?
         .into_iter()
         .map(|(k, d)| (k, if d.dtype() == DType::F32 { d } else { d.convert::<f32>() }))
         .collect();

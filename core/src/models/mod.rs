@@ -10,7 +10,7 @@ use burn::tensor::{Device, Gradients, Int, Tensor, TensorData};
 
 use crate::error::{Error, Result};
 use crate::hf::params::{param_grads, param_shapes, param_values};
-use crate::hf::weights::{SafetensorsFile, load_weights, save_weights};
+use crate::hf::weights::{SafetensorsFile, load_weights, save_weights, save_weights_async};
 use crate::nn::cross_entropy_with_ignore;
 
 pub use bert::{BertConfig, BertForMaskedLm};
@@ -170,6 +170,11 @@ impl Model {
     /// The bytes of `model.safetensors` in HF names and layouts.
     pub fn to_safetensors(&self) -> Result<Vec<u8>> {
         each_family!(self, m => save_weights(m))
+    }
+
+    /// [`Model::to_safetensors`], with the device reads awaited (what a browser page calls).
+    pub async fn to_safetensors_async(&self) -> Result<Vec<u8>> {
+        each_family!(self, m => save_weights_async(m).await)
     }
 
     /// `(hf_name, shape)` of every parameter.

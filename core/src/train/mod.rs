@@ -4,6 +4,7 @@
 //! terminal or the file system: checkpoints are bytes in and bytes out.
 
 pub mod config;
+pub mod corpus;
 pub mod data;
 pub mod optim;
 pub mod schedule;

@@ -7,7 +7,9 @@ use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::Tensor;
 
 use super::TrainConfig;
+use crate::error::Result;
 use crate::hf::params::param_ids_of_rank;
+use crate::readback;
 
 pub fn adamw<M: Module>(config: &TrainConfig, model: &M) -> ModuleOptimizer {
     let base = AdamWConfig::new()
@@ -22,8 +24,8 @@ pub fn adamw<M: Module>(config: &TrainConfig, model: &M) -> ModuleOptimizer {
     )
 }
 
-/// `sqrt(Σ‖g‖²)` over every parameter's gradient (one read from the device).
-pub fn global_norm<M: Module>(model: &M, grads: &GradientsParams) -> f64 {
+/// `sqrt(Σ‖g‖²)` over every parameter's gradient (one read from the device, awaited).
+pub async fn global_norm<M: Module>(model: &M, grads: &GradientsParams) -> Result<f64> {
     struct SumSquares<'a> {
         grads: &'a GradientsParams,
         total: Option<Tensor<1>>,
@@ -41,7 +43,10 @@ pub fn global_norm<M: Module>(model: &M, grads: &GradientsParams) -> f64 {
     }
     let mut v = SumSquares { grads, total: None };
     model.visit(&mut v);
-    v.total.map_or(0.0, |t| (t.into_scalar::<f32>() as f64).sqrt())
+    match v.total {
+        Some(t) => Ok((readback::scalar::<1, f32>(t).await? as f64).sqrt()),
+        None => Ok(0.0),
+    }
 }
 
 /// Multiplies every gradient by `factor`.

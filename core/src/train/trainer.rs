@@ -14,6 +14,7 @@ use crate::hf::params::{trainable, with_stable_ids};
 use crate::models::{LanguageModel, ModelConfig};
 use crate::objectives::span::encoder_decoder_batch;
 use crate::objectives::{Batch, MaskingConfig, Rng, SpanCorruption, causal_batch, mask_tokens};
+use crate::readback::{self, block_on};
 use crate::tokenizer::Tokenizer;
 
 /// How windows of tokens become a batch, with the token ids the objective needs.
@@ -220,6 +221,11 @@ impl<M: LanguageModel> Trainer<M> {
 
     /// One optimizer step: `accumulation()` micro-batches, global-norm clipping, AdamW.
     pub fn step(&mut self, train: &dyn TokenSource) -> Result<StepStats> {
+        block_on(self.step_async(train))
+    }
+
+    /// [`Trainer::step`], with its device reads awaited (what a browser page calls).
+    pub async fn step_async(&mut self, train: &dyn TokenSource) -> Result<StepStats> {
         let config = self.config().clone();
         let step = self.state.step;
         // Dropout draws from the backend's generator: seed it per step so that a resumed run
@@ -234,7 +240,7 @@ impl<M: LanguageModel> Trainer<M> {
             tokens += batch.input_ids.iter().map(Vec::len).sum::<usize>() as u64;
             let output = self.model.forward_inputs(batch.to_inputs(&self.device))?;
             let loss = output.loss.ok_or_else(|| Error::Input("the batch has no labels".into()))?;
-            let value = loss.clone().into_scalar::<f32>() as f64;
+            let value = readback::scalar::<1, f32>(loss.clone()).await? as f64;
             if !value.is_finite() {
                 return Err(Error::NonFinite { step: step + 1, what: format!("loss {value}") });
             }
@@ -243,7 +249,7 @@ impl<M: LanguageModel> Trainer<M> {
             accumulator.accumulate(&self.model, GradientsParams::from_grads(grads, &self.model));
         }
         let mut grads = accumulator.grads();
-        let grad_norm = global_norm(&self.model, &grads);
+        let grad_norm = global_norm(&self.model, &grads).await?;
         if !grad_norm.is_finite() {
             return Err(Error::NonFinite { step: step + 1, what: format!("gradient norm {grad_norm}") });
         }
@@ -260,6 +266,11 @@ impl<M: LanguageModel> Trainer<M> {
     /// Mean loss per target over the first `eval_batches` batches of `val`, in file order, with
     /// masks drawn from a fixed seed: the same number for the same weights, at every evaluation.
     pub fn evaluate(&self, val: &dyn TokenSource) -> Result<f64> {
+        block_on(self.evaluate_async(val))
+    }
+
+    /// [`Trainer::evaluate`], with its device reads awaited.
+    pub async fn evaluate_async(&self, val: &dyn TokenSource) -> Result<f64> {
         let model = self.model.valid();
         let device = self.device.clone().inner();
         let config = self.config();
@@ -283,7 +294,7 @@ impl<M: LanguageModel> Trainer<M> {
                 _ => batch.num_targets(),
             };
             let output = model.forward_inputs(batch.to_inputs(&device))?;
-            let loss = output.loss.expect("labels given").into_scalar::<f32>() as f64;
+            let loss = readback::scalar::<1, f32>(output.loss.expect("labels given")).await? as f64;
             weighted += loss * n as f64;
             targets += n;
         }
@@ -295,7 +306,7 @@ impl<M: LanguageModel> Trainer<M> {
         let model = self.model.clone().into_model();
         Ok(Checkpoint {
             config_json: self.model_config.to_json(),
-            model_safetensors: model.to_safetensors()?,
+            model_safetensors: block_on(model.to_safetensors_async())?,
             optimizer: self.optim.into_bytes().map_err(|e| Error::Config(format!("optimizer state: {e:?}")))?.to_vec(),
             state_json: serde_json::to_string_pretty(&self.state).expect("state serialises"),
         })
