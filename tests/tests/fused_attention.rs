@@ -120,7 +120,10 @@ fn odd_lengths_causal() {
 }
 
 #[test]
-fn head_dims_32_64_128() {
+fn head_dims_16_32_64_128() {
+    // 16: the browser demo's tiny models (d 64, 4 heads).
+    run(&case(2, 4, 64, 64, 16, true, None));
+    run(&case(1, 2, 33, 33, 16, false, None));
     run(&case(1, 2, 33, 33, 32, false, None));
     run(&case(1, 2, 33, 33, 64, false, None));
     run(&case(1, 1, 70, 70, 128, true, None));

@@ -25,6 +25,7 @@ var<workgroup> qs: array<vec4<f32>, {{ tile_chunks }}>;
 var<workgroup> dos: array<vec4<f32>, {{ tile_chunks }}>;
 var<workgroup> ls: array<f32, TILE>;
 var<workgroup> dls: array<f32, TILE>;
+var<workgroup> span_wg: vec2<u32>;
 
 @compute @workgroup_size({{ threads }}, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -74,9 +75,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     if causal {
         i_start = u32(clamp(i32(k0) - off, 0, i32(TQ)));
     }
-    let t0 = i_start / TILE;
-    let nt = (TQ + TILE - 1u) / TILE;
-    for (var t = t0; t < nt; t++) {
+    // Tiles of query rows t0 .. nt.
+    // Every invocation computes the same bounds, but a value read from a storage buffer is not
+    // *provably* uniform, and WebGPU (Tint's uniformity analysis) rejects a barrier inside a loop it
+    // bounds; lavapipe's naga does not check. Broadcast the bounds through workgroupUniformLoad.
+    if lid == 0u {
+        span_wg = vec2<u32>(i_start / TILE, (TQ + TILE - 1u) / TILE);
+    }
+    let span = workgroupUniformLoad(&span_wg);
+    for (var t = span.x; t < span.y; t++) {
         let i0 = t * TILE;
         workgroupBarrier();
         for (var e = lid; e < TILE * C; e += THREADS) {

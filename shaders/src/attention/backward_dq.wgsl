@@ -22,6 +22,7 @@ const TILE: u32 = {{ tile }}u;
 
 var<workgroup> ks: array<vec4<f32>, {{ tile_chunks }}>;
 var<workgroup> vs: array<vec4<f32>, {{ tile_chunks }}>;
+var<workgroup> ntiles_wg: u32;
 
 @compute @workgroup_size({{ threads }}, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -73,7 +74,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     if causal {
         kend = u32(clamp(i32(row0 + ROWS - 1u) + off + 1, 0, i32(TK)));
     }
-    let ntiles = (kend + TILE - 1u) / TILE;
+    let ntiles_here = (kend + TILE - 1u) / TILE;
+    // Every invocation computes the same bounds, but a value read from a storage buffer is not
+    // *provably* uniform, and WebGPU (Tint's uniformity analysis) rejects a barrier inside a loop it
+    // bounds; lavapipe's naga does not check. Broadcast the bounds through workgroupUniformLoad.
+    if lid == 0u {
+        ntiles_wg = ntiles_here;
+    }
+    let ntiles = workgroupUniformLoad(&ntiles_wg);
     for (var t = 0u; t < ntiles; t++) {
         let k0 = t * TILE;
         workgroupBarrier();

@@ -34,6 +34,8 @@ var<workgroup> ks: array<vec4<f32>, {{ tile_chunks }}>;
 var<workgroup> vs: array<vec4<f32>, {{ tile_chunks }}>;
 var<workgroup> fm_any: atomic<u32>;
 var<workgroup> fm_flag: u32;
+var<workgroup> ntiles_wg: u32;
+var<workgroup> nt2_wg: u32;
 
 @compute @workgroup_size({{ threads }}, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -79,7 +81,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     if causal {
         kend = u32(clamp(i32(row0 + ROWS - 1u) + off + 1, 0, i32(TK)));
     }
-    let ntiles = (kend + TILE - 1u) / TILE;
+    let ntiles_here = (kend + TILE - 1u) / TILE;
+    // Every invocation computes the same bounds, but a value read from a storage buffer is not
+    // *provably* uniform, and WebGPU (Tint's uniformity analysis) rejects a barrier inside a loop it
+    // bounds; lavapipe's naga does not check. Broadcast the bounds through workgroupUniformLoad.
+    if lid == 0u {
+        ntiles_wg = ntiles_here;
+    }
+    let ntiles = workgroupUniformLoad(&ntiles_wg);
     //@rows let row_last~ = i32(i~) + off; // last key this row sees under the causal mask
     workgroupBarrier();
 
@@ -138,10 +147,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         fm_flag = atomicLoad(&fm_any);
     }
     let any_fm = workgroupUniformLoad(&fm_flag);
-    var nt2 = 0u;
+    var nt2_here = 0u;
     if any_fm != 0u {
-        nt2 = (TK + TILE - 1u) / TILE;
+        nt2_here = (TK + TILE - 1u) / TILE;
     }
+    if lid == 0u {
+        nt2_wg = nt2_here;
+    }
+    let nt2 = workgroupUniformLoad(&nt2_wg);
     for (var t = 0u; t < nt2; t++) {
         let k0 = t * TILE;
         workgroupBarrier();

@@ -345,6 +345,9 @@ fn empty(like: &CubeTensor, shape: [usize; 4], dtype: DType) -> CubeTensor {
 /// The kernels read rows as vec4s: the last dim contiguous and the other strides multiples of 4
 /// (true of contiguous tensors and of split-head views when dh % 4 == 0); otherwise a copy.
 fn vec4_layout(t: CubeTensor) -> CubeTensor {
+    if !t.is_contiguous() {
+        return into_contiguous(t);
+    }
     let s = t.meta.strides();
     if s[3] == 1 && s[..3].iter().all(|x| x % 4 == 0) { t } else { into_contiguous(t) }
 }
