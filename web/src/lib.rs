@@ -1,2 +1,19 @@
-//! wasm-bindgen bindings over `hearth-core` for the browser demo (see ../www). Empty until the demo
-//! lands.
+//! The browser's side of Hearth: `hearth-core` compiled to wasm32 behind a small async API that the
+//! page in `www/` drives one call at a time (every call returns a `Promise`, so the page never
+//! blocks while a WebGPU readback is in flight).
+//!
+//! ```js
+//! const s = await Session.create(JSON.stringify({ preset: "gpt-tiny", batch_size: 8, block_size: 64 }), text, "auto");
+//! const stats = await s.train(5);            // {step, loss, lr, grad_norm, tokens_per_s, …}
+//! const top = await s.next_tokens("It is a", 10);
+//! const files = await s.export();            // {config_json, tokenizer_json, model_safetensors: Uint8Array}
+//! ```
+//!
+//! Native builds see an empty crate (the bindings are wasm32-only).
+
+#![cfg(target_arch = "wasm32")]
+
+mod backend;
+mod session;
+
+pub use session::Session;

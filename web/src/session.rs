@@ -1,0 +1,407 @@
+//! One training session in the page: a corpus, its tokenizer, a model and its `Trainer` — the same
+//! components `hearth train` runs, with every device read awaited.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use burn::module::Module;
+use burn::tensor::Device;
+use hearth_core::generate::{Sampling, fill_mask, generate, next_token_logits, text2text, top_k};
+use hearth_core::models::presets::preset;
+use hearth_core::models::{BertForMaskedLm, Gpt2LmHeadModel, T5ForConditionalGeneration};
+use hearth_core::objectives::Rng;
+use hearth_core::tokenizer::Tokenizer;
+use hearth_core::train::corpus::{paragraphs, split_validation, tokenize_documents, tokenizer_kind};
+use hearth_core::train::trainer::ObjectiveSpec;
+use hearth_core::train::{StepStats, TrainConfig, Trainer};
+use hearth_core::{Model, ModelConfig};
+use js_sys::{Object, Promise, Reflect, Uint8Array};
+use rand::SeedableRng;
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use crate::backend::{BackendInfo, choose};
+
+/// A trainer over whichever family the session holds.
+enum AnyTrainer {
+    Gpt2(Trainer<Gpt2LmHeadModel>),
+    Bert(Trainer<BertForMaskedLm>),
+    T5(Trainer<T5ForConditionalGeneration>),
+}
+
+macro_rules! each_trainer {
+    ($trainer:expr, $t:ident => $body:expr) => {
+        match $trainer {
+            AnyTrainer::Gpt2($t) => $body,
+            AnyTrainer::Bert($t) => $body,
+            AnyTrainer::T5($t) => $body,
+        }
+    };
+}
+
+struct Inner {
+    trainer: AnyTrainer,
+    model_config: ModelConfig,
+    tokenizer: Tokenizer,
+    train: Vec<u32>,
+    val: Vec<u32>,
+    /// The plain device (training runs on its autodiff decorator inside the trainer).
+    device: Device,
+    backend: BackendInfo,
+    /// Sampling's random source.
+    rng: Rng,
+    /// Wall time spent in `train`, ms.
+    train_ms: f64,
+}
+
+/// A session the page holds. Every method returns a `Promise`; calls must not overlap (the page
+/// awaits each one), and one that does is refused with an error rather than queued.
+#[wasm_bindgen]
+pub struct Session {
+    inner: Rc<RefCell<Inner>>,
+}
+
+#[derive(Serialize)]
+struct TrainReport {
+    step: u64,
+    loss: f64,
+    lr: f64,
+    grad_norm: f64,
+    /// Model positions consumed since the start.
+    tokens: u64,
+    /// This call's steps: tokens per second of wall time, and milliseconds per step.
+    tokens_per_s: f64,
+    ms_per_step: f64,
+}
+
+#[derive(Serialize)]
+struct Info<'a> {
+    model_type: &'static str,
+    objective: &'static str,
+    params: usize,
+    vocab_size: usize,
+    block_size: usize,
+    batch_size: usize,
+    train_tokens: usize,
+    val_tokens: usize,
+    step: u64,
+    tokens: u64,
+    train_seconds: f64,
+    backend: &'a BackendInfo,
+}
+
+#[derive(Serialize)]
+struct Ranked {
+    id: u32,
+    token: String,
+    prob: f64,
+}
+
+fn js_err(e: impl std::fmt::Display) -> JsValue {
+    JsError::new(&e.to_string()).into()
+}
+
+fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
+    js_sys::JSON::parse(&serde_json::to_string(value).map_err(js_err)?)
+}
+
+fn now_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+impl Inner {
+    /// A trainer for `model` on `text`, checked the way `hearth train` checks a run.
+    fn build(
+        model: Model,
+        model_config: ModelConfig,
+        tokenizer: Tokenizer,
+        config: TrainConfig,
+        text: &str,
+        device: Device,
+        backend: BackendInfo,
+    ) -> Result<Self, JsValue> {
+        let docs = paragraphs(text);
+        if docs.is_empty() {
+            return Err(js_err("the corpus is empty; choose a bundled text or paste some"));
+        }
+        let (train_docs, val_docs) = split_validation(docs, config.val_fraction, "the corpus").map_err(js_err)?;
+        let eos =
+            tokenizer.eos_id().ok_or_else(|| js_err("the tokenizer has no end-of-text token to separate documents"))?;
+        let train = tokenize_documents(&tokenizer, &train_docs, eos).map_err(js_err)?;
+        let val = tokenize_documents(&tokenizer, &val_docs, eos).map_err(js_err)?;
+        let objective = ObjectiveSpec::new(&config, &model_config, &tokenizer).map_err(js_err)?;
+        let rng = Rng::seed_from_u64(config.seed);
+        let trainer = match model {
+            Model::Gpt2(m) => AnyTrainer::Gpt2(Trainer::new(m, model_config.clone(), config, objective, &device)),
+            Model::Bert(m) => AnyTrainer::Bert(Trainer::new(m, model_config.clone(), config, objective, &device)),
+            Model::T5(m) => AnyTrainer::T5(Trainer::new(m, model_config.clone(), config, objective, &device)),
+        };
+        Ok(Self { trainer, model_config, tokenizer, train, val, device, backend, rng, train_ms: 0.0 })
+    }
+
+    fn config(&self) -> &TrainConfig {
+        each_trainer!(&self.trainer, t => t.config())
+    }
+
+    /// The model as it stands, for inference (no autodiff, dropout off).
+    fn model(&self) -> Model {
+        match &self.trainer {
+            AnyTrainer::Gpt2(t) => Model::Gpt2(t.model.valid()),
+            AnyTrainer::Bert(t) => Model::Bert(t.model.valid()),
+            AnyTrainer::T5(t) => Model::T5(t.model.valid()),
+        }
+    }
+
+    fn info(&self) -> Info<'_> {
+        let (step, tokens) = each_trainer!(&self.trainer, t => (t.state.step, t.state.tokens));
+        let config = self.config();
+        Info {
+            model_type: self.model_config.model_type(),
+            objective: match self.model_config {
+                ModelConfig::Gpt2(_) => "causal",
+                ModelConfig::Bert(_) => "masked",
+                ModelConfig::T5(_) => "text-to-text",
+            },
+            params: each_trainer!(&self.trainer, t => t.model.num_params()),
+            vocab_size: self.model_config.vocab_size(),
+            block_size: config.block_size,
+            batch_size: config.batch_size,
+            train_tokens: self.train.len(),
+            val_tokens: self.val.len(),
+            step,
+            tokens,
+            train_seconds: self.train_ms / 1000.0,
+            backend: &self.backend,
+        }
+    }
+
+    async fn train(&mut self, steps: u32) -> Result<TrainReport, JsValue> {
+        let start = now_ms();
+        let (mut last, mut tokens): (Option<StepStats>, u64) = (None, 0);
+        for _ in 0..steps.max(1) {
+            let stats = each_trainer!(&mut self.trainer, t => t.step_async(&self.train).await).map_err(js_err)?;
+            tokens += stats.tokens;
+            last = Some(stats);
+        }
+        let elapsed = (now_ms() - start).max(1e-3);
+        self.train_ms += elapsed;
+        let last = last.expect("at least one step");
+        Ok(TrainReport {
+            step: last.step,
+            loss: last.loss,
+            lr: last.lr,
+            grad_norm: last.grad_norm,
+            tokens: each_trainer!(&self.trainer, t => t.state.tokens),
+            tokens_per_s: tokens as f64 / (elapsed / 1000.0),
+            ms_per_step: elapsed / steps.max(1) as f64,
+        })
+    }
+
+    fn ranked(&self, probs: Vec<(u32, f64)>) -> Vec<Ranked> {
+        probs
+            .into_iter()
+            .map(|(id, prob)| Ranked { id, token: self.tokenizer.decode(&[id]).unwrap_or_default(), prob })
+            .collect()
+    }
+
+    async fn next_tokens(&self, prompt: &str, k: usize) -> Result<Vec<Ranked>, JsValue> {
+        let (Model::Gpt2(model), ModelConfig::Gpt2(c)) = (self.model(), &self.model_config) else {
+            return Err(js_err("next-token prediction needs a causal model (GPT); this session holds a different one"));
+        };
+        let ids = self.tokenizer.encode(prompt).map_err(js_err)?;
+        let logits = next_token_logits(&model, &ids, c.n_positions, &self.device).await.map_err(js_err)?;
+        Ok(self.ranked(top_k(&logits, k)))
+    }
+
+    async fn fill_mask(&self, text: &str, k: usize) -> Result<Vec<Vec<Ranked>>, JsValue> {
+        let Model::Bert(model) = self.model() else {
+            return Err(js_err("fill-mask needs a masked model (BERT); this session holds a different one"));
+        };
+        let mask = self.tokenizer.mask_id().ok_or_else(|| js_err("the tokenizer has no [MASK] token"))?;
+        let mut ids = Vec::new();
+        ids.extend(self.tokenizer.cls_id());
+        ids.extend(self.tokenizer.encode(text).map_err(js_err)?);
+        ids.extend(self.tokenizer.eos_id());
+        if let Some(max) = self.model_config.max_positions()
+            && ids.len() > max
+        {
+            return Err(js_err(format!("the text is {} tokens, longer than the model's {max}; shorten it", ids.len())));
+        }
+        let filled = fill_mask(&model, &ids, mask, k, &self.device).await.map_err(js_err)?;
+        Ok(filled.into_iter().map(|top| self.ranked(top)).collect())
+    }
+
+    /// A continuation of `prompt` (GPT), or T5's output for it as an encoder input.
+    async fn generate(&mut self, prompt: &str, max_new: usize, sampling: Sampling) -> Result<String, JsValue> {
+        let ids = self.tokenizer.encode(prompt).map_err(js_err)?;
+        let out = match (self.model(), &self.model_config) {
+            (Model::Gpt2(m), ModelConfig::Gpt2(c)) => {
+                let eos = self.tokenizer.eos_id();
+                generate(&m, &ids, max_new, c.n_positions, sampling, eos, &mut self.rng, &self.device).await
+            }
+            (Model::T5(m), ModelConfig::T5(c)) => {
+                let eos = self.tokenizer.eos_id().unwrap_or(1);
+                let input: Vec<u32> = ids.into_iter().chain([eos]).collect();
+                text2text(&m, &input, c.decoder_start_token(), eos, max_new, sampling, &mut self.rng, &self.device)
+                    .await
+            }
+            _ => {
+                return Err(js_err(
+                    "generation needs a causal (GPT) or text-to-text (T5) model; use fill-mask for BERT",
+                ));
+            }
+        }
+        .map_err(js_err)?;
+        self.tokenizer.decode(&out).map_err(js_err)
+    }
+
+    async fn evaluate(&self) -> Result<f64, JsValue> {
+        each_trainer!(&self.trainer, t => t.evaluate_async(&self.val).await).map_err(js_err)
+    }
+
+    /// The HF model folder's three files, as `hearth train` writes them.
+    async fn export(&self) -> Result<JsValue, JsValue> {
+        let weights = self.model().to_safetensors_async().await.map_err(js_err)?;
+        let out = Object::new();
+        Reflect::set(&out, &"config_json".into(), &self.model_config.to_json().into())?;
+        Reflect::set(&out, &"tokenizer_json".into(), &self.tokenizer.to_json().map_err(js_err)?.into())?;
+        Reflect::set(&out, &"model_safetensors".into(), &Uint8Array::from(weights.as_slice()).into())?;
+        Ok(out.into())
+    }
+}
+
+fn parse_config(config_json: &str) -> Result<TrainConfig, JsValue> {
+    let config: TrainConfig = serde_json::from_str(if config_json.trim().is_empty() { "{}" } else { config_json })
+        .map_err(|e| js_err(format!("training settings: {e}")))?;
+    config.validate().map_err(js_err)?;
+    Ok(config)
+}
+
+fn check_block_size(config: &TrainConfig, model_config: &ModelConfig) -> Result<(), JsValue> {
+    match model_config.max_positions() {
+        Some(max) if config.block_size > max => Err(js_err(format!(
+            "block_size {} is longer than the model's position table ({max}); lower it",
+            config.block_size
+        ))),
+        _ => Ok(()),
+    }
+}
+
+#[wasm_bindgen]
+impl Session {
+    /// A new model from `config_json` (a `TrainConfig` as JSON: `preset`, `model` overrides,
+    /// `batch_size`, `block_size`, `lr`, … — the keys of a `hearth train` run file), with a
+    /// tokenizer trained on `text`. `backend`: "auto", "webgpu" or "cpu".
+    pub async fn create(config_json: String, text: String, backend: String) -> Result<Session, JsValue> {
+        let config = parse_config(&config_json)?;
+        let mut model_config = preset(&config.preset, &config.model).map_err(js_err)?;
+        let docs = paragraphs(&text);
+        let (train_docs, _) = split_validation(docs, config.val_fraction, "the corpus").map_err(js_err)?;
+        let kind = tokenizer_kind(&model_config);
+        let tokenizer =
+            Tokenizer::train(kind, config.tokenizer_vocab_size, &kind.default_special_tokens(), train_docs.iter())
+                .map_err(js_err)?;
+        model_config.set_vocab_size(tokenizer.vocab_size());
+        model_config.set_special_tokens(&tokenizer);
+        if let Some(p) = config.dropout {
+            model_config.set_dropout(p);
+        }
+        check_block_size(&config, &model_config)?;
+        let (device, backend) = choose(&backend).await.map_err(js_err)?;
+        device.seed(config.seed); // the same weights for the same seed, as natively
+        let mut model = model_config.init(&device);
+        model.set_fused_attention(config.fused_attention);
+        let inner = Inner::build(model, model_config, tokenizer, config, &text, device, backend)?;
+        Ok(Session { inner: Rc::new(RefCell::new(inner)) })
+    }
+
+    /// A model saved by `hearth train` (or `export`, or any HF GPT-2/BERT/T5 folder): its
+    /// `config.json`, `model.safetensors` and `tokenizer.json`. Training continues on `text`.
+    pub async fn open(
+        config_json: String,
+        model_safetensors: Vec<u8>,
+        tokenizer_json: String,
+        settings_json: String,
+        text: String,
+        backend: String,
+    ) -> Result<Session, JsValue> {
+        let mut config = parse_config(&settings_json)?;
+        let model_config =
+            ModelConfig::from_json(config_json.as_bytes()).map_err(|e| js_err(e.in_file("config.json")))?;
+        let tokenizer =
+            Tokenizer::from_json(tokenizer_json.as_bytes()).map_err(|e| js_err(e.in_file("tokenizer.json")))?;
+        tokenizer.check_fits(model_config.vocab_size()).map_err(js_err)?;
+        if let Some(max) = model_config.max_positions() {
+            config.block_size = config.block_size.min(max);
+        }
+        let (device, backend) = choose(&backend).await.map_err(js_err)?;
+        let mut model = Model::from_hf(&model_config, &model_safetensors, &device)
+            .map_err(|e| js_err(e.in_file("model.safetensors")))?;
+        model.set_fused_attention(config.fused_attention);
+        let inner = Inner::build(model, model_config, tokenizer, config, &text, device, backend)?;
+        Ok(Session { inner: Rc::new(RefCell::new(inner)) })
+    }
+
+    /// What the session holds: model type, parameters, backend, step, tokens, … (an object).
+    pub fn info(&self) -> Result<JsValue, JsValue> {
+        let inner = self.inner.try_borrow().map_err(|_| js_err("the session is busy; await the call in flight"))?;
+        to_js(&inner.info())
+    }
+
+    /// `steps` optimizer steps; resolves to `{step, loss, lr, grad_norm, tokens, tokens_per_s, ms_per_step}`.
+    pub fn train(&self, steps: u32) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let mut s = inner.try_borrow_mut().map_err(|_| js_err("the session is busy; await the call in flight"))?;
+            to_js(&s.train(steps).await?)
+        })
+    }
+
+    /// Validation loss and perplexity: `{loss, perplexity}`.
+    pub fn evaluate(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let s = inner.try_borrow().map_err(|_| js_err("the session is busy; await the call in flight"))?;
+            let loss = s.evaluate().await?;
+            to_js(&serde_json::json!({"loss": loss, "perplexity": loss.exp()}))
+        })
+    }
+
+    /// The `k` most likely next tokens after `prompt` (causal models): `[{id, token, prob}]`.
+    pub fn next_tokens(&self, prompt: String, k: u32) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let s = inner.try_borrow().map_err(|_| js_err("the session is busy; await the call in flight"))?;
+            to_js(&s.next_tokens(&prompt, k as usize).await?)
+        })
+    }
+
+    /// For each [MASK] in `text` (masked models), the `k` most likely tokens: `[[{id, token, prob}]]`.
+    pub fn fill_mask(&self, text: String, k: u32) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let s = inner.try_borrow().map_err(|_| js_err("the session is busy; await the call in flight"))?;
+            to_js(&s.fill_mask(&text, k as usize).await?)
+        })
+    }
+
+    /// A sampled continuation of `prompt` (GPT) or T5's output for it; `temperature` 0 = greedy.
+    pub fn generate(&self, prompt: String, max_new_tokens: u32, temperature: f64, top_k: u32) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let mut s = inner.try_borrow_mut().map_err(|_| js_err("the session is busy; await the call in flight"))?;
+            let sampling = Sampling { temperature, top_k: top_k as usize, top_p: 1.0 };
+            Ok(s.generate(&prompt, max_new_tokens as usize, sampling).await?.into())
+        })
+    }
+
+    /// `{config_json, tokenizer_json, model_safetensors}`: an HF model folder (as `hearth train` writes).
+    pub fn export(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let s = inner.try_borrow().map_err(|_| js_err("the session is busy; await the call in flight"))?;
+            s.export().await
+        })
+    }
+}

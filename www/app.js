@@ -1,0 +1,348 @@
+// The demo page: drives a `Session` of the wasm crate (web/) one awaited call at a time, so the
+// page stays responsive while WebGPU works. State the tests read is on `window.hearth`.
+import init, { Session } from './pkg/hearth_web.js';
+
+const $ = (id) => document.getElementById(id);
+
+// Model sizes per objective: a preset of `hearth` plus HF config overrides (the `[model]` table of a run file).
+const MODELS = {
+  causal: {
+    preset: 'gpt-tiny',
+    tiny: { n_embd: 64, n_layer: 2, n_head: 4, n_positions: 64 },
+    small: { n_embd: 128, n_layer: 4, n_head: 4, n_positions: 128 },
+  },
+  masked: {
+    preset: 'bert-tiny',
+    tiny: { hidden_size: 64, num_hidden_layers: 2, num_attention_heads: 4, intermediate_size: 256, max_position_embeddings: 64 },
+    small: { hidden_size: 128, num_hidden_layers: 4, num_attention_heads: 4, intermediate_size: 512, max_position_embeddings: 128 },
+  },
+  'text-to-text': {
+    preset: 't5-tiny',
+    tiny: { d_model: 64, d_kv: 16, d_ff: 256, num_layers: 2, num_heads: 4 },
+    small: { d_model: 128, d_kv: 32, d_ff: 512, num_layers: 2, num_heads: 4 },
+  },
+};
+const SHAPES = { tiny: { block_size: 64, batch_size: 8, vocab: 512 }, small: { block_size: 128, batch_size: 16, vocab: 1024 } };
+const OBJECTIVE_OF = { gpt2: 'causal', bert: 'masked', t5: 'text-to-text' };
+const EVAL_EVERY = 50;
+const SAVE_EVERY = 100;
+
+const state = {
+  ready: false, session: null, info: null, running: false, busy: false,
+  losses: [], vals: [], tokensPerS: null, error: null, lastTrain: null,
+};
+window.hearth = state;
+
+// ---------- settings ----------
+function settings() {
+  const objective = $('objective').value;
+  const size = $('size').value;
+  const lr = Number($('lr').value) || 3e-3;
+  return {
+    preset: MODELS[objective].preset,
+    model: MODELS[objective][size],
+    block_size: SHAPES[size].block_size,
+    batch_size: SHAPES[size].batch_size,
+    tokenizer_vocab_size: SHAPES[size].vocab,
+    lr, min_lr: lr / 10, warmup_steps: 20, max_steps: 3000,
+    dropout: 0.0, val_fraction: 0.1, eval_batches: 4, seed: 1337,
+    // The fused WGSL attention's backward crashes Chromium's software WebGPU (SwiftShader) GPU
+    // process; its forward is exact there. Until that is understood the page trains with burn's
+    // composed attention (the same numbers, more memory; tiny models do not need the kernel).
+    fused_attention: false,
+  };
+}
+
+async function corpusText() {
+  const choice = $('corpus').value;
+  if (choice === 'paste') return $('paste').value;
+  const response = await fetch(choice);
+  if (!response.ok) throw new Error(`cannot load ${choice} (${response.status})`);
+  return response.text();
+}
+
+// ---------- browser storage (IndexedDB): the model survives a reload until Reset ----------
+function db() {
+  return new Promise((resolve, reject) => {
+    const open = indexedDB.open('hearth', 1);
+    open.onupgradeneeded = () => open.result.createObjectStore('kv');
+    open.onsuccess = () => resolve(open.result);
+    open.onerror = () => reject(open.error);
+  });
+}
+async function store(mode, fn) {
+  const d = await db();
+  return new Promise((resolve, reject) => {
+    const tx = d.transaction('kv', mode);
+    const req = fn(tx.objectStore('kv'));
+    tx.oncomplete = () => resolve(req.result);
+    tx.onerror = () => reject(tx.error);
+  });
+}
+const idbGet = (k) => store('readonly', (s) => s.get(k));
+const idbPut = (k, v) => store('readwrite', (s) => s.put(v, k));
+const idbDelete = (k) => store('readwrite', (s) => s.delete(k));
+
+async function save() {
+  if (!state.session) return;
+  const files = await state.session.export();
+  await idbPut('model', {
+    files, losses: state.losses, vals: state.vals,
+    ui: { objective: $('objective').value, size: $('size').value, backend: $('backend').value, corpus: $('corpus').value, lr: $('lr').value,
+      paste: $('corpus').value === 'paste' ? $('paste').value : '' },
+    settings: settings(), step: state.info?.step ?? 0,
+  });
+  state.saved = true;
+}
+
+// ---------- rendering ----------
+function showError(e) {
+  state.error = String(e?.message ?? e);
+  $('error').textContent = state.error;
+  $('error').hidden = false;
+  console.error(e);
+}
+function clearError() { state.error = null; $('error').hidden = true; }
+
+// Session calls never overlap: each waits for the one before (a probe clicked during training runs
+// between two training calls).
+let chain = Promise.resolve();
+function exclusive(fn) {
+  const next = chain.then(fn);
+  chain = next.catch(() => {});
+  return next;
+}
+
+function setBusy(busy) {
+  state.busy = busy;
+  for (const id of ['predict', 'generate', 'fill', 't5-run', 'export']) $(id).disabled = !state.session;
+}
+
+function renderInfo() {
+  const info = state.info;
+  if (!info) {
+    $('backend-line').textContent = 'No model yet.';
+    $('params').textContent = '–';
+    return;
+  }
+  const b = info.backend;
+  $('backend-line').textContent =
+    `${info.model_type} · ${info.objective} · ${info.params.toLocaleString()} parameters · vocabulary ${info.vocab_size} · ` +
+    `${b.kind === 'webgpu' ? 'WebGPU' : 'CPU'}: ${b.name}${b.note ? ` — ${b.note}` : ''}`;
+  $('backend-line').dataset.backend = b.kind;
+  $('params').textContent = info.params.toLocaleString();
+  $('step').textContent = info.step;
+  document.body.dataset.step = info.step;
+  for (const [panel, objective] of [['probe-causal', 'causal'], ['probe-masked', 'masked'], ['probe-t5', 'text-to-text']]) {
+    $(panel).hidden = info.objective !== objective;
+  }
+}
+
+function drawChart() {
+  const c = $('chart');
+  const g = c.getContext('2d');
+  g.clearRect(0, 0, c.width, c.height);
+  const pts = state.losses;
+  if (pts.length < 2) return;
+  const pad = 34;
+  const all = pts.map((p) => p[1]).concat(state.vals.map((p) => p[1]));
+  const lo = Math.min(...all), hi = Math.max(...all);
+  const maxStep = pts[pts.length - 1][0];
+  const x = (s) => pad + ((c.width - pad - 8) * s) / Math.max(1, maxStep);
+  const y = (v) => 8 + ((c.height - pad) * (hi - v)) / Math.max(1e-6, hi - lo);
+  g.strokeStyle = '#ccc'; g.fillStyle = '#777'; g.font = '11px sans-serif';
+  g.beginPath(); g.moveTo(pad, 8); g.lineTo(pad, c.height - pad + 8); g.lineTo(c.width - 8, c.height - pad + 8); g.stroke();
+  g.fillText(hi.toFixed(2), 2, 14); g.fillText(lo.toFixed(2), 2, c.height - pad + 8);
+  g.fillText(`step ${maxStep}`, c.width - 60, c.height - 8);
+  g.strokeStyle = '#c0392b'; g.lineWidth = 1.5; g.beginPath();
+  pts.forEach(([s, v], i) => (i ? g.lineTo(x(s), y(v)) : g.moveTo(x(s), y(v))));
+  g.stroke();
+  g.fillStyle = '#2c6fbb';
+  for (const [s, v] of state.vals) { g.beginPath(); g.arc(x(s), y(v), 3.5, 0, 7); g.fill(); }
+  g.fillText('— train loss   ● validation', pad + 8, c.height - 8);
+}
+
+function escape(s) { return s.replace(/[&<>]/g, (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;' })[ch]); }
+
+// ---------- sessions ----------
+async function newSession() {
+  const text = await corpusText();
+  $('backend-line').textContent = 'Training a tokenizer on the corpus and building the model…';
+  await new Promise((r) => setTimeout(r, 0));
+  state.session = await Session.create(JSON.stringify(settings()), text, $('backend').value);
+  state.losses = []; state.vals = [];
+  state.info = state.session.info();
+  renderInfo(); drawChart();
+}
+
+async function trainLoop() {
+  state.running = true;
+  $('train').disabled = true; $('pause').disabled = false;
+  try {
+    if (!state.session) await newSession();
+    setBusy(true);
+    while (state.running) {
+      const r = await exclusive(() => state.session.train(Math.max(1, Number($('chunk').value) || 1)));
+      state.lastTrain = r;
+      state.losses.push([r.step, r.loss]);
+      state.tokensPerS = state.tokensPerS == null ? r.tokens_per_s : 0.8 * state.tokensPerS + 0.2 * r.tokens_per_s;
+      $('loss').textContent = r.loss.toFixed(3);
+      $('tps').textContent = Math.round(state.tokensPerS).toLocaleString();
+      state.info = state.session.info();
+      renderInfo(); drawChart();
+      if (r.step % EVAL_EVERY === 0) await exclusive(evaluate);
+      if (r.step % SAVE_EVERY === 0) await exclusive(save);
+      await new Promise((resolve) => setTimeout(resolve, 0)); // let the page paint and take clicks
+    }
+    await exclusive(evaluate);
+    await exclusive(save);
+  } catch (e) {
+    showError(e);
+  } finally {
+    state.running = false;
+    setBusy(false);
+    $('train').disabled = false; $('pause').disabled = true;
+  }
+}
+
+async function evaluate() {
+  try {
+    const v = await state.session.evaluate();
+    state.vals.push([state.info.step, v.loss]);
+    $('val').textContent = `${v.loss.toFixed(3)} (ppl ${v.perplexity.toFixed(1)})`;
+    drawChart();
+  } catch (e) {
+    $('val').textContent = 'n/a';
+    console.warn(e);
+  }
+}
+
+async function reset() {
+  state.running = false;
+  while (state.busy) await new Promise((r) => setTimeout(r, 20));
+  await chain;
+  state.session?.free();
+  Object.assign(state, { session: null, info: null, losses: [], vals: [], tokensPerS: null, lastTrain: null, saved: false });
+  await idbDelete('model');
+  for (const id of ['loss', 'val', 'tps']) $(id).textContent = '–';
+  $('step').textContent = '0';
+  delete document.body.dataset.step;
+  $('bars').innerHTML = ''; $('fills').innerHTML = ''; $('continuation').textContent = ''; $('t5-out').textContent = '';
+  clearError(); renderInfo(); drawChart(); setBusy(false);
+}
+
+async function openFiles(files, ui, history) {
+  const byName = Object.fromEntries([...files].map((f) => [f.name, f]));
+  for (const need of ['config.json', 'model.safetensors', 'tokenizer.json']) {
+    if (!byName[need]) throw new Error(`pick ${need} too: a checkpoint folder holds config.json, model.safetensors and tokenizer.json`);
+  }
+  const config = await byName['config.json'].text();
+  const modelType = JSON.parse(config).model_type;
+  if (ui) Object.entries(ui).forEach(([k, v]) => { if ($(k) && k !== 'paste') $(k).value = v; });
+  if (ui?.paste) $('paste').value = ui.paste;
+  if (OBJECTIVE_OF[modelType]) $('objective').value = OBJECTIVE_OF[modelType];
+  $('paste').hidden = $('corpus').value !== 'paste';
+  const weights = new Uint8Array(await byName['model.safetensors'].arrayBuffer());
+  const s = await Session.open(config, weights, await byName['tokenizer.json'].text(), JSON.stringify(settings()),
+    await corpusText(), $('backend').value);
+  state.session?.free();
+  state.session = s;
+  state.losses = history?.losses ?? []; state.vals = history?.vals ?? [];
+  state.info = s.info();
+  state.restoredStep = history?.step ?? 0;
+  renderInfo(); drawChart(); setBusy(false);
+}
+
+async function restore() {
+  const saved = await idbGet('model');
+  if (!saved) return;
+  const f = saved.files;
+  const files = [
+    new File([f.config_json], 'config.json'),
+    new File([f.model_safetensors], 'model.safetensors'),
+    new File([f.tokenizer_json], 'tokenizer.json'),
+  ];
+  await openFiles(files, saved.ui, saved);
+  state.restored = true;
+  $('backend-line').textContent += ` · restored from this browser (trained ${saved.step} steps)`;
+}
+
+// ---------- probes ----------
+async function guarded(fn) {
+  if (!state.session) return;
+  try { clearError(); await exclusive(fn); } catch (e) { showError(e); }
+}
+
+async function predict() {
+  const top = await state.session.next_tokens($('prompt').value, 10);
+  state.lastTop = top;
+  const most = Math.max(...top.map((t) => t.prob), 1e-9); // bars relative to the most likely token
+  $('bars').innerHTML = top
+    .map((t) => `<div class="bar"><code>${escape(JSON.stringify(t.token))}</code><div class="fill" style="width:${(100 * t.prob / most).toFixed(1)}%"></div><span>${(100 * t.prob).toFixed(1)}%</span></div>`)
+    .join('');
+}
+
+async function generateText() {
+  const prompt = $('prompt').value;
+  const out = await state.session.generate(prompt, 60, 0.8, 40);
+  state.lastGenerated = out;
+  $('continuation').innerHTML = `${escape(prompt)}<b>${escape(out)}</b>`;
+}
+
+async function fill() {
+  const fills = await state.session.fill_mask($('masked-text').value, 5);
+  state.lastFill = fills;
+  $('fills').innerHTML = fills
+    .map((top) => `<li>${top.map((t) => `<span class="cand">${escape(t.token)} <small>${(100 * t.prob).toFixed(1)}%</small></span>`).join('')}</li>`)
+    .join('');
+}
+
+async function t5Run() {
+  const out = await state.session.generate($('t5-text').value, 30, 0, 0);
+  state.lastT5 = out;
+  $('t5-out').textContent = out || '(empty)';
+}
+
+// ---------- wiring ----------
+$('train').onclick = () => { clearError(); trainLoop(); };
+$('pause').onclick = () => { state.running = false; };
+$('reset').onclick = () => reset().catch(showError);
+$('corpus').onchange = () => { $('paste').hidden = $('corpus').value !== 'paste'; };
+for (const id of ['objective', 'size', 'backend', 'corpus']) {
+  $(id).addEventListener('change', () => {
+    if (state.session && !state.running) $('backend-line').textContent += ' · (Reset to apply the new choice)';
+  });
+}
+$('predict').onclick = () => guarded(predict);
+$('generate').onclick = () => guarded(generateText);
+$('fill').onclick = () => guarded(fill);
+$('t5-run').onclick = () => guarded(t5Run);
+$('prompt').addEventListener('keydown', (e) => { if (e.key === 'Enter') guarded(predict); });
+$('open').onchange = async (e) => {
+  clearError();
+  try { await reset(); await openFiles(e.target.files); await save(); } catch (err) { showError(err); }
+  e.target.value = '';
+};
+$('export').onclick = () => guarded(async () => {
+  const f = await state.session.export();
+  for (const [name, data] of [['config.json', f.config_json], ['tokenizer.json', f.tokenizer_json], ['model.safetensors', f.model_safetensors]]) {
+    const a = document.createElement('a');
+    a.href = URL.createObjectURL(new Blob([data]));
+    a.download = name;
+    a.click();
+  }
+});
+
+(async () => {
+  try {
+    await init();
+    state.webgpu = !!navigator.gpu;
+    await restore();
+  } catch (e) {
+    showError(e);
+  } finally {
+    setBusy(false);
+    state.ready = true;
+    document.body.dataset.ready = '1';
+  }
+})();

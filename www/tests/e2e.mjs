@@ -1,0 +1,213 @@
+// End-to-end test of the browser demo in a real browser: Debian's chromium, headless, driven by
+// playwright-core (never a downloaded browser). Serves www/ on 127.0.0.1 and, through the page's
+// own controls:
+//   1. trains a masked model (BERT) on the CPU fallback for a few dozen steps: the loss falls;
+//      fill-mask gives k ranked tokens whose probabilities sum to at most 1;
+//   2. trains a causal model (GPT) the same way: next-token bars, a generated continuation;
+//   3. reloads the page: the model comes back from browser storage and predicts exactly as before;
+//   4. opens a checkpoint written by `hearth train` (HEARTH_CHECKPOINT) and checks its greedy
+//      continuation against `hearth generate` (HEARTH_BIN);
+//   5. trains a causal model for a few real steps on WebGPU (SwiftShader here).
+// Screenshots and a JSON summary (tokens/s per backend) go to www/test-results/.
+//
+//   node www/tests/e2e.mjs        (after web/build.sh; env: HEARTH_CHECKPOINT, HEARTH_BIN, CHROMIUM)
+import { createServer } from 'node:http';
+import { readFile, mkdir, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const WWW = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const OUT = path.join(WWW, 'test-results');
+const CPU_STEPS = Number(process.env.HEARTH_E2E_STEPS ?? 40);
+const GPU_STEPS = 3;
+const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.wasm': 'application/wasm',
+  '.txt': 'text/plain; charset=utf-8', '.json': 'application/json' };
+
+let failures = 0;
+function check(ok, what) {
+  console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}`);
+  if (!ok) failures += 1;
+}
+function step(what) { console.log(`\n== ${what}`); }
+const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+if (!existsSync(path.join(WWW, 'pkg', 'hearth_web_bg.wasm'))) {
+  console.error('www/pkg is missing: build the demo first with web/build.sh');
+  process.exit(2);
+}
+
+// A static server for www/ (what any static server does; nothing else).
+const server = createServer(async (req, res) => {
+  const url = new URL(req.url, 'http://x');
+  const file = path.join(WWW, decodeURIComponent(url.pathname === '/' ? '/index.html' : url.pathname));
+  if (!file.startsWith(WWW)) { res.writeHead(403).end(); return; }
+  try {
+    const body = await readFile(file);
+    res.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' }).end(body);
+  } catch {
+    res.writeHead(404).end();
+  }
+});
+await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+const origin = `http://127.0.0.1:${server.address().port}`;
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--enable-unsafe-webgpu'],
+});
+const context = await browser.newContext({ viewport: { width: 860, height: 1250 } });
+const page = await context.newPage();
+page.on('console', (m) => { if (m.type() === 'error') console.log(`  [page error] ${m.text()}`); });
+page.on('pageerror', (e) => console.log(`  [page exception] ${e.message}`));
+await mkdir(OUT, { recursive: true });
+const summary = { cpu_steps: CPU_STEPS };
+
+const hearth = (expr) => page.evaluate(`(${expr})(window.hearth)`);
+async function ready() {
+  await page.waitForSelector('body[data-ready="1"]', { timeout: 120_000 });
+  const error = await hearth((h) => h.error);
+  check(error == null, `page loaded without error${error ? `: ${error}` : ''}`);
+}
+async function choose(objective, backend, corpus = 'corpus/persuasion_sample.txt') {
+  await page.selectOption('#objective', objective);
+  await page.selectOption('#size', 'tiny');
+  await page.selectOption('#backend', backend);
+  await page.selectOption('#corpus', corpus);
+}
+/** Clicks Train, waits for `steps` optimizer steps, clicks Pause and waits for the loop to end. */
+async function trainFor(steps, timeout) {
+  const t0 = Date.now();
+  await page.click('#train');
+  await page.waitForFunction((n) => (window.hearth.info?.step ?? 0) >= n || window.hearth.error,
+    steps, { timeout, polling: 250 });
+  await page.click('#pause');
+  await page.waitForFunction(() => !window.hearth.running && !window.hearth.busy, null, { timeout });
+  const s = await hearth((h) => ({ losses: h.losses, info: h.info, tps: h.tokensPerS, error: h.error, last: h.lastTrain }));
+  check(s.error == null, `trained ${s.info?.step} steps in ${((Date.now() - t0) / 1000).toFixed(1)} s${s.error ? `: ${s.error}` : ''}`);
+  return s;
+}
+function lossFell(s, label) {
+  const losses = s.losses.map((p) => p[1]);
+  check(losses.every(Number.isFinite), `${label}: every loss finite`);
+  const first = mean(losses.slice(0, 5)), last = mean(losses.slice(-5));
+  check(last < first - 0.5, `${label}: loss fell, first 5 steps ${first.toFixed(3)} → last 5 ${last.toFixed(3)}`);
+  return { first, last };
+}
+function rankedProbabilities(top, k, label) {
+  check(Array.isArray(top) && top.length === k, `${label}: ${k} ranked tokens (got ${top?.length})`);
+  const probs = top.map((t) => t.prob);
+  const sum = probs.reduce((a, b) => a + b, 0);
+  check(probs.every((p, i) => p >= 0 && (i === 0 || p <= probs[i - 1])), `${label}: probabilities ranked, non-negative`);
+  check(sum <= 1 + 1e-6 && sum > 0, `${label}: probabilities sum to ${sum.toFixed(4)} ≤ 1`);
+}
+
+try {
+  await page.goto(origin);
+  await ready();
+  await hearth(async () => { document.getElementById('reset').click(); });
+
+  step(`masked LM (BERT) on the CPU fallback, ${CPU_STEPS} steps`);
+  await choose('masked', 'cpu');
+  let s = await trainFor(CPU_STEPS, 600_000);
+  check((await page.getAttribute('#backend-line', 'data-backend')) === 'cpu', 'ran on the CPU backend');
+  summary.masked_cpu = { ...lossFell(s, 'masked'), tokens_per_s: s.tps, params: s.info.params };
+  await page.fill('#masked-text', 'she was [MASK] happy to see him');
+  await page.click('#fill');
+  await page.waitForFunction(() => window.hearth.lastFill || window.hearth.error, null, { timeout: 60_000 });
+  const fills = await hearth((h) => h.lastFill);
+  check(fills?.length === 1, 'fill-mask: one [MASK] filled');
+  rankedProbabilities(fills?.[0], 5, 'fill-mask');
+  check((await page.locator('#fills .cand').count()) === 5, 'fill-mask: 5 candidates shown on the page');
+  await page.screenshot({ path: path.join(OUT, 'masked.png'), fullPage: true });
+
+  step(`causal LM (GPT) on the CPU fallback, ${CPU_STEPS} steps`);
+  await page.click('#reset');
+  await page.waitForFunction(() => !window.hearth.session);
+  await choose('causal', 'cpu');
+  s = await trainFor(CPU_STEPS, 600_000);
+  summary.causal_cpu = { ...lossFell(s, 'causal'), tokens_per_s: s.tps, params: s.info.params };
+  await page.fill('#prompt', 'It is a truth universally');
+  await page.click('#predict');
+  await page.waitForFunction(() => window.hearth.lastTop || window.hearth.error, null, { timeout: 60_000 });
+  const top = await hearth((h) => h.lastTop);
+  rankedProbabilities(top, 10, 'next token');
+  check((await page.locator('#bars .bar').count()) === 10, 'next token: 10 bars drawn');
+  await page.click('#generate');
+  await page.waitForFunction(() => window.hearth.lastGenerated != null || window.hearth.error, null, { timeout: 120_000 });
+  const generated = await hearth((h) => h.lastGenerated);
+  check(typeof generated === 'string' && generated.trim().length > 0, `generated a continuation: ${JSON.stringify(generated?.slice(0, 80))}`);
+  check((await page.textContent('#continuation')).includes(generated.trim().slice(0, 10)), 'the continuation is shown on the page');
+  await page.screenshot({ path: path.join(OUT, 'demo.png'), fullPage: true });
+
+  step('reload: the model survives in browser storage');
+  const before = { step: s.info.step, top };
+  await page.waitForFunction(() => window.hearth.saved, null, { timeout: 60_000 });
+  await page.reload();
+  await ready();
+  const restored = await hearth((h) => ({ restored: h.restored, info: h.info }));
+  check(restored.restored === true, 'restored from IndexedDB after reload');
+  await page.click('#predict');
+  await page.waitForFunction(() => window.hearth.lastTop || window.hearth.error, null, { timeout: 60_000 });
+  const after = await hearth((h) => h.lastTop);
+  const same = after?.length === before.top.length &&
+    after.every((t, i) => t.id === before.top[i].id && Math.abs(t.prob - before.top[i].prob) < 1e-5);
+  check(same, `after the reload the next-token distribution is the one before (top ${after?.[0]?.token} ${after?.[0]?.prob?.toFixed(4)})`);
+
+  const ckpt = process.env.HEARTH_CHECKPOINT;
+  if (ckpt) {
+    step(`a checkpoint written by hearth train: ${ckpt}`);
+    await page.click('#reset');
+    await page.waitForFunction(() => !window.hearth.session);
+    await page.selectOption('#backend', 'cpu');
+    await page.setInputFiles('#open', ['config.json', 'model.safetensors', 'tokenizer.json'].map((f) => path.join(ckpt, f)));
+    await page.waitForFunction(() => window.hearth.info || window.hearth.error, null, { timeout: 120_000 });
+    const info = await hearth((h) => ({ info: h.info, error: h.error }));
+    check(info.error == null && info.info?.model_type === 'gpt2', `opened: ${info.info?.model_type}, ${info.info?.params} params${info.error ? ` (${info.error})` : ''}`);
+    const prompt = 'It is a truth universally';
+    const inPage = await page.evaluate((p) => window.hearth.session.generate(p, 8, 0, 0), prompt);
+    if (process.env.HEARTH_BIN) {
+      const native = execFileSync(process.env.HEARTH_BIN, ['generate', '-m', ckpt, prompt, '--temperature', '0',
+        '--max-new-tokens', '8', '--backend', 'flex'], { encoding: 'utf8' }).trim();
+      check(native === prompt + inPage, `greedy continuation in the page equals hearth generate: ${JSON.stringify(inPage)}`);
+    } else {
+      console.log('skip: HEARTH_BIN not set, the page\'s continuation is not compared with the CLI\'s');
+    }
+  } else {
+    console.log('\nskip: HEARTH_CHECKPOINT not set (a folder written by hearth train), not opening a native checkpoint');
+  }
+
+  step(`causal LM on WebGPU, ${GPU_STEPS} steps`);
+  const hasGpu = await page.evaluate(async () => !!(navigator.gpu && await navigator.gpu.requestAdapter()));
+  if (hasGpu) {
+    await page.click('#reset');
+    await page.waitForFunction(() => !window.hearth.session);
+    await choose('causal', 'webgpu');
+    s = await trainFor(GPU_STEPS, 600_000);
+    check((await page.getAttribute('#backend-line', 'data-backend')) === 'webgpu', `ran on WebGPU: ${await page.textContent('#backend-line')}`);
+    const losses = s.losses.map((p) => p[1]);
+    check(losses.length >= GPU_STEPS && losses.every(Number.isFinite), `WebGPU losses finite: ${losses.map((l) => l.toFixed(3)).join(', ')}`);
+    check(Math.abs(losses[0] - Math.log(s.info.vocab_size)) < 0.5, `first WebGPU loss ${losses[0].toFixed(3)} ≈ ln(vocab) ${Math.log(s.info.vocab_size).toFixed(3)}`);
+    summary.causal_webgpu = { losses, tokens_per_s: s.last.tokens_per_s, ms_per_step: s.last.ms_per_step };
+    await page.click('#predict');
+    await page.waitForFunction(() => window.hearth.lastTop || window.hearth.error, null, { timeout: 120_000 });
+    rankedProbabilities(await hearth((h) => h.lastTop), 10, 'WebGPU next token');
+    await page.screenshot({ path: path.join(OUT, 'webgpu.png'), fullPage: true });
+  } else {
+    check(false, 'no WebGPU adapter (Chromium needs --enable-unsafe-webgpu)');
+  }
+} catch (e) {
+  check(false, `unexpected: ${e.stack ?? e}`);
+  await page.screenshot({ path: path.join(OUT, 'failure.png'), fullPage: true }).catch(() => {});
+} finally {
+  await writeFile(path.join(OUT, 'summary.json'), JSON.stringify(summary, null, 2));
+  console.log(`\n${JSON.stringify(summary)}`);
+  await browser.close();
+  server.close();
+}
+console.log(failures ? `\n${failures} check(s) failed` : '\nall browser checks passed');
+process.exit(failures ? 1 : 0);
