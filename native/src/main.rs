@@ -2,6 +2,7 @@
 
 mod backend;
 mod bench;
+mod bench_train;
 mod checkpoint;
 mod corpus;
 mod data_cmd;
@@ -48,7 +49,7 @@ enum Command {
     FillMask(infer::FillMaskArgs),
     /// Run an encoder-decoder (T5) on an input.
     Text2text(infer::Text2TextArgs),
-    /// Benchmarks (`hearth bench attention`).
+    /// Benchmarks (`hearth bench attention`, `hearth bench train`).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
 }
