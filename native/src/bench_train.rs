@@ -95,6 +95,13 @@ fn peak_rss() -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// Nanoseconds this thread has run on a CPU (Linux `schedstat`): on a busy machine the time a
+/// single-threaded backend really spent, beside the wall clock.
+fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
 fn median(xs: &[f64]) -> f64 {
     let mut v = xs.to_vec();
     v.sort_by(f64::total_cmp);
@@ -197,15 +204,17 @@ pub fn run(mut args: TrainArgs) -> Result<(), Error> {
     );
     let sync = || device.sync().map_err(|e| Error::Input(format!("device sync: {e:?}")));
     let mut times = Vec::with_capacity(args.steps);
+    let mut cpu_ns = 0u64;
     let mut losses = Vec::with_capacity(total_steps);
     for i in 0..total_steps {
-        let start = Instant::now();
+        let (start, cpu_start) = (Instant::now(), thread_cpu_ns());
         let stats = trainer.step(&data)?;
         sync()?;
         let dt = start.elapsed().as_secs_f64();
         losses.push(stats.loss);
         if i >= args.warmup {
             times.push(dt);
+            cpu_ns += thread_cpu_ns().zip(cpu_start).map_or(0, |(b, a)| b - a);
         }
     }
     let timed_s: f64 = times.iter().sum();
@@ -235,7 +244,10 @@ pub fn run(mut args: TrainArgs) -> Result<(), Error> {
     let mfu = peak_tflops.map(|p| achieved_tflops / p);
 
     println!("tokens/s        {tokens_per_s:.0}");
-    println!("step time       median {step_ms_median:.2} ms, mean {step_ms_mean:.2} ms");
+    let cpu_ms_per_step = cpu_ns as f64 / 1e6 / args.steps as f64;
+    println!(
+        "step time       median {step_ms_median:.2} ms, mean {step_ms_mean:.2} ms (main thread on CPU {cpu_ms_per_step:.2} ms)"
+    );
     println!(
         "achieved        {achieved_tflops:.4} TFLOP/s ({flops_tok:.0} FLOPs/token = 6·{params_flops} + 12·{}·{seq}·{})",
         gpt.n_layer, gpt.n_embd
@@ -266,6 +278,7 @@ pub fn run(mut args: TrainArgs) -> Result<(), Error> {
             "timed_s": timed_s,
             "tokens_per_s": tokens_per_s,
             "step_ms_median": step_ms_median, "step_ms_mean": step_ms_mean,
+            "main_thread_cpu_ms_per_step": cpu_ms_per_step,
             "step_ms": times.iter().map(|t| t * 1e3).collect::<Vec<_>>(),
             "achieved_tflops": achieved_tflops,
             "peak_tflops": peak_tflops, "peak_source": peak_source, "mfu": mfu,
