@@ -34,3 +34,11 @@ fn software_only() -> Option<String> {
         _ => None,
     }
 }
+
+/// The name of the first hardware adapter wgpu finds (else the first adapter), for the report.
+pub fn adapter_name() -> Option<String> {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+    let infos: Vec<wgpu::AdapterInfo> = adapters.iter().map(|a| a.get_info()).collect();
+    infos.iter().find(|i| i.device_type != wgpu::DeviceType::Cpu).or(infos.first()).map(|i| i.name.clone())
+}

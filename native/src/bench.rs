@@ -1,5 +1,6 @@
 //! `hearth bench attention`: the fused WGSL attention against burn's composition, forward +
-//! backward, time and device memory per sequence length.
+//! backward, time and device memory per sequence length. `hearth bench train`: the speed of real
+//! training steps (tokens/s, TFLOP/s, MFU, peak memory), to set beside `bench/pytorch_reference.py`.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -14,6 +15,9 @@ use hearth_shaders::memory;
 pub enum BenchCommand {
     /// Fused attention vs burn's composition: forward + backward time and peak device memory per T.
     Attention(AttentionArgs),
+    /// Training speed: warm-up, then timed optimizer steps of the real trainer on random tokens;
+    /// tokens/s, step time, TFLOP/s, MFU and peak memory.
+    Train(crate::bench_train::TrainArgs),
 }
 
 #[derive(clap::Args)]
@@ -51,6 +55,7 @@ pub struct AttentionArgs {
 pub fn run(command: BenchCommand) -> Result<(), Error> {
     match command {
         BenchCommand::Attention(args) => attention(args),
+        BenchCommand::Train(args) => crate::bench_train::run(args),
     }
 }
 

@@ -288,11 +288,15 @@ pub fn token_loss(logits: Tensor<3>, labels: Tensor<2, Int>) -> Tensor<1> {
 }
 
 /// Next-token cross-entropy: position `i` predicts label `i + 1` (HF's shift inside the loss).
+///
+/// The labels shift, not the logits: the last position's label becomes `IGNORE_INDEX`, so the
+/// logits keep their layout (slicing them copied `[b, t-1, v]` forward and padded the gradient
+/// with zeros backward). The mean runs over the same targets.
 pub fn causal_lm_loss(logits: Tensor<3>, labels: Tensor<2, Int>) -> Tensor<1> {
-    let [b, t, v] = logits.dims();
-    let logits = logits.slice([0..b, 0..t - 1, 0..v]);
-    let labels = labels.slice([0..b, 1..t]);
-    token_loss(logits, labels)
+    let [b, t] = labels.dims();
+    let last = Tensor::<2, Int>::full([b, 1], crate::nn::loss::IGNORE_INDEX, &labels.device());
+    let shifted = Tensor::cat(vec![labels.slice([0..b, 1..t]), last], 1);
+    token_loss(logits, shifted)
 }
 
 impl ModelConfig {

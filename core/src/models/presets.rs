@@ -6,13 +6,22 @@ use serde_json::{Value, json};
 use super::ModelConfig;
 use crate::error::{Error, Result};
 
-pub const NAMES: [&str; 6] = ["gpt-tiny", "bert-tiny", "t5-tiny", "gpt2-124m", "bert-base", "t5-base"];
+pub const NAMES: [&str; 8] =
+    ["gpt-tiny", "bert-tiny", "t5-tiny", "gpt2-124m", "bert-base", "t5-base", "gpt-bench-tiny", "gpt-10m"];
 
 /// The HF `config.json` of preset `name`, with `overrides` applied (keys as HF spells them).
 pub fn preset(name: &str, overrides: &serde_json::Map<String, Value>) -> Result<ModelConfig> {
     let mut config = match name {
         "gpt-tiny" => {
             json!({"model_type": "gpt2", "vocab_size": 1024, "n_positions": 128, "n_embd": 128, "n_layer": 4, "n_head": 4})
+        }
+        // The speed benchmark's sizes (`hearth bench train`, `bench/pytorch_reference.py`): the tiny
+        // GPT of issue 8 (0.50M parameters) and a 10.1M one (head dim 64).
+        "gpt-bench-tiny" => {
+            json!({"model_type": "gpt2", "vocab_size": 512, "n_positions": 256, "n_embd": 128, "n_layer": 2, "n_head": 4})
+        }
+        "gpt-10m" => {
+            json!({"model_type": "gpt2", "vocab_size": 8192, "n_positions": 256, "n_embd": 320, "n_layer": 6, "n_head": 5})
         }
         "gpt2-124m" => {
             json!({"model_type": "gpt2", "vocab_size": 50257, "n_positions": 1024, "n_embd": 768, "n_layer": 12, "n_head": 12})
@@ -56,6 +65,9 @@ mod tests {
         let params = 50257 * 768 + 1024 * 768 + 12 * (12 * 768 * 768 + 13 * 768) + 2 * 768;
         assert_eq!(params, 124_439_808);
         assert_eq!(c.n_embd, 768);
+        let params = |v: usize, p: usize, d: usize, l: usize| v * d + p * d + l * (12 * d * d + 13 * d) + 2 * d;
+        assert_eq!(params(8192, 256, 320, 6), 10_101_760);
+        assert_eq!(params(512, 256, 128, 2), 495_104);
         let err = preset("gpt-tiny", &serde_json::from_str(r#"{"n_head": 3}"#).unwrap()).unwrap_err().to_string();
         assert!(err.contains("not divisible"), "{err}");
     }

@@ -184,10 +184,13 @@ pub fn composed_attention(
 ) -> Tensor<4> {
     let (tq, tk) = (q.dims()[2], k.dims()[2]);
     let device = q.device();
+    // The scale goes on q ([.., tq, dh]) rather than on the scores ([.., tq, tk]): one pass over the
+    // smaller tensor, forward and backward, whenever tk > dh.
+    let q = match scale {
+        Some(scale) => q * scale,
+        None => q,
+    };
     let mut scores = q.matmul(k.swap_dims(2, 3)); // [b, h, tq, tk]
-    if let Some(scale) = scale {
-        scores = scores * scale;
-    }
     if let Some(additive) = &bias.additive {
         scores = scores + additive.clone();
     }

@@ -1,0 +1,295 @@
+//! `hearth bench train`: the speed of the real training step — the model `hearth train` builds,
+//! its `Trainer` (forward, loss, backward, global-norm clipping, AdamW) — on random tokens.
+//!
+//! FLOPs per token follow nanoGPT / PaLM (appendix B): `6·N + 12·n_layer·seq·d_model`, where `N`
+//! is the parameter count without the position table (the tied token embedding counts once, as
+//! the LM head's matmul), `6·N` the matmuls forward (2) and backward (4), and `12·L·T·d` the
+//! attention scores and the weighted sum (2 matmuls of `T·d` per token per layer, ×2 FLOPs, ×3
+//! for forward + backward). MFU = achieved FLOP/s ÷ the peak of the device.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use hearth_core::models::presets::preset;
+use hearth_core::models::{Model, ModelConfig};
+use hearth_core::objectives::Rng;
+use hearth_core::train::Trainer;
+use hearth_core::train::trainer::ObjectiveSpec;
+use hearth_core::{Backend, Error};
+use hearth_shaders::memory;
+use rand::{Rng as _, SeedableRng};
+
+#[derive(clap::Args)]
+pub struct TrainArgs {
+    /// A GPT-2 preset: gpt-bench-tiny (vocab 512, d 128, 2 layers, 4 heads), gpt-10m (vocab 8192,
+    /// d 320, 6 layers, 5 heads), gpt-tiny, gpt2-124m; `--model.KEY value` overrides its HF keys.
+    #[arg(long, default_value = "gpt-bench-tiny")]
+    preset: String,
+    /// flex (CPU) or wgpu.
+    #[arg(long, default_value = "flex")]
+    backend: String,
+    #[arg(long, default_value_t = 8)]
+    batch_size: usize,
+    /// Tokens per sequence.
+    #[arg(long, default_value_t = 64)]
+    seq: usize,
+    /// Timed optimizer steps.
+    #[arg(long, default_value_t = 20)]
+    steps: usize,
+    /// Untimed optimizer steps first (allocations, shader compilation).
+    #[arg(long, default_value_t = 5)]
+    warmup: usize,
+    /// The device's peak in TFLOP/s for MFU (default: the FP32 peak of a few known GPUs by adapter
+    /// name on wgpu; none on flex, where MFU is then "n/a").
+    #[arg(long)]
+    peak_tflops: Option<f64>,
+    /// Also write the results as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Any run-config key as `--key value` (`--lr 1e-3`, `--grad-clip 0`, `--model.n_layer 6`).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    overrides: Vec<String>,
+}
+
+/// The FP32 (non-tensor-core) dense peak of some GPUs, TFLOP/s, matched on the adapter's name
+/// (Hearth trains in f32). Vendor data sheets; the first match wins.
+const KNOWN_PEAKS: [(&str, f64); 12] = [
+    ("H200", 67.0),
+    ("H100 PCIe", 51.2),
+    ("H100", 67.0),
+    ("A100", 19.5),
+    ("L40S", 91.6),
+    ("L4", 30.3),
+    ("A10", 31.2),
+    ("T4", 8.1),
+    ("V100", 15.7),
+    ("RTX 4090", 82.6),
+    ("RTX 3090", 35.6),
+    ("Apple M2", 3.6),
+];
+
+/// Removes `--name V` / `--name=V` from the free-form settings (a flag given after them lands there).
+fn take(overrides: &mut Vec<String>, name: &str) -> Option<String> {
+    let flag = format!("--{name}");
+    let i = overrides.iter().position(|a| a == &flag || a.starts_with(&format!("{flag}=")))?;
+    let arg = overrides.remove(i);
+    match arg.split_once('=') {
+        Some((_, v)) => Some(v.to_string()),
+        None if i < overrides.len() => Some(overrides.remove(i)),
+        None => None,
+    }
+}
+
+fn parse<T: std::str::FromStr>(name: &str, value: Option<String>, into: &mut T) -> Result<(), Error> {
+    if let Some(v) = value {
+        *into = v.parse().map_err(|_| Error::Config(format!("--{name}: not a valid value: {v}")))?;
+    }
+    Ok(())
+}
+
+/// The peak resident set of this process (`VmHWM`), bytes.
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Nanoseconds this thread has run on a CPU (Linux `schedstat`): on a busy machine the time a
+/// single-threaded backend really spent, beside the wall clock.
+fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
+fn median(xs: &[f64]) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+}
+
+/// FLOPs per trained token: `6·N + 12·n_layer·seq·d_model` (see the module's documentation).
+pub fn flops_per_token(n_params_no_positions: usize, n_layer: usize, seq: usize, d_model: usize) -> f64 {
+    6.0 * n_params_no_positions as f64 + 12.0 * (n_layer * seq * d_model) as f64
+}
+
+pub fn run(mut args: TrainArgs) -> Result<(), Error> {
+    let mut rest = std::mem::take(&mut args.overrides);
+    if let Some(v) = take(&mut rest, "preset") {
+        args.preset = v;
+    }
+    if let Some(v) = take(&mut rest, "backend") {
+        args.backend = v;
+    }
+    parse("batch-size", take(&mut rest, "batch-size"), &mut args.batch_size)?;
+    parse("seq", take(&mut rest, "seq"), &mut args.seq)?;
+    parse("steps", take(&mut rest, "steps"), &mut args.steps)?;
+    parse("warmup", take(&mut rest, "warmup"), &mut args.warmup)?;
+    if let Some(v) = take(&mut rest, "peak-tflops") {
+        args.peak_tflops = Some(v.parse().map_err(|_| Error::Config(format!("--peak-tflops: not a number: {v}")))?);
+    }
+    if let Some(v) = take(&mut rest, "json") {
+        args.json = Some(v.into());
+    }
+    if args.steps == 0 {
+        return Err(Error::Config("--steps must be at least 1".into()));
+    }
+    let total_steps = args.warmup + args.steps;
+    // The run config `hearth train` would use, with the bench's shape first and the user's
+    // settings over it. No dropout: the reference runs without it too.
+    let mut settings: Vec<String> = [
+        ("preset", args.preset.clone()),
+        ("backend", args.backend.clone()),
+        ("batch_size", args.batch_size.to_string()),
+        ("block_size", args.seq.to_string()),
+        ("max_steps", total_steps.to_string()),
+        ("dropout", "0.0".into()),
+    ]
+    .into_iter()
+    .flat_map(|(k, v)| [format!("--{k}"), v])
+    .collect();
+    settings.extend(rest);
+    let mut config = crate::train::load_config(None, &settings)?;
+    let mut model_config = preset(&config.preset, &config.model)?;
+    let ModelConfig::Gpt2(gpt) = &model_config else {
+        return Err(Error::Config(format!(
+            "bench train measures GPT-2 models; {} is a {}",
+            config.preset,
+            model_config.model_type()
+        )));
+    };
+    let gpt = gpt.clone();
+    if config.block_size > gpt.n_positions {
+        return Err(Error::Config(format!(
+            "--seq {} is longer than the preset's position table ({}); pass --model.n_positions",
+            config.block_size, gpt.n_positions
+        )));
+    }
+    if let Some(p) = config.dropout {
+        model_config.set_dropout(p);
+    }
+    let (backend, device) = crate::backend::choose(&config.backend)?;
+    config.backend = backend.to_string();
+    device.seed(config.seed);
+    let mut model = model_config.init(&device);
+    model.set_fused_attention(config.fused_attention);
+    let Model::Gpt2(model) = model else { unreachable!("a GPT-2 config builds a GPT-2 model") };
+
+    let (batch, seq, accum) = (config.batch_size, config.block_size, config.accumulation());
+    let tokens_per_step = batch * seq * accum;
+    // Random tokens, uniform over the vocabulary: the step's cost does not depend on the text.
+    let mut rng = Rng::seed_from_u64(config.seed);
+    let data: Vec<u32> =
+        (0..tokens_per_step * total_steps + seq).map(|_| rng.random_range(0..gpt.vocab_size as u32)).collect();
+
+    let mut trainer = Trainer::new(model, model_config.clone(), config.clone(), ObjectiveSpec::Causal, &device);
+    let params = burn::module::Module::num_params(&trainer.model);
+    let params_flops = params - gpt.n_positions * gpt.n_embd;
+    let flops_tok = flops_per_token(params_flops, gpt.n_layer, seq, gpt.n_embd);
+    println!(
+        "hearth bench train: {} (GPT-2, vocab {}, d {}, {} layers, {} heads; {:.2}M parameters) on {backend}, batch {batch} × seq {seq}{}, {} warm-up + {} timed steps, random tokens",
+        config.preset,
+        gpt.vocab_size,
+        gpt.n_embd,
+        gpt.n_layer,
+        gpt.n_head,
+        params as f64 / 1e6,
+        if accum > 1 { format!(" × accumulation {accum}") } else { String::new() },
+        args.warmup,
+        args.steps
+    );
+    let sync = || device.sync().map_err(|e| Error::Input(format!("device sync: {e:?}")));
+    let mut times = Vec::with_capacity(args.steps);
+    let mut cpu_ns = 0u64;
+    let mut losses = Vec::with_capacity(total_steps);
+    for i in 0..total_steps {
+        let (start, cpu_start) = (Instant::now(), thread_cpu_ns());
+        let stats = trainer.step(&data)?;
+        sync()?;
+        let dt = start.elapsed().as_secs_f64();
+        losses.push(stats.loss);
+        if i >= args.warmup {
+            times.push(dt);
+            cpu_ns += thread_cpu_ns().zip(cpu_start).map_or(0, |(b, a)| b - a);
+        }
+    }
+    let timed_s: f64 = times.iter().sum();
+    let tokens_per_s = (tokens_per_step * args.steps) as f64 / timed_s;
+    let step_ms_median = median(&times) * 1e3;
+    let step_ms_mean = timed_s / times.len() as f64 * 1e3;
+    let achieved_tflops = flops_tok * tokens_per_s / 1e12;
+    let (peak_memory, memory_source) = match backend {
+        Backend::Flex => (peak_rss(), "process RSS high-water mark (VmHWM)"),
+        Backend::Wgpu => (
+            memory::reading(&device).map(|m| m.reserved),
+            "cubecl allocator: bytes the device pools reserved (high-water mark)",
+        ),
+    };
+    let adapter = match backend {
+        Backend::Wgpu => crate::backend::adapter_name(),
+        Backend::Flex => None,
+    };
+    let (peak_tflops, peak_source) = match (args.peak_tflops, &adapter) {
+        (Some(p), _) => (Some(p), "--peak-tflops".to_string()),
+        (None, Some(name)) => match KNOWN_PEAKS.iter().find(|(k, _)| name.contains(k)) {
+            Some((k, p)) => (Some(*p), format!("FP32 peak of {k} (data sheet)")),
+            None => (None, format!("unknown for adapter \"{name}\"; pass --peak-tflops")),
+        },
+        (None, None) => (None, "unknown for the CPU; pass --peak-tflops".to_string()),
+    };
+    let mfu = peak_tflops.map(|p| achieved_tflops / p);
+
+    println!("tokens/s        {tokens_per_s:.0}");
+    let cpu_ms_per_step = cpu_ns as f64 / 1e6 / args.steps as f64;
+    println!(
+        "step time       median {step_ms_median:.2} ms, mean {step_ms_mean:.2} ms (main thread on CPU {cpu_ms_per_step:.2} ms)"
+    );
+    println!(
+        "achieved        {achieved_tflops:.4} TFLOP/s ({flops_tok:.0} FLOPs/token = 6·{params_flops} + 12·{}·{seq}·{})",
+        gpt.n_layer, gpt.n_embd
+    );
+    match (mfu, peak_tflops) {
+        (Some(m), Some(p)) => println!("MFU             {:.2}% of {p} TFLOP/s ({peak_source})", m * 100.0),
+        _ => println!("MFU             n/a (peak {peak_source})"),
+    }
+    match peak_memory {
+        Some(b) => println!("peak memory     {:.1} MiB ({memory_source})", b as f64 / (1024.0 * 1024.0)),
+        None => println!("peak memory     n/a"),
+    }
+    println!("loss            {:.4} → {:.4}", losses[0], losses[losses.len() - 1]);
+    if let Some(path) = &args.json {
+        let json = serde_json::json!({
+            "tool": "hearth",
+            "backend": backend.to_string(),
+            "adapter": adapter,
+            "preset": config.preset,
+            "vocab_size": gpt.vocab_size, "n_embd": gpt.n_embd, "n_layer": gpt.n_layer, "n_head": gpt.n_head,
+            "n_positions": gpt.n_positions,
+            "batch_size": batch, "seq": seq, "grad_accum": accum,
+            "warmup": args.warmup, "steps": args.steps,
+            "params": params, "params_flops": params_flops,
+            "flops_per_token": flops_tok,
+            "flops_formula": "6*params_flops + 12*n_layer*seq*n_embd (params_flops: parameters without the position table)",
+            "tokens_per_step": tokens_per_step,
+            "timed_s": timed_s,
+            "tokens_per_s": tokens_per_s,
+            "step_ms_median": step_ms_median, "step_ms_mean": step_ms_mean,
+            "main_thread_cpu_ms_per_step": cpu_ms_per_step,
+            "step_ms": times.iter().map(|t| t * 1e3).collect::<Vec<_>>(),
+            "achieved_tflops": achieved_tflops,
+            "peak_tflops": peak_tflops, "peak_source": peak_source, "mfu": mfu,
+            "peak_memory_bytes": peak_memory, "memory_source": memory_source,
+            "loss_first": losses[0], "loss_last": losses[losses.len() - 1],
+            "lr": config.lr, "beta1": config.beta1, "beta2": config.beta2, "eps": config.eps,
+            "weight_decay": config.weight_decay, "grad_clip": config.grad_clip,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&json).expect("json"))
+            .map_err(|e| Error::Input(format!("cannot write it ({e})")).in_file(path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
