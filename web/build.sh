@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 # wasm-bindgen-cli must be exactly the version of the wasm-bindgen crate in Cargo.lock.
 version=$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/^version = "\(.*\)"$/\1/p')
 if [ "$(wasm-bindgen --version 2>/dev/null | cut -d' ' -f2)" != "$version" ]; then
-  echo "installing wasm-bindgen-cli $version (once; ~15 min on 2 cores)"
+  echo "installing wasm-bindgen-cli $version (once; 2-15 min on 2 cores)"
   cargo install wasm-bindgen-cli --version "$version" # not --locked: its lock names a yanked webpki-roots
 fi
 rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
