@@ -46,11 +46,6 @@ function settings() {
     tokenizer_vocab_size: SHAPES[size].vocab,
     lr, min_lr: lr / 10, warmup_steps: 20, max_steps: 3000,
     dropout: 0.0, val_fraction: 0.1, eval_batches: 4, seed: 1337,
-    // Creating the fused WGSL attention's dK/dV backward pipeline kills the GPU process of
-    // Chromium's software WebGPU (SwiftShader); the fused forward is exact there. Until that is
-    // understood the page trains with burn's composed attention (the same numbers, more memory;
-    // tiny models do not need the kernel).
-    fused_attention: false,
   };
 }
 

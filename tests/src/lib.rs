@@ -2,9 +2,13 @@
 
 use std::path::PathBuf;
 
-/// `tests/fixtures/<rel>`.
+/// `tests/fixtures/<rel>`. The folder is read at run time (`cargo test` sets `CARGO_MANIFEST_DIR`):
+/// this library is not rebuilt when a build cache is reused from a clone at another path, so the
+/// compile-time value can name a clone that is gone.
 pub fn fixture(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(rel)
+    let dir =
+        std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    dir.join("fixtures").join(rel)
 }
 
 /// The three files of an oracle folder: `(config.json, model.safetensors, io.safetensors)`.

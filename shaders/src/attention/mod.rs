@@ -34,9 +34,16 @@ const ROWS: usize = 64;
 /// Rows (queries, or keys in the dK/dV kernel) each invocation of the forward and the gradient
 /// kernels owns: a value staged in workgroup memory is loaded once for all of them (see
 /// [`repeat_rows`]). Four up to head dim 64; two above, where four rows' private arrays make lavapipe's first
-/// compile of a pipeline much slower.
-fn rows_per_invocation(head_dim: usize) -> usize {
-    if head_dim <= 64 { 4 } else { 2 }
+/// compile of a pipeline much slower. In a browser the dK/dV kernel takes two: it keeps four
+/// accumulator arrays per row, and with four rows creating its pipeline kills the GPU process of
+/// Chromium's software WebGPU (SwiftShader). Natively four stay (two cost ~20% of the fused
+/// forward + backward on lavapipe).
+fn rows_per_invocation(stage: Stage, head_dim: usize) -> usize {
+    match stage {
+        Stage::DkDv if cfg!(target_family = "wasm") => 2,
+        _ if head_dim <= 64 => 4,
+        _ => 2,
+    }
 }
 /// Rows of a staged tile at most. The tile's loop is unrolled on the host (see [`repeat_tiles`]),
 /// and lavapipe's compile time grows with that body: 8 rows (two groups) keep a pipeline's first
@@ -176,7 +183,7 @@ impl KernelSource for AttentionKernel {
         };
         let tile = tile_rows(self.head_dim);
         let chunks = self.head_dim / 4;
-        let per = rows_per_invocation(self.head_dim);
+        let per = rows_per_invocation(self.stage, self.head_dim);
         SourceTemplate::new(unroll(&repeat_rows(text, per), chunks, tile, per))
             .register("chunks", chunks.to_string())
             .register("rows", ROWS.to_string())
@@ -328,7 +335,7 @@ fn launch(stage: Stage, p: &Params, groups_x: usize, tensors: &[&CubeTensor], in
     let mut buffers: Vec<_> = tensors.iter().map(|t| t.handle.clone().binding()).collect();
     buffers.push(info_handle.binding());
     let kernel = AttentionKernel { stage, head_dim: p.dh, f16: p.f16() };
-    let threads = if stage == Stage::Prep { ROWS } else { ROWS / rows_per_invocation(p.dh) };
+    let threads = if stage == Stage::Prep { ROWS } else { ROWS / rows_per_invocation(stage, p.dh) };
     client.launch(
         Box::new(SourceKernel::new(kernel, CubeDim::new_1d(threads as u32))),
         CubeCount::Static(groups_x as u32, (p.b * p.h) as u32, 1),
