@@ -218,7 +218,8 @@ async function reset() {
   while (state.busy) await new Promise((r) => setTimeout(r, 20));
   await chain;
   state.session?.free();
-  Object.assign(state, { session: null, info: null, losses: [], vals: [], tokensPerS: null, lastTrain: null, saved: false });
+  Object.assign(state, { session: null, info: null, losses: [], vals: [], tokensPerS: null, lastTrain: null, saved: false,
+    lastTop: null, lastFill: null, lastGenerated: null, lastT5: null });
   await idbDelete('model');
   for (const id of ['loss', 'val', 'tps']) $(id).textContent = '–';
   $('step').textContent = '0';

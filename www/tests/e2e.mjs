@@ -4,10 +4,12 @@
 //   1. trains a masked model (BERT) on the CPU fallback for a few dozen steps: the loss falls;
 //      fill-mask gives k ranked tokens whose probabilities sum to at most 1;
 //   2. trains a causal model (GPT) the same way: next-token bars, a generated continuation;
-//   3. reloads the page: the model comes back from browser storage and predicts exactly as before;
-//   4. opens a checkpoint written by `hearth train` (HEARTH_CHECKPOINT) and checks its greedy
+//   3. trains a text-to-text model (T5, span corruption): the loss falls, span filling answers;
+//   4. trains a causal model again and reloads the page: the model comes back from browser
+//      storage and predicts exactly as before;
+//   5. opens a checkpoint written by `hearth train` (HEARTH_CHECKPOINT) and checks its greedy
 //      continuation against `hearth generate` (HEARTH_BIN);
-//   5. trains a causal model for a few real steps on WebGPU (SwiftShader here).
+//   6. trains a causal model for a few real steps on WebGPU (SwiftShader here).
 // Screenshots and a JSON summary (tokens/s per backend) go to www/test-results/.
 //
 //   node www/tests/e2e.mjs        (after web/build.sh; env: HEARTH_CHECKPOINT, HEARTH_BIN, CHROMIUM)
@@ -144,8 +146,25 @@ try {
   check((await page.textContent('#continuation')).includes(generated.trim().slice(0, 10)), 'the continuation is shown on the page');
   await page.screenshot({ path: path.join(OUT, 'demo.png'), fullPage: true });
 
-  step('reload: the model survives in browser storage');
-  const before = { step: s.info.step, top };
+  step(`text-to-text (T5, span corruption) on the CPU fallback, ${CPU_STEPS} steps`);
+  await page.click('#reset');
+  await page.waitForFunction(() => !window.hearth.session);
+  await choose('text-to-text', 'cpu');
+  const t5 = await trainFor(CPU_STEPS, 600_000);
+  summary.t5_cpu = { ...lossFell(t5, 't5'), tokens_per_s: t5.tps, params: t5.info.params };
+  await page.click('#t5-run');
+  await page.waitForFunction(() => window.hearth.lastT5 != null || window.hearth.error, null, { timeout: 120_000 });
+  const t5out = await hearth((h) => ({ out: h.lastT5, error: h.error }));
+  check(t5out.error == null && typeof t5out.out === 'string', `span filling answered: ${JSON.stringify(t5out.out)}`);
+
+  step('causal LM again, then reload: the model survives in browser storage');
+  await page.click('#reset');
+  await page.waitForFunction(() => !window.hearth.session);
+  await choose('causal', 'cpu');
+  s = await trainFor(CPU_STEPS, 600_000);
+  await page.click('#predict');
+  await page.waitForFunction(() => window.hearth.lastTop || window.hearth.error, null, { timeout: 60_000 });
+  const before = { step: s.info.step, top: await hearth((h) => h.lastTop) };
   await page.waitForFunction(() => window.hearth.saved, null, { timeout: 60_000 });
   await page.reload();
   await ready();
