@@ -4,7 +4,7 @@
 
 use std::future::Future;
 
-use burn::tensor::{Element, Int, Tensor, TensorData};
+use burn::tensor::{Element, Tensor, TensorData};
 
 use crate::error::{Error, Result};
 
@@ -21,11 +21,6 @@ fn device_error(e: impl std::fmt::Debug) -> Error {
 
 /// A float tensor's data.
 pub async fn data<const D: usize>(tensor: Tensor<D>) -> Result<TensorData> {
-    tensor.into_data_async().await.map_err(device_error)
-}
-
-/// An int tensor's data.
-pub async fn int_data<const D: usize>(tensor: Tensor<D, Int>) -> Result<TensorData> {
     tensor.into_data_async().await.map_err(device_error)
 }
 

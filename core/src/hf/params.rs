@@ -29,6 +29,8 @@ impl PathStack {
 /// What to read off each float parameter.
 enum Read<'a> {
     Shape,
+    /// The value, kept on the device (flattened) for an awaited read afterwards.
+    Value,
     Grad(&'a Gradients),
 }
 
@@ -36,6 +38,8 @@ struct Reader<'a> {
     path: PathStack,
     read: Read<'a>,
     out: Vec<(String, ParamEntry)>,
+    /// `Read::Value`: each parameter flattened, in the order of `out`.
+    values: Vec<Tensor<1>>,
 }
 
 /// One parameter: its shape, and its value or gradient when asked for.
@@ -57,21 +61,25 @@ impl ModuleVisitor for Reader<'_> {
         let shape = tensor.dims().to_vec();
         let data = match self.read {
             Read::Shape => None,
+            Read::Value => {
+                self.values.push(tensor.reshape([shape.iter().product::<usize>()]));
+                None
+            }
             Read::Grad(grads) => tensor.grad(grads).map(|g| g.into_data()),
         };
         self.out.push((self.path.key(), ParamEntry { shape, data }));
     }
 }
 
-fn read<M: Module>(model: &M, read: Read<'_>) -> Vec<(String, ParamEntry)> {
-    let mut reader = Reader { path: PathStack::default(), read, out: Vec::new() };
+fn read<'a, M: Module>(model: &M, read: Read<'a>) -> Reader<'a> {
+    let mut reader = Reader { path: PathStack::default(), read, out: Vec::new(), values: Vec::new() };
     model.visit(&mut reader);
-    reader.out
+    reader
 }
 
 /// `(hf_name, shape)` of every parameter, in module order.
 pub fn param_shapes<M: Module>(model: &M) -> Vec<(String, Vec<usize>)> {
-    read(model, Read::Shape).into_iter().map(|(k, e)| (k, e.shape)).collect()
+    read(model, Read::Shape).out.into_iter().map(|(k, e)| (k, e.shape)).collect()
 }
 
 /// `(hf_name, value)` of every parameter.
@@ -81,35 +89,17 @@ pub fn param_values<M: Module>(model: &M) -> Vec<(String, TensorData)> {
 
 /// [`param_values`], with the device reads awaited (what a browser page calls).
 pub async fn param_values_async<M: Module>(model: &M) -> Result<Vec<(String, TensorData)>> {
-    struct Collect {
-        path: PathStack,
-        out: Vec<(String, Vec<usize>, Tensor<1>)>,
-    }
-    impl ModuleVisitor for Collect {
-        fn enter_module(&mut self, name: &str, _container_type: &str) {
-            self.path.enter(name);
-        }
-        fn exit_module(&mut self, _name: &str, _container_type: &str) {
-            self.path.exit();
-        }
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let tensor = param.val();
-            let shape = tensor.dims().to_vec();
-            self.out.push((self.path.key(), shape.clone(), tensor.reshape([shape.iter().product::<usize>()])));
-        }
-    }
-    let mut collect = Collect { path: PathStack::default(), out: Vec::new() };
-    model.visit(&mut collect);
-    let mut values = Vec::with_capacity(collect.out.len());
-    for (name, shape, flat) in collect.out {
-        values.push((name, TensorData::new(readback::f32s(flat).await?, shape)));
+    let reader = read(model, Read::Value);
+    let mut values = Vec::with_capacity(reader.out.len());
+    for ((name, entry), flat) in reader.out.into_iter().zip(reader.values) {
+        values.push((name, TensorData::new(readback::f32s(flat).await?, entry.shape)));
     }
     Ok(values)
 }
 
 /// `(hf_name, gradient)` of every parameter that took part in the graph behind `grads`.
 pub fn param_grads<M: Module>(model: &M, grads: &Gradients) -> Vec<(String, TensorData)> {
-    read(model, Read::Grad(grads)).into_iter().filter_map(|(k, e)| Some((k, e.data?))).collect()
+    read(model, Read::Grad(grads)).out.into_iter().filter_map(|(k, e)| Some((k, e.data?))).collect()
 }
 
 /// Replaces each parameter by what `source` gives for its name (`None` keeps it).
