@@ -349,14 +349,11 @@ fn empty(like: &CubeTensor, shape: [usize; 4], dtype: DType) -> CubeTensor {
     CubeTensor::new_contiguous(like.client.clone(), like.device.clone(), shape, handle, dtype)
 }
 
-/// The kernels read rows as vec4s: the last dim contiguous and the other strides multiples of 4
-/// (true of contiguous tensors and of split-head views when dh % 4 == 0); otherwise a copy.
+/// The kernels read rows as vec4s of contiguous tensors (dh % 4 == 0, see [`supports`]). A strided
+/// view (split heads) is copied: its binding does not reach every row a stride names, and browsers'
+/// WebGPU (Dawn) clamps reads outside a binding, where lavapipe reads the memory there.
 fn vec4_layout(t: CubeTensor) -> CubeTensor {
-    if !t.is_contiguous() {
-        return into_contiguous(t);
-    }
-    let s = t.meta.strides();
-    if s[3] == 1 && s[..3].iter().all(|x| x % 4 == 0) { t } else { into_contiguous(t) }
+    if t.is_contiguous() { t } else { into_contiguous(t) }
 }
 
 fn padding_i32(pad: CubeTensor) -> CubeTensor {
