@@ -111,21 +111,17 @@ fn now_ms() -> f64 {
 }
 
 impl Inner {
-    /// A trainer for `model` on `text`, checked the way `hearth train` checks a run.
+    /// A trainer for `model` on the training documents (the validation ones held out), checked the way
+    /// `hearth train` checks a run.
     fn build(
         model: Model,
         model_config: ModelConfig,
         tokenizer: Tokenizer,
         config: TrainConfig,
-        text: &str,
+        (train_docs, val_docs): (Vec<String>, Vec<String>),
         device: Device,
         backend: BackendInfo,
     ) -> Result<Self, JsValue> {
-        let docs = paragraphs(text);
-        if docs.is_empty() {
-            return Err(js_err("the corpus is empty; choose a bundled text or paste some"));
-        }
-        let (train_docs, val_docs) = split_validation(docs, config.val_fraction, "the corpus").map_err(js_err)?;
         let eos =
             tokenizer.eos_id().ok_or_else(|| js_err("the tokenizer has no end-of-text token to separate documents"))?;
         let train = tokenize_documents(&tokenizer, &train_docs, eos).map_err(js_err)?;
@@ -271,6 +267,15 @@ impl Inner {
     }
 }
 
+/// The text's documents, split into training and validation ones.
+fn documents(text: &str, config: &TrainConfig) -> Result<(Vec<String>, Vec<String>), JsValue> {
+    let docs = paragraphs(text);
+    if docs.is_empty() {
+        return Err(js_err("the corpus is empty; choose a bundled text or paste some"));
+    }
+    split_validation(docs, config.val_fraction, "the corpus").map_err(js_err)
+}
+
 fn parse_config(config_json: &str) -> Result<TrainConfig, JsValue> {
     let config: TrainConfig = serde_json::from_str(if config_json.trim().is_empty() { "{}" } else { config_json })
         .map_err(|e| js_err(format!("training settings: {e}")))?;
@@ -296,11 +301,10 @@ impl Session {
     pub async fn create(config_json: String, text: String, backend: String) -> Result<Session, JsValue> {
         let config = parse_config(&config_json)?;
         let mut model_config = preset(&config.preset, &config.model).map_err(js_err)?;
-        let docs = paragraphs(&text);
-        let (train_docs, _) = split_validation(docs, config.val_fraction, "the corpus").map_err(js_err)?;
+        let docs = documents(&text, &config)?;
         let kind = tokenizer_kind(&model_config);
         let tokenizer =
-            Tokenizer::train(kind, config.tokenizer_vocab_size, &kind.default_special_tokens(), train_docs.iter())
+            Tokenizer::train(kind, config.tokenizer_vocab_size, &kind.default_special_tokens(), docs.0.iter())
                 .map_err(js_err)?;
         model_config.set_vocab_size(tokenizer.vocab_size());
         model_config.set_special_tokens(&tokenizer);
@@ -312,7 +316,7 @@ impl Session {
         device.seed(config.seed); // the same weights for the same seed, as natively
         let mut model = model_config.init(&device);
         model.set_fused_attention(config.fused_attention);
-        let inner = Inner::build(model, model_config, tokenizer, config, &text, device, backend)?;
+        let inner = Inner::build(model, model_config, tokenizer, config, docs, device, backend)?;
         Ok(Session { inner: Rc::new(RefCell::new(inner)) })
     }
 
@@ -339,7 +343,8 @@ impl Session {
         let mut model = Model::from_hf(&model_config, &model_safetensors, &device)
             .map_err(|e| js_err(e.in_file("model.safetensors")))?;
         model.set_fused_attention(config.fused_attention);
-        let inner = Inner::build(model, model_config, tokenizer, config, &text, device, backend)?;
+        let docs = documents(&text, &config)?;
+        let inner = Inner::build(model, model_config, tokenizer, config, docs, device, backend)?;
         Ok(Session { inner: Rc::new(RefCell::new(inner)) })
     }
 
