@@ -16,6 +16,9 @@ pub enum Error {
     /// A loss or gradient that is NaN or infinite.
     #[error("non-finite {what} at step {step}; lower lr, enable grad_clip, or check the data")]
     NonFinite { step: u64, what: String },
+    /// Data-parallel training: a peer, the rendezvous or the ranks' agreement failed.
+    #[error("distributed: {0}")]
+    Distributed(String),
     /// Any of the above, with the file it came from.
     #[error("{path}: {source}")]
     InFile { path: String, source: Box<Error> },

@@ -12,6 +12,7 @@ pub mod hf;
 pub mod models;
 pub mod nn;
 pub mod objectives;
+pub mod parallel;
 pub mod parity;
 pub mod readback;
 pub mod tokenizer;

@@ -1,7 +1,7 @@
 //! Which burn device a run uses.
 
-use burn::tensor::Device;
 use burn::tensor::wgpu::wgpu;
+use burn::tensor::{Device, DeviceKind};
 use hearth_core::{Backend, Error};
 
 /// `auto`: wgpu, unless every adapter wgpu finds is a software renderer (lavapipe/llvmpipe,
@@ -20,6 +20,24 @@ pub fn choose(name: &str) -> Result<(Backend, Device), Error> {
         other => other.parse()?,
     };
     Ok((backend, backend.device()))
+}
+
+/// [`choose`] for the process with `LOCAL_RANK` `local_rank` of a data-parallel run: on wgpu,
+/// local rank `i` takes the `i`-th discrete GPU (as `torchrun` users set `CUDA_VISIBLE_DEVICES`),
+/// or the default adapter, shared, when the machine has fewer.
+pub fn choose_for_rank(name: &str, local_rank: usize) -> Result<(Backend, Device), Error> {
+    let (backend, device) = choose(name)?;
+    if backend != Backend::Wgpu || local_rank == 0 {
+        return Ok((backend, device));
+    }
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+    let discrete = adapters.iter().filter(|a| a.get_info().device_type == wgpu::DeviceType::DiscreteGpu).count();
+    if local_rank < discrete {
+        return Ok((backend, Device::wgpu(DeviceKind::DiscreteGpu(local_rank))));
+    }
+    eprintln!("note: local rank {local_rank} but {discrete} discrete GPU(s); this rank shares the default adapter");
+    Ok((backend, device))
 }
 
 /// The name of the adapter when no hardware one exists (`None` when one does, or none at all —

@@ -1,6 +1,6 @@
 //! Checkpoints on disk: each is a folder `step-NNNNNNNN/` holding an HF model folder
-//! (`config.json`, `model.safetensors`, `tokenizer.json`) plus `optimizer.bpk` and
-//! `trainer_state.json`. A folder is written under a temporary name and renamed when complete, so
+//! (`config.json`, `model.safetensors`, `tokenizer.json`) plus `optimizer.bpk` (one file per rank
+//! under ZeRO stage 1) and `trainer_state.json`. A folder is written under a temporary name and renamed when complete, so
 //! a run killed mid-write leaves the previous checkpoint as the latest; the oldest beyond
 //! `keep_last` are removed after a new one lands.
 
@@ -15,6 +15,35 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let fail = |e: std::io::Error| Error::Input(format!("cannot write it ({e})")).in_file(path.display());
     std::fs::write(&tmp, bytes).map_err(fail)?;
     std::fs::rename(&tmp, path).map_err(fail)
+}
+
+/// The optimizer state's file: `optimizer.bpk`, or one per rank when ZeRO stage 1 sharded it.
+pub fn optimizer_file(rank: usize, shards: usize) -> String {
+    if shards <= 1 { "optimizer.bpk".into() } else { format!("optimizer-rank{rank:02}-of-{shards:02}.bpk") }
+}
+
+/// The optimizer state `rank` of `world` resumes from: the one file, or its own shard (a sharded
+/// state resumes only on as many ranks as wrote it).
+pub fn read_optimizer(dir: &Path, rank: usize, world: usize) -> Result<Vec<u8>, Error> {
+    if dir.join("optimizer.bpk").exists() {
+        return read(dir, "optimizer.bpk");
+    }
+    let shards = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("optimizer-rank"))
+        .count();
+    if shards == 0 {
+        return read(dir, "optimizer.bpk");
+    }
+    if shards != world {
+        return Err(Error::Config(format!(
+            "the optimizer state is sharded over {shards} ranks (ZeRO stage 1); resume with {shards} processes and zero_stage = 1"
+        ))
+        .in_file(dir.display()));
+    }
+    read(dir, &optimizer_file(rank, shards))
 }
 
 pub fn step_dir(out_dir: &Path, step: u64) -> PathBuf {
@@ -36,14 +65,18 @@ pub fn save(
         std::fs::remove_dir_all(&tmp).map_err(|e| fail(&tmp, e))?;
     }
     std::fs::create_dir_all(&tmp).map_err(|e| fail(&tmp, e))?;
-    let files: [(&str, &[u8]); 5] = [
-        ("config.json", ckpt.config_json.as_bytes()),
-        ("model.safetensors", &ckpt.model_safetensors),
-        ("tokenizer.json", tokenizer_json.as_bytes()),
-        ("optimizer.bpk", &ckpt.optimizer),
-        ("trainer_state.json", ckpt.state_json.as_bytes()),
-    ];
+    let shards = ckpt.optimizer_shards.len();
+    let optimizer = ckpt.optimizer_shards.iter().enumerate().map(|(rank, bytes)| (optimizer_file(rank, shards), bytes));
+    let files = [
+        ("config.json".to_string(), ckpt.config_json.as_bytes()),
+        ("model.safetensors".to_string(), &ckpt.model_safetensors[..]),
+        ("tokenizer.json".to_string(), tokenizer_json.as_bytes()),
+    ]
+    .into_iter()
+    .chain(optimizer.map(|(name, bytes)| (name, &bytes[..])))
+    .chain([("trainer_state.json".to_string(), ckpt.state_json.as_bytes())]);
     for (name, bytes) in files {
+        let name = name.as_str();
         std::fs::write(tmp.join(name), bytes).map_err(|e| fail(&tmp.join(name), e))?;
         // Fault injection for the test that kills a run (SIGKILL) while a checkpoint is being written.
         if std::env::var("HEARTH_TEST_KILL_IN_CHECKPOINT").is_ok_and(|s| s == step.to_string()) {

@@ -10,6 +10,7 @@ mod evaluate;
 mod finetune;
 mod infer;
 mod labeled_data;
+mod launch;
 mod overrides;
 mod parity;
 mod report;
@@ -49,9 +50,34 @@ enum Command {
     FillMask(infer::FillMaskArgs),
     /// Run an encoder-decoder (T5) on an input.
     Text2text(infer::Text2TextArgs),
-    /// Benchmarks (`hearth bench attention`, `hearth bench train`).
+    /// Data-parallel training: start N `hearth` processes on this machine (torchrun's environment:
+    /// RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT), e.g.
+    /// `hearth launch --nproc-per-node 2 -- train --preset gpt2-124m`.
+    Launch(LaunchArgs),
+    /// Benchmarks (`hearth bench attention`, `hearth bench train`, `hearth bench memory`).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+}
+
+#[derive(clap::Args)]
+struct LaunchArgs {
+    /// Processes on this machine (one per GPU).
+    #[arg(long, default_value_t = 1)]
+    nproc_per_node: usize,
+    /// Machines in the run.
+    #[arg(long, default_value_t = 1)]
+    nnodes: usize,
+    /// This machine's index, 0..nnodes (node 0 hosts rank 0 and the rendezvous).
+    #[arg(long, default_value_t = 0)]
+    node_rank: usize,
+    /// Node 0's address, reachable from every machine.
+    #[arg(long, default_value = "127.0.0.1")]
+    master_addr: String,
+    #[arg(long, default_value_t = 29500)]
+    master_port: u16,
+    /// The `hearth` command each process runs (after `--`).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    command: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -105,6 +131,20 @@ fn main() -> ExitCode {
         Command::Generate(args) => infer::run_generate(args).map(|()| ExitCode::SUCCESS),
         Command::FillMask(args) => infer::run_fill_mask(args).map(|()| ExitCode::SUCCESS),
         Command::Text2text(args) => infer::run_text2text(args).map(|()| ExitCode::SUCCESS),
+        Command::Launch(a) => {
+            let plan = launch::LaunchPlan {
+                nproc_per_node: a.nproc_per_node,
+                nnodes: a.nnodes,
+                node_rank: a.node_rank,
+                master_addr: a.master_addr,
+                master_port: a.master_port,
+                args: a.command,
+            };
+            std::env::current_exe()
+                .map_err(|e| hearth_core::Error::Distributed(format!("cannot find the hearth executable ({e})")))
+                .and_then(|exe| launch::launch(&exe, &plan).map_err(hearth_core::Error::Distributed))
+                .map(|()| ExitCode::SUCCESS)
+        }
         Command::Bench(command) => bench::run(command).map(|()| ExitCode::SUCCESS),
     };
     match result {

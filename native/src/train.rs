@@ -9,6 +9,8 @@ use hearth_core::generate::{Sampling, fill_mask, generate, text2text};
 use hearth_core::models::presets::preset;
 use hearth_core::models::{LanguageModel, Model, ModelConfig};
 use hearth_core::objectives::Rng;
+use hearth_core::parallel::Collective;
+use hearth_core::parallel::tcp::TcpCollective;
 use hearth_core::readback::block_on;
 use hearth_core::tokenizer::Tokenizer;
 use hearth_core::train::corpus::{paragraphs, split_validation, tokenizer_kind};
@@ -153,7 +155,29 @@ pub fn run(mut args: Args) -> Result<(), Error> {
         Some((_, dir)) => Some(Tokenizer::from_json(&checkpoint::read(dir, "tokenizer.json")?)?),
         None => None,
     };
-    let data = load_data(&config, &model_config, resume_tokenizer)?;
+    // Data parallelism: torchrun's variables (set by `hearth launch`) name this process's rank.
+    let mut collective = TcpCollective::from_env().map_err(Error::Distributed)?;
+    let rank = collective.as_ref().map_or(0, |c| c.rank());
+    let data = match collective.as_mut() {
+        // Rank 0 reads (or trains) the tokenizer and hands it to the others, so that every rank
+        // tokenizes with the same one.
+        Some(c) if rank != 0 => {
+            let shared = c.broadcast_bytes(Vec::new()).map_err(Error::Distributed)?;
+            let (trained, json) =
+                shared.split_first().ok_or_else(|| Error::Distributed("rank 0 sent no tokenizer".into()))?;
+            let mut data = load_data(&config, &model_config, Some(Tokenizer::from_json(json)?))?;
+            data.tokenizer_trained_here = *trained == 1;
+            data
+        }
+        Some(c) => {
+            let data = load_data(&config, &model_config, resume_tokenizer)?;
+            let mut shared = vec![data.tokenizer_trained_here as u8];
+            shared.extend(data.tokenizer.to_json()?.into_bytes());
+            c.broadcast_bytes(shared).map_err(Error::Distributed)?;
+            data
+        }
+        None => load_data(&config, &model_config, resume_tokenizer)?,
+    };
     if resume_from.is_none() && config.init_from.is_none() {
         if data.tokenizer_trained_here {
             model_config.set_vocab_size(data.tokenizer.vocab_size());
@@ -173,11 +197,14 @@ pub fn run(mut args: Args) -> Result<(), Error> {
         model_config.set_dropout(p);
     }
     let objective = ObjectiveSpec::new(&config, &model_config, &data.tokenizer)?;
-    let (backend, device) = crate::backend::choose(&config.backend)?;
+    let local_rank = std::env::var("LOCAL_RANK").ok().and_then(|r| r.parse().ok()).unwrap_or(0);
+    let (backend, device) = crate::backend::choose_for_rank(&config.backend, local_rank)?;
     config.backend = backend.to_string();
 
-    std::fs::create_dir_all(&out_dir)
-        .map_err(|e| Error::Input(format!("cannot create it ({e})")).in_file(out_dir.display()))?;
+    if rank == 0 {
+        std::fs::create_dir_all(&out_dir)
+            .map_err(|e| Error::Input(format!("cannot create it ({e})")).in_file(out_dir.display()))?;
+    }
     let mut model = match (&resume_from, &config.init_from) {
         (Some((_, dir)), _) => Model::from_hf(&model_config, &checkpoint::read(dir, "model.safetensors")?, &device)?,
         (None, Some(dir)) => {
@@ -189,7 +216,9 @@ pub fn run(mut args: Args) -> Result<(), Error> {
         }
     };
     model.set_fused_attention(config.fused_attention);
-    let ctx = RunContext { config, model_config, objective, data, device, backend, out_dir, resume_from };
+    model.set_gradient_checkpointing(config.gradient_checkpointing);
+    let collective = collective.map(|c| Box::new(c) as Box<dyn Collective>);
+    let ctx = RunContext { config, model_config, objective, data, device, backend, out_dir, resume_from, collective };
     match model {
         Model::Gpt2(m) => ctx.run(m),
         Model::Bert(m) => ctx.run(m),
@@ -206,11 +235,15 @@ struct RunContext {
     backend: Backend,
     out_dir: PathBuf,
     resume_from: Option<(u64, PathBuf)>,
+    /// Data parallelism: this process's link to the other ranks.
+    collective: Option<Box<dyn Collective>>,
 }
 
 impl RunContext {
     fn run<M: LanguageModel>(self, model: M) -> Result<(), Error> {
-        let RunContext { config, model_config, objective, data, device, backend, out_dir, resume_from } = self;
+        let RunContext { config, model_config, objective, data, device, backend, out_dir, resume_from, collective } =
+            self;
+        let (rank, world) = collective.as_ref().map_or((0, 1), |c| (c.rank(), c.world()));
         let objective_name = objective.name();
         let mut trainer = match &resume_from {
             Some((_, dir)) => {
@@ -219,7 +252,7 @@ impl RunContext {
                     model,
                     model_config.clone(),
                     &state,
-                    checkpoint::read(dir, "optimizer.bpk")?,
+                    checkpoint::read_optimizer(dir, rank, world)?,
                     objective,
                     &device,
                 )
@@ -229,6 +262,15 @@ impl RunContext {
             }
             None => Trainer::new(model, model_config.clone(), config.clone(), objective, &device),
         };
+        if let Some(collective) = collective {
+            trainer = block_on(trainer.with_parallel(collective))?;
+        }
+        if rank != 0 {
+            return run_follower(trainer, &config, data.train.as_ref());
+        }
+        for notice in &trainer.notices {
+            eprintln!("hearth: {notice}");
+        }
         let tokenizer_json = data.tokenizer.to_json()?;
         let params = trainer.model.num_params();
         let tokens_per_step = config.batch_size * config.block_size * config.accumulation();
@@ -252,6 +294,21 @@ impl RunContext {
             config.min_lr,
             out_dir.display()
         );
+        let precision = trainer.precision();
+        if world > 1 || precision != hearth_core::train::Precision::F32 || config.gradient_checkpointing {
+            println!(
+                "         {} compute{}{}{}",
+                precision.name(),
+                if precision == hearth_core::train::Precision::F32 { "" } else { " (f32 master weights)" },
+                if config.gradient_checkpointing { ", activation checkpointing per block" } else { "" },
+                match (world, config.zero_stage) {
+                    (1, _) => String::new(),
+                    (w, 1) => format!(", {w} data-parallel ranks, ZeRO stage 1 (optimizer state sharded)"),
+                    (w, _) =>
+                        format!(", {w} data-parallel ranks ({} sequences each per micro-batch)", config.batch_size / w),
+                }
+            );
+        }
         if let Some((step, dir)) = &resume_from {
             println!("         resuming at step {step} from {}", dir.display());
         }
@@ -309,6 +366,10 @@ impl RunContext {
                 "step": stats.step, "loss": stats.loss, "lr": stats.lr, "grad_norm": stats.grad_norm,
                 "tokens": trainer.state.tokens, "tokens_per_s": tok_s, "elapsed_s": elapsed,
             });
+            if precision == hearth_core::train::Precision::F16 {
+                record["loss_scale"] = stats.loss_scale.into();
+                record["skipped"] = stats.skipped.into();
+            }
             let is_last = stats.step == config.max_steps;
             if (config.eval_every > 0 && stats.step % config.eval_every == 0) || is_last {
                 let val = trainer.evaluate(data.val.as_ref())?;
@@ -357,11 +418,11 @@ impl RunContext {
             {
                 metrics.log(record);
             }
-            let stop = interrupted.load(std::sync::atomic::Ordering::SeqCst);
-            if (config.checkpoint_every > 0 && stats.step % config.checkpoint_every == 0) || is_last || stop {
-                let dir =
-                    checkpoint::save(&out_dir, stats.step, &trainer.checkpoint()?, &tokenizer_json, config.keep_last)?;
-                last_ckpt = Some(dir);
+            let stop = trainer.any_rank(interrupted.load(std::sync::atomic::Ordering::SeqCst))?;
+            if checkpoint_due(&config, stats.step, stop)
+                && let Some(ckpt) = trainer.checkpoint()?
+            {
+                last_ckpt = Some(checkpoint::save(&out_dir, stats.step, &ckpt, &tokenizer_json, config.keep_last)?);
             }
             last = Some(stats);
             if stop && !is_last {
@@ -423,6 +484,35 @@ impl RunContext {
         )?;
         Ok(())
     }
+}
+
+fn checkpoint_due(config: &TrainConfig, step: u64, stop: bool) -> bool {
+    (config.checkpoint_every > 0 && step % config.checkpoint_every == 0) || step == config.max_steps || stop
+}
+
+/// A rank other than 0: the same steps, and its part in checkpoints (ZeRO's optimizer shards);
+/// rank 0 evaluates, logs and writes.
+fn run_follower<M: LanguageModel>(
+    mut trainer: Trainer<M>,
+    config: &TrainConfig,
+    train: &dyn TokenSource,
+) -> Result<(), Error> {
+    let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let flag = interrupted.clone();
+        let _ = ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst));
+    }
+    while trainer.state.step < config.max_steps {
+        let stats = trainer.step(train)?;
+        let stop = trainer.any_rank(interrupted.load(std::sync::atomic::Ordering::SeqCst))?;
+        if checkpoint_due(config, stats.step, stop) {
+            trainer.checkpoint()?;
+        }
+        if stop {
+            std::process::exit(130);
+        }
+    }
+    Ok(())
 }
 
 /// Drops metric lines past `step` (they belong to the interrupted run's lost steps).

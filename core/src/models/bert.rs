@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::nn::attention::{AttentionBias, merge_heads, split_heads};
-use crate::nn::{Activation, LayerNorm, Linear, dropout, embedding_table, scaled_dot_product_attention, zeros};
+use crate::nn::{
+    Activation, Checkpoint, LayerNorm, Linear, dropout, embedding_table, scaled_dot_product_attention, zeros,
+};
 
 /// HF `BertConfig`, as `config.json` spells it; unused keys are kept in `extra`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -157,6 +159,7 @@ impl BertConfig {
                 encoder: BertEncoder { layer },
                 pooler: None,
                 fused_attention: true,
+                gradient_checkpointing: false,
             },
             cls: BertOnlyMlmHead {
                 predictions: BertLmPredictionHead {
@@ -187,6 +190,9 @@ pub struct BertModel {
     /// Run attention through the fused WGSL kernel where it applies (see `nn::attention`).
     #[module(skip)]
     pub fused_attention: bool,
+    /// Recompute each block's activations in backward (see `nn::checkpoint`); training only.
+    #[module(skip)]
+    pub gradient_checkpointing: bool,
 }
 
 #[derive(Module, Debug)]
@@ -342,7 +348,10 @@ impl BertModel {
             bias = bias.with_key_padding(mask);
         }
         for layer in &self.encoder.layer {
-            x = layer.forward(x, &bias);
+            x = match Checkpoint::begin(self.gradient_checkpointing, &x) {
+                Some(c) => c.outside(c.module(layer).forward(c.inside(x), &c.inside(bias.clone()))),
+                None => layer.forward(x, &bias),
+            };
         }
         x
     }

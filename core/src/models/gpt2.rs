@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::nn::attention::{AttentionBias, merge_heads, split_heads};
-use crate::nn::{Activation, Conv1D, LayerNorm, Linear, dropout, embedding_table, scaled_dot_product_attention};
+use crate::nn::{
+    Activation, Checkpoint, Conv1D, LayerNorm, Linear, dropout, embedding_table, scaled_dot_product_attention,
+};
 
 /// HF `GPT2Config`, as `config.json` spells it. Keys Hearth does not use are kept in `extra` and
 /// written back unchanged.
@@ -146,6 +148,7 @@ impl Gpt2Config {
                 h,
                 ln_f: LayerNorm::new(d, self.layer_norm_epsilon, device),
                 fused_attention: true,
+                gradient_checkpointing: false,
             },
             lm_head: (!self.tie_word_embeddings).then(|| Linear::new(d, self.vocab_size, false, std, device)),
         }
@@ -169,6 +172,9 @@ pub struct Gpt2Model {
     /// Run attention through the fused WGSL kernel where it applies (see `nn::attention`).
     #[module(skip)]
     pub fused_attention: bool,
+    /// Recompute each block's activations in backward (see `nn::checkpoint`); training only.
+    #[module(skip)]
+    pub gradient_checkpointing: bool,
 }
 
 #[derive(Module, Debug)]
@@ -255,7 +261,10 @@ impl Gpt2Model {
             bias = bias.with_key_padding(mask);
         }
         for block in &self.h {
-            x = block.forward(x, &bias);
+            x = match Checkpoint::begin(self.gradient_checkpointing, &x) {
+                Some(c) => c.outside(c.module(block).forward(c.inside(x), &c.inside(bias.clone()))),
+                None => block.forward(x, &bias),
+            };
         }
         self.ln_f.forward(x)
     }

@@ -215,6 +215,16 @@ impl Model {
         }
     }
 
+    /// Turns activation checkpointing per transformer block on or off (off by default; see
+    /// `nn::checkpoint`). It acts only while training (on autodiff tensors).
+    pub fn set_gradient_checkpointing(&mut self, on: bool) {
+        match self {
+            Model::Gpt2(m) => m.transformer.gradient_checkpointing = on,
+            Model::Bert(m) => m.bert.gradient_checkpointing = on,
+            Model::T5(m) => m.gradient_checkpointing = on,
+        }
+    }
+
     /// Whether attention may run through the fused kernel (see [`Model::set_fused_attention`]).
     pub fn fused_attention(&self) -> bool {
         match self {

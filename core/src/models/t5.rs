@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::nn::attention::{AttentionBias, merge_heads, split_heads};
 use crate::nn::loss::IGNORE_INDEX;
-use crate::nn::{Activation, Linear, RmsNorm, dropout, embedding_table, scaled_dot_product_attention};
+use crate::nn::{Activation, Checkpoint, Linear, RmsNorm, dropout, embedding_table, scaled_dot_product_attention};
 
 /// HF `T5Config`, as `config.json` spells it; unused keys are kept in `extra`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -218,6 +218,7 @@ impl T5Config {
             lm_head: (!self.tie_word_embeddings).then(|| linear(self.d_model, self.vocab_size, f)),
             output_scale: self.scales_decoder_outputs().then(|| d.powf(-0.5)),
             fused_attention: true,
+            gradient_checkpointing: false,
         }
     }
 }
@@ -236,6 +237,9 @@ pub struct T5ForConditionalGeneration {
     /// cross-attention; its self-attention carries the position bias and uses the composition.
     #[module(skip)]
     pub fused_attention: bool,
+    /// Recompute each block's activations in backward (see `nn::checkpoint`); training only.
+    #[module(skip)]
+    pub gradient_checkpointing: bool,
 }
 
 #[derive(Module, Debug)]
@@ -410,8 +414,13 @@ impl T5ForConditionalGeneration {
         }
         let mut x = enc.dropout.forward(self.shared.forward(input_ids));
         for block in &enc.block {
-            x = block.layer.0.forward(x, &bias);
-            x = block.layer.1.forward(x);
+            x = match Checkpoint::begin(self.gradient_checkpointing, &x) {
+                Some(c) => {
+                    let (b, x) = (c.module(block), c.inside(x));
+                    c.outside(b.layer.1.forward(b.layer.0.forward(x, &c.inside(bias.clone()))))
+                }
+                None => block.layer.1.forward(block.layer.0.forward(x, &bias)),
+            };
         }
         enc.dropout.forward(enc.final_layer_norm.forward(x))
     }
@@ -436,9 +445,19 @@ impl T5ForConditionalGeneration {
         }
         let mut x = dec.dropout.forward(self.shared.forward(decoder_input_ids));
         for block in &dec.block {
-            x = block.layer.0.forward(x, &self_bias);
-            x = block.layer.1.forward(x, encoder_hidden.clone(), &cross_bias);
-            x = block.layer.2.forward(x);
+            x = match Checkpoint::begin(self.gradient_checkpointing, &x) {
+                Some(c) => {
+                    let (b, x) = (c.module(block), c.inside(x));
+                    let x = b.layer.0.forward(x, &c.inside(self_bias.clone()));
+                    let x = b.layer.1.forward(x, c.inside(encoder_hidden.clone()), &c.inside(cross_bias.clone()));
+                    c.outside(b.layer.2.forward(x))
+                }
+                None => {
+                    let x = block.layer.0.forward(x, &self_bias);
+                    let x = block.layer.1.forward(x, encoder_hidden.clone(), &cross_bias);
+                    block.layer.2.forward(x)
+                }
+            };
         }
         let mut h = dec.dropout.forward(dec.final_layer_norm.forward(x)); // [b, tt, d]
         if let Some(scale) = self.output_scale {

@@ -7,6 +7,8 @@
 use burn::nn::Dropout;
 use burn::tensor::{Bool, Device, Int, Tensor, activation::softmax};
 
+use crate::train::precision::{downcast, upcast};
+
 /// What HF fills masked scores with.
 pub const MASKED_SCORE: f32 = f32::MIN;
 
@@ -190,15 +192,16 @@ pub fn composed_attention(
         Some(scale) => q * scale,
         None => q,
     };
-    let mut scores = q.matmul(k.swap_dims(2, 3)); // [b, h, tq, tk]
+    // Half-precision scores are upcast: the bias, the mask and the softmax run in f32.
+    let (mut scores, dtype) = upcast(q.matmul(k.swap_dims(2, 3))); // [b, h, tq, tk]
     if let Some(additive) = &bias.additive {
-        scores = scores + additive.clone();
+        scores = scores + upcast(additive.clone()).0;
     }
     if let Some(mask) = bias.combined_mask(tq, tk, &device) {
         let shape = scores.dims();
         scores = scores.mask_fill(mask.expand(shape), MASKED_SCORE);
     }
-    let probs = dropout.forward(softmax(scores, 3));
+    let probs = dropout.forward(downcast(softmax(scores, 3), dtype));
     probs.matmul(v)
 }
 

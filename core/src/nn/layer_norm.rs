@@ -3,6 +3,8 @@
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 
+use crate::train::precision::{downcast, upcast};
+
 #[derive(Module, Debug)]
 pub struct LayerNorm {
     /// `[d]`
@@ -17,10 +19,13 @@ impl LayerNorm {
         Self { weight: super::ones([d], device), bias: super::zeros([d], device), eps }
     }
 
-    /// `[.., d]` -> `[.., d]`: `(x - mean) / sqrt(var + eps) * weight + bias` (biased variance).
+    /// `[.., d]` -> `[.., d]`: `(x - mean) / sqrt(var + eps) * weight + bias` (biased variance),
+    /// computed in f32 whatever the input's dtype (as under `torch.autocast`), returned in it.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let (x, dtype) = upcast(x);
         let (var, mean) = x.clone().var_mean_bias(D - 1);
         let x = (x - mean) / (var + self.eps).sqrt();
-        x * self.weight.val().unsqueeze() + self.bias.val().unsqueeze()
+        let y = x * upcast(self.weight.val()).0.unsqueeze() + upcast(self.bias.val()).0.unsqueeze();
+        downcast(y, dtype)
     }
 }

@@ -14,8 +14,10 @@ pub fn cross_entropy_with_ignore(logits: Tensor<2>, labels: Tensor<1, Int>) -> T
 }
 
 /// The summed NLL over the targets and their number (both `[1]`), for losses accumulated across
-/// batches (perplexity over a file, gradient accumulation weighted by tokens).
+/// batches (perplexity over a file, gradient accumulation weighted by tokens). Half-precision
+/// logits are upcast: the log-softmax over the vocabulary runs in f32.
 pub fn nll_sum_and_count(logits: Tensor<2>, labels: Tensor<1, Int>) -> (Tensor<1>, Tensor<1>) {
+    let (logits, _) = crate::train::precision::upcast(logits);
     let is_target = labels.clone().not_equal_elem(IGNORE_INDEX); // [n]
     let safe_labels = labels.mask_fill(is_target.clone().bool_not(), 0); // [n]
     let log_probs = log_softmax(logits, 1); // [n, v]

@@ -3,6 +3,7 @@
 
 pub mod activation;
 pub mod attention;
+pub mod checkpoint;
 pub mod conv1d;
 pub mod layer_norm;
 pub mod linear;
@@ -11,6 +12,7 @@ pub mod rms_norm;
 
 pub use activation::Activation;
 pub use attention::{AttentionBias, scaled_dot_product_attention};
+pub use checkpoint::Checkpoint;
 pub use conv1d::Conv1D;
 pub use layer_norm::LayerNorm;
 pub use linear::Linear;

@@ -4,6 +4,8 @@
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 
+use crate::train::precision::{downcast, upcast};
+
 #[derive(Module, Debug)]
 pub struct RmsNorm {
     /// `[d]`
@@ -16,9 +18,12 @@ impl RmsNorm {
         Self { weight: super::ones([d], device), eps }
     }
 
-    /// `[.., d]` -> `[.., d]`: `x / sqrt(mean(x²) + eps) * weight`
+    /// `[.., d]` -> `[.., d]`: `x / sqrt(mean(x²) + eps) * weight`, in f32 whatever the input's
+    /// dtype; HF too takes the variance in f32 and scales in the weight's dtype.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let (x, dtype) = upcast(x);
         let variance = x.clone().square().mean_dim(D - 1);
-        x * (variance + self.eps).sqrt().recip() * self.weight.val().unsqueeze()
+        let x = downcast(x * (variance + self.eps).sqrt().recip(), dtype);
+        x * self.weight.val().unsqueeze()
     }
 }

@@ -22,6 +22,18 @@ impl Batch {
         self.labels.iter().flatten().flatten().filter(|&&l| l != IGNORE_INDEX).count()
     }
 
+    /// Rank `rank`'s rows of `world` equal shares (data parallelism); `world` divides the rows.
+    pub fn shard(&self, rank: usize, world: usize) -> Batch {
+        let n = self.input_ids.len() / world;
+        let rows = |v: &Vec<Vec<i64>>| v[rank * n..(rank + 1) * n].to_vec();
+        Batch {
+            input_ids: rows(&self.input_ids),
+            attention_mask: self.attention_mask.as_ref().map(rows),
+            decoder_input_ids: self.decoder_input_ids.as_ref().map(rows),
+            labels: self.labels.as_ref().map(rows),
+        }
+    }
+
     /// The batch as tensors on `device`.
     pub fn to_inputs(&self, device: &Device) -> ModelInputs {
         let mut inputs = ModelInputs::new(int_tensor(&self.input_ids, device));

@@ -43,7 +43,8 @@ pub struct TrainConfig {
     /// `auto`, `wgpu` or `flex`. `auto` takes wgpu unless its only adapter is a software renderer.
     pub backend: String,
 
-    /// Sequences per micro-batch.
+    /// Sequences per micro-batch, over all data-parallel ranks together (each of W ranks runs
+    /// batch_size / W of them), so a run file means the same training on any number of processes.
     pub batch_size: usize,
     /// Tokens per sequence.
     pub block_size: usize,
@@ -68,6 +69,21 @@ pub struct TrainConfig {
     /// Run attention through the fused WGSL kernel on wgpu (memory linear in the sequence length);
     /// `false`: burn's composition everywhere, for comparison. No effect on other backends.
     pub fused_attention: bool,
+    /// Compute dtype: `f32`, or mixed precision with f32 master weights and optimizer state,
+    /// `bf16` or `f16` (with a dynamic loss scale). Falls back to f32, saying so, where the
+    /// device lacks the dtype.
+    pub precision: super::Precision,
+    /// f16's initial loss scale, doubled after `loss_scale_growth_interval` steps without an
+    /// overflow and halved (skipping the step) on one.
+    pub loss_scale: f64,
+    pub loss_scale_growth_interval: u64,
+    /// Recompute each transformer block's activations during backward (burn-autodiff's balanced
+    /// checkpointing per block): less memory, more compute.
+    pub gradient_checkpointing: bool,
+    /// Data parallelism (several processes, see `hearth launch`): 0 replicates the optimizer state
+    /// on every rank; 1 shards it (ZeRO stage 1: each rank keeps and updates its share of the
+    /// parameters, then they are gathered).
+    pub zero_stage: u8,
     pub seed: u64,
     pub eval_every: u64,
     pub eval_batches: usize,
@@ -118,6 +134,11 @@ impl Default for TrainConfig {
             grad_clip: 1.0,
             dropout: Some(0.0),
             fused_attention: true,
+            precision: super::Precision::F32,
+            loss_scale: 65536.0,
+            loss_scale_growth_interval: 2000,
+            gradient_checkpointing: false,
+            zero_stage: 0,
             seed: 1337,
             eval_every: 100,
             eval_batches: 8,
@@ -183,6 +204,14 @@ impl TrainConfig {
         }
         if !(0.0..1.0).contains(&self.mask_rate) || !(0.0..1.0).contains(&self.noise_density) {
             return bad("mask_rate and noise_density must lie in [0, 1)");
+        }
+        if !(self.loss_scale >= 1.0 && self.loss_scale.is_finite()) {
+            return bad("loss_scale must be finite and ≥ 1");
+        }
+        if self.zero_stage > 1 {
+            return bad(
+                "zero_stage must be 0 (replicated optimizer state) or 1 (sharded); stages 2 and 3 do not exist yet",
+            );
         }
         Ok(())
     }

@@ -7,10 +7,12 @@ pub mod config;
 pub mod corpus;
 pub mod data;
 pub mod optim;
+pub mod precision;
 pub mod schedule;
 pub mod trainer;
 
 pub use config::{Objective, TrainConfig};
 pub use data::{Cursor, TokenSource};
+pub use precision::Precision;
 pub use schedule::Schedule;
 pub use trainer::{Checkpoint, StepStats, Trainer};

@@ -2,7 +2,7 @@
 //! (matrices and embeddings; never biases or norm scales, as nanoGPT and the HF Trainer do), and
 //! clipping by the *global* gradient norm (burn clips per tensor).
 
-use burn::module::{Module, ModuleVisitor, Param, ParamGroup};
+use burn::module::{Module, ModuleVisitor, Param, ParamGroup, ParamId};
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::Tensor;
 
@@ -12,14 +12,33 @@ use crate::hf::params::param_ids_of_rank;
 use crate::readback;
 
 pub fn adamw<M: Module>(config: &TrainConfig, model: &M) -> ModuleOptimizer {
-    let base = AdamWConfig::new()
-        .with_beta_1(config.beta1 as f32)
-        .with_beta_2(config.beta2 as f32)
-        .with_epsilon(config.eps as f32);
+    let base = base(config);
     let no_decay = ParamGroup::from_ids(param_ids_of_rank(model, 1));
     base.clone().with_weight_decay(config.weight_decay as f32).init().with_group(
         no_decay,
         base.with_weight_decay(0.0).build(),
+        None,
+    )
+}
+
+fn base(config: &TrainConfig) -> AdamWConfig {
+    AdamWConfig::new().with_beta_1(config.beta1 as f32).with_beta_2(config.beta2 as f32).with_epsilon(config.eps as f32)
+}
+
+/// `optim` without the state of the parameters `drop` picks (ZeRO stage 1: another rank's share).
+/// burn drops a parameter's state when a group is added over it; the groups re-added here carry
+/// the same settings, so the parameters stay optimised as before if they get gradients again.
+pub fn without_state_for<M: Module>(
+    optim: ModuleOptimizer,
+    config: &TrainConfig,
+    model: &M,
+    drop: impl Fn(ParamId) -> bool,
+) -> ModuleOptimizer {
+    let pick =
+        |rank: usize| ParamGroup::from_ids(param_ids_of_rank(model, rank).into_iter().filter(|&id| drop(id)).collect());
+    optim.with_group(pick(2), base(config).with_weight_decay(config.weight_decay as f32).build(), None).with_group(
+        pick(1),
+        base(config).with_weight_decay(0.0).build(),
         None,
     )
 }

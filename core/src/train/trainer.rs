@@ -1,19 +1,24 @@
 //! The training loop, one optimizer step at a time, so that the CLI runs it in a plain loop and the
 //! browser a few steps per animation frame.
 
+use std::collections::HashSet;
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::{GradientsAccumulator, GradientsParams, ModuleOptimizer};
-use burn::tensor::{Bytes, Device};
+use burn::tensor::{Bytes, Device, Tensor, TensorData};
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use super::data::{Cursor, TokenSource, Windows};
-use super::optim::{adamw, global_norm, scale_grads};
+use super::optim::{adamw, global_norm, scale_grads, without_state_for};
+use super::precision::{LossScaler, Precision, grads_to_f32, half_copy};
 use super::{Objective, TrainConfig};
 use crate::error::{Error, Result};
 use crate::hf::params::{trainable, with_stable_ids};
 use crate::models::{LanguageModel, ModelConfig};
 use crate::objectives::span::encoder_decoder_batch;
 use crate::objectives::{Batch, MaskingConfig, Rng, SpanCorruption, causal_batch, mask_tokens};
+use crate::parallel::{Collective, partition};
 use crate::readback::{self, block_on};
 use crate::tokenizer::Tokenizer;
 
@@ -132,6 +137,9 @@ pub struct TrainState {
     /// The objectives' random source (masks, spans).
     pub rng: Rng,
     pub config: TrainConfig,
+    /// f16's dynamic loss scale (absent for f32 and bf16).
+    #[serde(default)]
+    pub loss_scaler: Option<LossScaler>,
 }
 
 /// The bytes of a checkpoint: an HF model folder plus the optimizer and the trainer state.
@@ -139,8 +147,8 @@ pub struct TrainState {
 pub struct Checkpoint {
     pub config_json: String,
     pub model_safetensors: Vec<u8>,
-    /// burn's optimizer record (burnpack).
-    pub optimizer: Vec<u8>,
+    /// burn's optimizer record (burnpack): one, or one per rank under ZeRO stage 1.
+    pub optimizer_shards: Vec<Vec<u8>>,
     pub state_json: String,
 }
 
@@ -151,6 +159,17 @@ pub struct StepStats {
     pub lr: f64,
     pub grad_norm: f64,
     pub tokens: u64,
+    /// f16 only: the gradients overflowed, so the update was skipped and the loss scale halved.
+    pub skipped: bool,
+    /// The loss scale this step ran with (1 without one).
+    pub loss_scale: f64,
+}
+
+/// This process's place among data-parallel ranks.
+struct Parallel {
+    collective: Box<dyn Collective>,
+    /// ZeRO stage 1: the parameters this rank keeps optimizer state for and updates.
+    owned: Option<HashSet<ParamId>>,
 }
 
 pub struct Trainer<M: LanguageModel> {
@@ -161,6 +180,10 @@ pub struct Trainer<M: LanguageModel> {
     objective: ObjectiveSpec,
     windows: Windows,
     device: Device,
+    precision: Precision,
+    parallel: Option<Parallel>,
+    /// What the trainer changed from the config, for the user (e.g. f32 on a device without f16).
+    pub notices: Vec<String>,
 }
 
 impl<M: LanguageModel> Trainer<M> {
@@ -176,9 +199,72 @@ impl<M: LanguageModel> Trainer<M> {
         let model = trainable(with_stable_ids(model));
         let optim = adamw(&config, &model);
         let windows = Windows::new(objective.window(config.block_size), config.seed);
-        let state =
-            TrainState { step: 0, tokens: 0, cursor: Cursor::default(), rng: Rng::seed_from_u64(config.seed), config };
-        Self { model, model_config, state, optim, objective, windows, device }
+        let (precision, notice) = config.precision.supported_on(&device);
+        let loss_scaler = (precision == Precision::F16)
+            .then(|| LossScaler::new(config.loss_scale, config.loss_scale_growth_interval));
+        let state = TrainState {
+            step: 0,
+            tokens: 0,
+            cursor: Cursor::default(),
+            rng: Rng::seed_from_u64(config.seed),
+            config,
+            loss_scaler,
+        };
+        let notices = notice.into_iter().collect();
+        Self { model, model_config, state, optim, objective, windows, device, precision, parallel: None, notices }
+    }
+
+    /// The precision steps run in (the config's, or f32 where the device lacks it).
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// Makes this trainer one of `collective.world()` data-parallel ranks: rank 0's weights go to
+    /// every rank, each rank computes `batch_size / world` rows of every micro-batch, and the
+    /// gradients are averaged before each update. With `config.zero_stage == 1` each rank keeps
+    /// optimizer state only for its share of the parameters ([`partition`]).
+    pub async fn with_parallel(mut self, collective: Box<dyn Collective>) -> Result<Self> {
+        let world = collective.world();
+        if world <= 1 {
+            return Ok(self);
+        }
+        if self.config().batch_size % world != 0 {
+            return Err(Error::Config(format!(
+                "batch_size {} does not split over {world} ranks; make it a multiple of {world}",
+                self.config().batch_size
+            )));
+        }
+        let rank = collective.rank();
+        let owned: Option<HashSet<ParamId>> = (self.config().zero_stage == 1)
+            .then(|| partition(&self.model, world).into_iter().filter(|&(_, r)| r == rank).map(|(id, _)| id).collect());
+        if let Some(owned) = &owned {
+            // State resumed from an unsharded checkpoint: keep only this rank's share.
+            self.optim =
+                without_state_for(self.optim.clone(), &self.state.config, &self.model, |id| !owned.contains(&id));
+        }
+        self.parallel = Some(Parallel { collective, owned: None });
+        let from_rank_0 = |_: ParamId| rank == 0;
+        self.model = self.sync_params(&from_rank_0).await?;
+        self.parallel.as_mut().expect("set above").owned = owned;
+        Ok(self)
+    }
+
+    /// `(rank, world)`: `(0, 1)` without data parallelism.
+    pub fn rank_and_world(&self) -> (usize, usize) {
+        self.parallel.as_ref().map_or((0, 1), |p| (p.collective.rank(), p.collective.world()))
+    }
+
+    /// Whether any rank says `flag` (every rank must call this at the same point); `flag` alone
+    /// without data parallelism.
+    pub fn any_rank(&mut self, flag: bool) -> Result<bool> {
+        match &mut self.parallel {
+            None => Ok(flag),
+            Some(p) => {
+                let mut v = [flag as u8 as f32];
+                p.collective.all_reduce_sum(&mut v)?;
+                Ok(v[0] > 0.0)
+            }
+        }
     }
 
     /// A trainer continuing from a checkpoint; `model` holds its weights.
@@ -190,9 +276,12 @@ impl<M: LanguageModel> Trainer<M> {
         objective: ObjectiveSpec,
         device: &Device,
     ) -> Result<Self> {
-        let state: TrainState = serde_json::from_str(checkpoint_state)
+        let mut state: TrainState = serde_json::from_str(checkpoint_state)
             .map_err(|e| Error::Config(format!("trainer_state.json: not a Hearth trainer state ({e})")))?;
         let mut trainer = Self::new(model, model_config, state.config.clone(), objective, device);
+        if state.loss_scaler.is_none() {
+            state.loss_scaler = trainer.state.loss_scaler.take();
+        }
         trainer.optim = trainer
             .optim
             .clone()
@@ -231,36 +320,163 @@ impl<M: LanguageModel> Trainer<M> {
         // Dropout draws from the backend's generator: seed it per step so that a resumed run
         // draws what the uninterrupted one did.
         self.device.seed(config.seed.wrapping_add(step.wrapping_mul(0x2545_F491_4F6C_DD1D)));
+        let (rank, world) = self.rank_and_world();
+        let scale = self.state.loss_scaler.as_ref().map_or(1.0, |s| s.scale);
         let accum = config.accumulation();
         let mut accumulator = GradientsAccumulator::<M>::new();
         let mut loss_sum = 0.0;
         let mut tokens = 0;
         for _ in 0..accum {
-            let batch = self.next_batch(train)?;
+            // Every rank builds the whole micro-batch (the same windows and masks as one process
+            // would) and computes its own rows of it.
+            let mut batch = self.next_batch(train)?;
             tokens += batch.input_ids.iter().map(Vec::len).sum::<usize>() as u64;
-            let output = self.model.forward_inputs(batch.to_inputs(&self.device))?;
+            if world > 1 {
+                batch = batch.shard(rank, world);
+            }
+            let compute = match self.precision.dtype() {
+                Some(dtype) => half_copy(&self.model, dtype),
+                None => self.model.clone(),
+            };
+            let output = compute.forward_inputs(batch.to_inputs(&self.device))?;
             let loss = output.loss.ok_or_else(|| Error::Input("the batch has no labels".into()))?;
             let value = readback::scalar::<1, f32>(loss.clone()).await? as f64;
-            if !value.is_finite() {
+            if !value.is_finite() && self.state.loss_scaler.is_none() && world == 1 {
                 return Err(Error::NonFinite { step: step + 1, what: format!("loss {value}") });
             }
             loss_sum += value;
-            let grads = (loss / accum as f64).backward();
-            accumulator.accumulate(&self.model, GradientsParams::from_grads(grads, &self.model));
+            let grads = GradientsParams::from_grads((loss / (accum as f64 / scale)).backward(), &compute);
+            let grads = match self.precision {
+                Precision::F32 => grads,
+                _ => grads_to_f32(&self.model, grads, scale),
+            };
+            accumulator.accumulate(&self.model, grads);
         }
         let mut grads = accumulator.grads();
+        let mut loss = loss_sum / accum as f64;
+        if self.parallel.is_some() {
+            loss = self.all_reduce_grads(&mut grads, loss).await?;
+        }
         let grad_norm = global_norm(&self.model, &grads).await?;
-        if !grad_norm.is_finite() {
-            return Err(Error::NonFinite { step: step + 1, what: format!("gradient norm {grad_norm}") });
-        }
-        if config.grad_clip > 0.0 && grad_norm > config.grad_clip {
-            scale_grads(&self.model, &mut grads, config.grad_clip / (grad_norm + 1e-6));
-        }
+        let finite = loss.is_finite() && grad_norm.is_finite();
+        let apply = match &mut self.state.loss_scaler {
+            Some(scaler) => {
+                let apply = scaler.update(finite);
+                if scaler.scale < LossScaler::MIN_SCALE {
+                    return Err(Error::NonFinite {
+                        step: step + 1,
+                        what: format!(
+                            "f16 gradient (the loss scale fell to {}; try precision = \"bf16\")",
+                            scaler.scale
+                        ),
+                    });
+                }
+                apply
+            }
+            None if !finite => {
+                let what = if loss.is_finite() { format!("gradient norm {grad_norm}") } else { format!("loss {loss}") };
+                return Err(Error::NonFinite { step: step + 1, what });
+            }
+            None => true,
+        };
         let lr = config.schedule().lr(step);
-        self.model = self.optim.step(lr, self.model.clone(), grads);
+        if apply {
+            if config.grad_clip > 0.0 && grad_norm > config.grad_clip {
+                scale_grads(&self.model, &mut grads, config.grad_clip / (grad_norm + 1e-6));
+            }
+            let owned = self.parallel.as_ref().and_then(|p| p.owned.clone());
+            if let Some(owned) = &owned {
+                keep_grads(&self.model, &mut grads, |id| owned.contains(&id));
+            }
+            self.model = self.optim.step(lr, self.model.clone(), grads);
+            if let Some(owned) = &owned {
+                self.model = self.sync_params(&|id| owned.contains(&id)).await?;
+            }
+        }
         self.state.step += 1;
         self.state.tokens += tokens;
-        Ok(StepStats { step: self.state.step, loss: loss_sum / accum as f64, lr, grad_norm, tokens })
+        Ok(StepStats { step: self.state.step, loss, lr, grad_norm, tokens, skipped: !apply, loss_scale: scale })
+    }
+
+    /// Averages the gradients (and this rank's `loss`) over the ranks, in one all-reduce of a flat
+    /// host vector; returns the mean loss.
+    async fn all_reduce_grads(&mut self, grads: &mut GradientsParams, loss: f64) -> Result<f64> {
+        struct Flatten<'a> {
+            grads: &'a GradientsParams,
+            parts: Vec<Tensor<1>>,
+            shapes: Vec<(ParamId, Vec<usize>)>,
+        }
+        impl ModuleVisitor for Flatten<'_> {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                if let Some(g) = self.grads.get::<D>(param.id) {
+                    self.shapes.push((param.id, g.dims().to_vec()));
+                    self.parts.push(g.reshape([-1]));
+                }
+            }
+        }
+        let mut flat = Flatten { grads, parts: Vec::new(), shapes: Vec::new() };
+        self.model.visit(&mut flat);
+        let Flatten { parts, shapes, .. } = flat;
+        let device = match parts.first() {
+            Some(p) => p.device(),
+            None => return Ok(loss),
+        };
+        let mut values = readback::f32s(Tensor::cat(parts, 0)).await?;
+        values.push(loss as f32);
+        let parallel = self.parallel.as_mut().expect("called with data parallelism");
+        parallel.collective.all_reduce_sum(&mut values)?;
+        let world = parallel.collective.world() as f32;
+        values.iter_mut().for_each(|v| *v /= world);
+        let mean_loss = values.pop().expect("the loss was pushed") as f64;
+        let mut offset = 0;
+        for (id, shape) in shapes {
+            let n: usize = shape.iter().product();
+            register_grad(grads, id, values[offset..offset + n].to_vec(), shape, &device);
+            offset += n;
+        }
+        Ok(mean_loss)
+    }
+
+    /// The model with every parameter set, on every rank, to the value of the rank that `owns` it
+    /// (one all-reduce: the owner contributes the value, the others zeros).
+    async fn sync_params(&mut self, owns: &dyn Fn(ParamId) -> bool) -> Result<M> {
+        struct Flatten<'a> {
+            owns: &'a dyn Fn(ParamId) -> bool,
+            parts: Vec<Tensor<1>>,
+        }
+        impl ModuleVisitor for Flatten<'_> {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                let value = param.val().inner().reshape([-1]);
+                self.parts.push(if (self.owns)(param.id) { value } else { value.zeros_like() });
+            }
+        }
+        let mut flat = Flatten { owns, parts: Vec::new() };
+        self.model.visit(&mut flat);
+        if flat.parts.is_empty() {
+            return Ok(self.model.clone());
+        }
+        let mut values = readback::f32s(Tensor::cat(flat.parts, 0)).await?;
+        let parallel = self.parallel.as_mut().expect("called with data parallelism");
+        parallel.collective.all_reduce_sum(&mut values)?;
+        struct Write {
+            values: Vec<f32>,
+            offset: usize,
+        }
+        impl ModuleMapper for Write {
+            fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+                let (offset, values) = (&mut self.offset, &self.values);
+                param
+                    .map(|t| {
+                        let shape = t.dims();
+                        let n: usize = shape.iter().product();
+                        let data = TensorData::new(values[*offset..*offset + n].to_vec(), shape);
+                        *offset += n;
+                        Tensor::from_data(data, &t.device())
+                    })
+                    .set_require_grad(true)
+            }
+        }
+        Ok(self.model.clone().map(&mut Write { values, offset: 0 }))
     }
 
     /// Mean loss per target over the first `eval_batches` batches of `val`, in file order, with
@@ -301,14 +517,58 @@ impl<M: LanguageModel> Trainer<M> {
         Ok(weighted / targets.max(1) as f64)
     }
 
-    /// Everything needed to continue exactly where this trainer is.
-    pub fn checkpoint(&self) -> Result<Checkpoint> {
+    /// Everything needed to continue exactly where this trainer is. With data parallelism every
+    /// rank calls it (under ZeRO stage 1 the optimizer shards travel to rank 0), and rank 0 gets it:
+    /// a checkpoint is written once.
+    pub fn checkpoint(&mut self) -> Result<Option<Checkpoint>> {
+        let optimizer = self.optim.into_bytes().map_err(|e| Error::Config(format!("optimizer state: {e:?}")))?.to_vec();
+        let optimizer_shards = match &mut self.parallel {
+            Some(p) if p.owned.is_some() => match p.collective.gather_bytes(&optimizer)? {
+                Some(shards) => shards,
+                None => return Ok(None),
+            },
+            Some(p) if p.collective.rank() != 0 => return Ok(None),
+            _ => vec![optimizer],
+        };
         let model = self.model.clone().into_model();
-        Ok(Checkpoint {
+        Ok(Some(Checkpoint {
             config_json: self.model_config.to_json(),
             model_safetensors: block_on(model.to_safetensors_async())?,
-            optimizer: self.optim.into_bytes().map_err(|e| Error::Config(format!("optimizer state: {e:?}")))?.to_vec(),
+            optimizer_shards,
             state_json: serde_json::to_string_pretty(&self.state).expect("state serialises"),
-        })
+        }))
+    }
+
+    /// Bytes of optimizer state this rank holds (the saving ZeRO stage 1 makes, measured).
+    pub fn optimizer_state_bytes(&self) -> usize {
+        self.optim.into_bytes().map(|b| b.len()).unwrap_or(0)
+    }
+}
+
+/// Drops every gradient whose parameter `keep` refuses (ZeRO stage 1: another rank updates it).
+fn keep_grads<M: Module>(model: &M, grads: &mut GradientsParams, keep: impl Fn(ParamId) -> bool) {
+    struct Drop<'a, F> {
+        grads: &'a mut GradientsParams,
+        keep: F,
+    }
+    impl<F: Fn(ParamId) -> bool> ModuleVisitor for Drop<'_, F> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if !(self.keep)(param.id) {
+                self.grads.remove::<D>(param.id);
+            }
+        }
+    }
+    model.visit(&mut Drop { grads, keep });
+}
+
+/// `values` as the gradient of parameter `id`, replacing what was there.
+fn register_grad(grads: &mut GradientsParams, id: ParamId, values: Vec<f32>, shape: Vec<usize>, device: &Device) {
+    let (rank, data) = (shape.len(), TensorData::new(values, shape));
+    match rank {
+        1 => grads.register(id, Tensor::<1>::from_data(data, device)),
+        2 => grads.register(id, Tensor::<2>::from_data(data, device)),
+        3 => grads.register(id, Tensor::<3>::from_data(data, device)),
+        4 => grads.register(id, Tensor::<4>::from_data(data, device)),
+        d => panic!("a {d}-dimensional parameter"),
     }
 }

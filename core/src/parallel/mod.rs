@@ -1,0 +1,74 @@
+//! Data parallelism across processes: the collective operations the trainer needs, and how the
+//! parameters are split between ranks for ZeRO stage 1.
+//!
+//! burn 0.22.1's collectives (`burn::tensor::distributed::all_reduce`, the DDP strategy of
+//! burn-train) run between devices of one process, and only the CUDA backend (NCCL) implements
+//! them; flex and wgpu do not, and there is no multi-process or multi-machine transport (the
+//! `burn-collective` crate with one stops at 0.21). So the trainer talks to a [`Collective`]: on
+//! native builds [`tcp::TcpCollective`] (ring all-reduce over TCP between processes on one or many
+//! machines, started by `hearth launch` or any launcher that sets torchrun's variables). Gradients
+//! cross it as host f32 vectors, which works for every backend.
+
+#[cfg(not(target_family = "wasm"))]
+pub mod tcp;
+
+use burn::module::{Module, ModuleVisitor, Param, ParamId};
+use burn::tensor::Tensor;
+
+use crate::error::{Error, Result};
+
+/// What data-parallel training needs from the processes' transport. Every rank calls the same
+/// operations in the same order.
+pub trait Collective {
+    fn rank(&self) -> usize;
+    fn world(&self) -> usize;
+    /// In-place sum over ranks; every rank ends with the same bits.
+    fn all_reduce_sum(&mut self, data: &mut [f32]) -> Result<()>;
+    /// Every rank's bytes on rank 0 (in rank order); `None` on the others.
+    fn gather_bytes(&mut self, bytes: &[u8]) -> Result<Option<Vec<Vec<u8>>>>;
+    /// Rank 0's bytes on every rank.
+    fn broadcast_bytes(&mut self, bytes: Vec<u8>) -> Result<Vec<u8>>;
+}
+
+/// Which rank owns (keeps optimizer state for and updates) each parameter under ZeRO stage 1:
+/// whole tensors, largest first, each to the rank holding the fewest elements so far (ties to the
+/// lower rank), the same on every rank.
+pub fn partition<M: Module>(model: &M, world: usize) -> Vec<(ParamId, usize)> {
+    struct Sizes(Vec<(ParamId, usize)>);
+    impl ModuleVisitor for Sizes {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.0.push((param.id, param.val().shape().num_elements()));
+        }
+    }
+    let mut sizes = Sizes(Vec::new());
+    model.visit(&mut sizes);
+    let mut order: Vec<usize> = (0..sizes.0.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(sizes.0[i].1)); // stable: ties keep module order
+    let mut load = vec![0usize; world.max(1)];
+    let mut owner = vec![0usize; sizes.0.len()];
+    for i in order {
+        let rank = (0..load.len()).min_by_key(|&r| (load[r], r)).expect("world ≥ 1");
+        load[rank] += sizes.0[i].1;
+        owner[i] = rank;
+    }
+    sizes.0.iter().zip(owner).map(|(&(id, _), rank)| (id, rank)).collect()
+}
+
+#[cfg(not(target_family = "wasm"))]
+impl Collective for tcp::TcpCollective {
+    fn rank(&self) -> usize {
+        tcp::TcpCollective::rank(self)
+    }
+    fn world(&self) -> usize {
+        tcp::TcpCollective::world(self)
+    }
+    fn all_reduce_sum(&mut self, data: &mut [f32]) -> Result<()> {
+        tcp::TcpCollective::all_reduce_sum(self, data).map_err(Error::Distributed)
+    }
+    fn gather_bytes(&mut self, bytes: &[u8]) -> Result<Option<Vec<Vec<u8>>>> {
+        tcp::TcpCollective::gather_bytes(self, bytes).map_err(Error::Distributed)
+    }
+    fn broadcast_bytes(&mut self, bytes: Vec<u8>) -> Result<Vec<u8>> {
+        tcp::TcpCollective::broadcast_bytes(self, bytes).map_err(Error::Distributed)
+    }
+}
