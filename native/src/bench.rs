@@ -18,6 +18,9 @@ pub enum BenchCommand {
     /// Training speed: warm-up, then timed optimizer steps of the real trainer on random tokens;
     /// tokens/s, step time, TFLOP/s, MFU and peak memory.
     Train(crate::bench_train::TrainArgs),
+    /// Peak memory per rank under each combination of mixed precision, activation checkpointing
+    /// and data parallelism (replicated or ZeRO-1 optimizer state); the largest GPT in a budget.
+    Memory(crate::bench_memory::MemoryArgs),
 }
 
 #[derive(clap::Args)]
@@ -56,6 +59,7 @@ pub fn run(command: BenchCommand) -> Result<(), Error> {
     match command {
         BenchCommand::Attention(args) => attention(args),
         BenchCommand::Train(args) => crate::bench_train::run(args),
+        BenchCommand::Memory(args) => crate::bench_memory::run(args),
     }
 }
 

@@ -13,6 +13,7 @@ use std::time::Instant;
 use hearth_core::models::presets::preset;
 use hearth_core::models::{Model, ModelConfig};
 use hearth_core::objectives::Rng;
+use hearth_core::parallel::tcp::TcpCollective;
 use hearth_core::train::Trainer;
 use hearth_core::train::trainer::ObjectiveSpec;
 use hearth_core::{Backend, Error};
@@ -172,14 +173,22 @@ pub fn run(mut args: TrainArgs) -> Result<(), Error> {
     if let Some(p) = config.dropout {
         model_config.set_dropout(p);
     }
-    let (backend, device) = crate::backend::choose(&config.backend)?;
+    // Under `hearth launch`: one of several data-parallel ranks (each reports its own memory).
+    let collective = TcpCollective::from_env().map_err(Error::Distributed)?;
+    let (rank, world) = collective.as_ref().map_or((0, 1), |c| (c.rank(), c.world()));
+    let local_rank = std::env::var("LOCAL_RANK").ok().and_then(|r| r.parse().ok()).unwrap_or(0);
+    let (backend, device) = crate::backend::choose_for_rank(&config.backend, local_rank)?;
     config.backend = backend.to_string();
     device.seed(config.seed);
     let mut model = model_config.init(&device);
     model.set_fused_attention(config.fused_attention);
+    model.set_gradient_checkpointing(config.gradient_checkpointing);
     let Model::Gpt2(model) = model else { unreachable!("a GPT-2 config builds a GPT-2 model") };
 
     let (batch, seq, accum) = (config.batch_size, config.block_size, config.accumulation());
+    if batch % world != 0 {
+        return Err(Error::Config(format!("--batch-size {batch} does not split over {world} ranks")));
+    }
     let tokens_per_step = batch * seq * accum;
     // Random tokens, uniform over the vocabulary: the step's cost does not depend on the text.
     let mut rng = Rng::seed_from_u64(config.seed);
@@ -187,10 +196,22 @@ pub fn run(mut args: TrainArgs) -> Result<(), Error> {
         (0..tokens_per_step * total_steps + seq).map(|_| rng.random_range(0..gpt.vocab_size as u32)).collect();
 
     let mut trainer = Trainer::new(model, model_config.clone(), config.clone(), ObjectiveSpec::Causal, &device);
+    if let Some(c) = collective {
+        trainer = hearth_core::readback::block_on(trainer.with_parallel(Box::new(c)))?;
+    }
+    let quiet = rank != 0;
+    let say = |line: String| {
+        if !quiet {
+            println!("{line}")
+        }
+    };
+    for notice in &trainer.notices {
+        say(format!("note: {notice}"));
+    }
     let params = burn::module::Module::num_params(&trainer.model);
     let params_flops = params - gpt.n_positions * gpt.n_embd;
     let flops_tok = flops_per_token(params_flops, gpt.n_layer, seq, gpt.n_embd);
-    println!(
+    say(format!(
         "hearth bench train: {} (GPT-2, vocab {}, d {}, {} layers, {} heads; {:.2}M parameters) on {backend}, batch {batch} × seq {seq}{}, {} warm-up + {} timed steps, random tokens",
         config.preset,
         gpt.vocab_size,
@@ -201,7 +222,7 @@ pub fn run(mut args: TrainArgs) -> Result<(), Error> {
         if accum > 1 { format!(" × accumulation {accum}") } else { String::new() },
         args.warmup,
         args.steps
-    );
+    ));
     let sync = || device.sync().map_err(|e| Error::Input(format!("device sync: {e:?}")));
     let mut times = Vec::with_capacity(args.steps);
     let mut cpu_ns = 0u64;
@@ -243,24 +264,24 @@ pub fn run(mut args: TrainArgs) -> Result<(), Error> {
     };
     let mfu = peak_tflops.map(|p| achieved_tflops / p);
 
-    println!("tokens/s        {tokens_per_s:.0}");
+    say(format!("tokens/s        {tokens_per_s:.0}"));
     let cpu_ms_per_step = cpu_ns as f64 / 1e6 / args.steps as f64;
-    println!(
+    say(format!(
         "step time       median {step_ms_median:.2} ms, mean {step_ms_mean:.2} ms (main thread on CPU {cpu_ms_per_step:.2} ms)"
-    );
-    println!(
+    ));
+    say(format!(
         "achieved        {achieved_tflops:.4} TFLOP/s ({flops_tok:.0} FLOPs/token = 6·{params_flops} + 12·{}·{seq}·{})",
         gpt.n_layer, gpt.n_embd
-    );
+    ));
     match (mfu, peak_tflops) {
-        (Some(m), Some(p)) => println!("MFU             {:.2}% of {p} TFLOP/s ({peak_source})", m * 100.0),
-        _ => println!("MFU             n/a (peak {peak_source})"),
+        (Some(m), Some(p)) => say(format!("MFU             {:.2}% of {p} TFLOP/s ({peak_source})", m * 100.0)),
+        _ => say(format!("MFU             n/a (peak {peak_source})")),
     }
     match peak_memory {
-        Some(b) => println!("peak memory     {:.1} MiB ({memory_source})", b as f64 / (1024.0 * 1024.0)),
-        None => println!("peak memory     n/a"),
+        Some(b) => say(format!("peak memory     {:.1} MiB ({memory_source})", b as f64 / (1024.0 * 1024.0))),
+        None => say(format!("peak memory     n/a")),
     }
-    println!("loss            {:.4} → {:.4}", losses[0], losses[losses.len() - 1]);
+    say(format!("loss            {:.4} → {:.4}", losses[0], losses[losses.len() - 1]));
     if let Some(path) = &args.json {
         let json = serde_json::json!({
             "tool": "hearth",
@@ -287,9 +308,19 @@ pub fn run(mut args: TrainArgs) -> Result<(), Error> {
             "lr": config.lr, "beta1": config.beta1, "beta2": config.beta2, "eps": config.eps,
             "weight_decay": config.weight_decay, "grad_clip": config.grad_clip,
         });
+        let mut json = json;
+        json["precision"] = trainer.precision().name().into();
+        json["gradient_checkpointing"] = config.gradient_checkpointing.into();
+        json["rank"] = rank.into();
+        json["world"] = world.into();
+        json["zero_stage"] = config.zero_stage.into();
+        json["optimizer_state_bytes"] = trainer.optimizer_state_bytes().into();
+        // Every rank reports: rank r of several writes `<path>.rank<r>`.
+        let path = if world > 1 { PathBuf::from(format!("{}.rank{rank}", path.display())) } else { path.clone() };
+        let path = &path;
         std::fs::write(path, serde_json::to_string_pretty(&json).expect("json"))
             .map_err(|e| Error::Input(format!("cannot write it ({e})")).in_file(path.display()))?;
-        println!("wrote {}", path.display());
+        say(format!("wrote {}", path.display()));
     }
     Ok(())
 }

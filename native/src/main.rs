@@ -2,6 +2,7 @@
 
 mod backend;
 mod bench;
+mod bench_memory;
 mod bench_train;
 mod checkpoint;
 mod corpus;

@@ -66,3 +66,34 @@ fn bench_train_reports_consistent_numbers() {
     assert!(f("peak_memory_bytes") > 1e6, "{r}");
     assert!(f("loss_first").is_finite() && (f("loss_first") - 512f64.ln()).abs() < 0.5, "{r}");
 }
+
+/// `hearth bench memory` on a tiny GPT: every combination runs, and ZeRO stage 1 halves the
+/// optimizer state each of 2 ranks holds (the per-rank saving it exists for).
+#[test]
+fn bench_memory_measures_each_combination_and_zero_1_halves_the_optimizer_state() {
+    let json = std::env::temp_dir().join(format!("hearth-bench-memory-{}.json", std::process::id()));
+    let out = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["bench", "memory", "--preset", "gpt-bench-tiny", "--batch-size", "2", "--seq", "16"])
+        .args(["--steps", "1", "--warmup", "0", "--only", "f32,bf16+ckpt,f32+ddp,f32+zero1", "--json"])
+        .arg(&json)
+        .output()
+        .expect("hearth runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let runs = report["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 4, "{stdout}");
+    let run = |name: &str| runs.iter().find(|r| r["combination"] == name).unwrap_or_else(|| panic!("{name}: {stdout}"));
+    for r in runs {
+        assert!(r["peak_bytes_per_rank"].as_u64().unwrap() > 0, "{r}");
+        assert!(r["error"].is_null(), "{r}");
+    }
+    let replicated = run("f32+ddp")["optimizer_state_bytes_per_rank"].as_u64().unwrap() as f64;
+    let sharded = run("f32+zero1")["optimizer_state_bytes_per_rank"].as_u64().unwrap() as f64;
+    assert_eq!(run("f32")["optimizer_state_bytes_per_rank"].as_u64().unwrap() as f64, replicated);
+    assert!((0.4..0.6).contains(&(sharded / replicated)), "ZeRO-1 per rank {sharded} of {replicated}");
+    // The same step on the same data: the data-parallel runs end on the single run's loss.
+    let loss = |name: &str| run(name)["loss_last"].as_f64().unwrap();
+    assert!((loss("f32") - loss("f32+ddp")).abs() < 1e-4 && (loss("f32+ddp") - loss("f32+zero1")).abs() < 1e-6);
+    std::fs::remove_file(json).ok();
+}

@@ -89,6 +89,10 @@ struct Info<'a> {
     tokens: u64,
     train_seconds: f64,
     backend: &'a BackendInfo,
+    /// The compute dtype steps run in (`precision` in the settings; f32 where the adapter lacks it).
+    precision: &'static str,
+    /// What the trainer changed from the settings, and why.
+    notices: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -169,6 +173,8 @@ impl Inner {
             tokens,
             train_seconds: self.train_ms / 1000.0,
             backend: &self.backend,
+            precision: each_trainer!(&self.trainer, t => t.precision().name()),
+            notices: each_trainer!(&self.trainer, t => t.notices.clone()),
         }
     }
 
@@ -316,6 +322,7 @@ impl Session {
         device.seed(config.seed); // the same weights for the same seed, as natively
         let mut model = model_config.init(&device);
         model.set_fused_attention(config.fused_attention);
+        model.set_gradient_checkpointing(config.gradient_checkpointing);
         let inner = Inner::build(model, model_config, tokenizer, config, docs, device, backend)?;
         Ok(Session { inner: Rc::new(RefCell::new(inner)) })
     }

@@ -15,7 +15,9 @@ pub mod tcp;
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::tensor::Tensor;
 
-use crate::error::{Error, Result};
+#[cfg(not(target_family = "wasm"))]
+use crate::error::Error;
+use crate::error::Result;
 
 /// What data-parallel training needs from the processes' transport. Every rank calls the same
 /// operations in the same order.
@@ -70,5 +72,45 @@ impl Collective for tcp::TcpCollective {
     }
     fn broadcast_bytes(&mut self, bytes: Vec<u8>) -> Result<Vec<u8>> {
         tcp::TcpCollective::broadcast_bytes(self, bytes).map_err(Error::Distributed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Device;
+
+    #[test]
+    fn the_partition_balances_elements_and_is_the_same_everywhere() {
+        let device = Device::flex();
+        let config = crate::models::presets::preset("gpt-tiny", &Default::default()).unwrap();
+        let crate::Model::Gpt2(model) = config.init(&device) else { unreachable!("a GPT preset") };
+        let model = crate::hf::params::with_stable_ids(model);
+        let sizes = |world: usize| {
+            let mut load = vec![0usize; world];
+            let parts = partition(&model, world);
+            struct Count(std::collections::HashMap<ParamId, usize>);
+            impl ModuleVisitor for Count {
+                fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+                    self.0.insert(p.id, p.val().shape().num_elements());
+                }
+            }
+            let mut count = Count(Default::default());
+            model.visit(&mut count);
+            assert_eq!(parts.len(), count.0.len(), "every parameter has one owner");
+            for (id, rank) in &parts {
+                load[*rank] += count.0[id];
+            }
+            let biggest = count.0.values().copied().max().unwrap();
+            (parts, load, biggest)
+        };
+        let (a, _, _) = sizes(2);
+        assert_eq!(a, sizes(2).0, "deterministic");
+        for world in [2, 3, 4] {
+            let (_, load, biggest) = sizes(world);
+            // Greedy largest-first: ranks differ by at most one tensor.
+            let (lo, hi) = (load.iter().min().unwrap(), load.iter().max().unwrap());
+            assert!(lo > &0 && hi - lo <= biggest, "{world} ranks: {load:?}");
+        }
     }
 }
