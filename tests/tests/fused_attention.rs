@@ -180,3 +180,37 @@ fn the_switch_selects_the_path_and_both_match_hf() {
         }
     }
 }
+
+/// Mixed precision keeps the fused kernel: f16 q, k, v run it upcast (f32 inside), the output and
+/// the gradients come back in f16, and they match burn's composition on the same f16 inputs (whose
+/// softmax is upcast too) to f16's resolution.
+#[test]
+fn half_precision_inputs_take_the_fused_kernel_upcast() {
+    use burn::tensor::{DType, FloatDType};
+    use hearth_core::nn::scaled_dot_product_attention;
+    setup();
+    let device = Backend::Wgpu.device().autodiff();
+    let shape = [2, 2, 32, 16];
+    let half = |t: Tensor<4>| t.cast(FloatDType::F16).require_grad();
+    let [q, k, v] = [0, 1, 2].map(|_| Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device));
+    let dropout = DropoutConfig::new(0.0).init();
+    let mut results = Vec::new();
+    for fused in [true, false] {
+        let (q, k, v) = (half(q.clone()), half(k.clone()), half(v.clone()));
+        let before = fused_launches();
+        let bias = AttentionBias::default().with_causal().with_fused(fused);
+        let out = scaled_dot_product_attention(q.clone(), k.clone(), v.clone(), &bias, Some(0.25), &dropout);
+        assert_eq!(fused_launches() - before, fused as u64);
+        assert_eq!(out.dtype(), DType::F16);
+        let grads = out.clone().cast(FloatDType::F32).sum().backward();
+        let dq = q.grad(&grads).expect("a gradient for q");
+        assert_eq!(dq.dtype(), DType::F16);
+        let f32s = |t: Tensor<4>| t.cast(FloatDType::F32).into_data().try_to_vec::<f32>().unwrap();
+        results.push((f32s(out), f32s(dq)));
+    }
+    for (what, a, b) in [("output", &results[0].0, &results[1].0), ("dq", &results[0].1, &results[1].1)] {
+        let gap = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        let scale = b.iter().map(|y| y.abs()).fold(0.0f32, f32::max);
+        assert!(gap <= 4e-3 * scale.max(1.0), "{what}: fused vs composed in f16 differ by {gap} (scale {scale})");
+    }
+}

@@ -122,10 +122,10 @@ pub fn is_wgpu(device: &Device) -> bool {
 /// On wgpu, with `bias.fused`, this runs the fused kernel of `hearth_shaders::attention` (forward
 /// and backward, memory linear in the sequence length) unless one of these sends it to the
 /// composition: an additive bias (T5 self-attention's relative position bias, which needs its own
-/// O(T²) gradient), a general `mask`, attention dropout that is active (training with `p > 0`), a
-/// float type other than f32 (the kernels are templated on f16 too, but that path is untested), or
+/// O(T²) gradient), a general `mask`, attention dropout that is active (training with `p > 0`), or
 /// shapes the kernel does not take (head dim not a multiple of 4 or above 256, k/v batch or heads
-/// broadcast). Every other backend uses the composition.
+/// broadcast). Every other backend uses the composition. Half-precision inputs (mixed precision)
+/// run the f32 kernel on upcast q, k, v, as the composition upcasts its softmax.
 pub fn scaled_dot_product_attention(
     q: Tensor<4>,
     k: Tensor<4>,
@@ -140,10 +140,11 @@ pub fn scaled_dot_product_attention(
         && bias.mask.is_none()
         && !dropout_active
         && is_wgpu(&q.device())
-        && q.dtype() == burn::tensor::DType::F32
         && hearth_shaders::attention::supports(q.dims(), k.dims(), v.dims())
     {
-        return fused_attention(q, k, v, bias.causal, bias.key_padding.clone(), scale.unwrap_or(1.0));
+        let (q, dtype) = upcast(q);
+        let (k, v) = (upcast(k).0, upcast(v).0);
+        return downcast(fused_attention(q, k, v, bias.causal, bias.key_padding.clone(), scale.unwrap_or(1.0)), dtype);
     }
     composed_attention(q, k, v, bias, scale, dropout)
 }
