@@ -22,21 +22,27 @@ pub fn choose(name: &str) -> Result<(Backend, Device), Error> {
     Ok((backend, backend.device()))
 }
 
-/// [`choose`] for the process with `LOCAL_RANK` `local_rank` of a data-parallel run: on wgpu,
-/// local rank `i` takes the `i`-th discrete GPU (as `torchrun` users set `CUDA_VISIBLE_DEVICES`),
-/// or the default adapter, shared, when the machine has fewer.
-pub fn choose_for_rank(name: &str, local_rank: usize) -> Result<(Backend, Device), Error> {
+/// [`choose`] for a process of a data-parallel run (`LOCAL_RANK`, `LOCAL_WORLD_SIZE` from the
+/// launcher): on wgpu, with several ranks on this machine, local rank `i` takes the `i`-th discrete
+/// GPU (as `torchrun` users give each rank one `CUDA_VISIBLE_DEVICES`), or the default adapter,
+/// shared, when the machine has fewer. GPUs are counted on wgpu's primary APIs (Vulkan, Metal,
+/// DX12), the ones burn's wgpu runtime opens.
+pub fn choose_for_rank(name: &str) -> Result<(Backend, Device), Error> {
+    let var = |key: &str| std::env::var(key).ok().and_then(|v| v.parse::<usize>().ok());
+    let (local_rank, local_world) = (var("LOCAL_RANK").unwrap_or(0), var("LOCAL_WORLD_SIZE").unwrap_or(1));
     let (backend, device) = choose(name)?;
-    if backend != Backend::Wgpu || local_rank == 0 {
+    if backend != Backend::Wgpu || local_world <= 1 {
         return Ok((backend, device));
     }
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-    let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+    let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY));
     let discrete = adapters.iter().filter(|a| a.get_info().device_type == wgpu::DeviceType::DiscreteGpu).count();
     if local_rank < discrete {
         return Ok((backend, Device::wgpu(DeviceKind::DiscreteGpu(local_rank))));
     }
-    eprintln!("note: local rank {local_rank} but {discrete} discrete GPU(s); this rank shares the default adapter");
+    eprintln!(
+        "note: local rank {local_rank} of {local_world} but {discrete} discrete GPU(s); this rank shares the default adapter"
+    );
     Ok((backend, device))
 }
 

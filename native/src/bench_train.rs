@@ -176,8 +176,7 @@ pub fn run(mut args: TrainArgs) -> Result<(), Error> {
     // Under `hearth launch`: one of several data-parallel ranks (each reports its own memory).
     let collective = TcpCollective::from_env().map_err(Error::Distributed)?;
     let (rank, world) = collective.as_ref().map_or((0, 1), |c| (c.rank(), c.world()));
-    let local_rank = std::env::var("LOCAL_RANK").ok().and_then(|r| r.parse().ok()).unwrap_or(0);
-    let (backend, device) = crate::backend::choose_for_rank(&config.backend, local_rank)?;
+    let (backend, device) = crate::backend::choose_for_rank(&config.backend)?;
     config.backend = backend.to_string();
     device.seed(config.seed);
     let mut model = model_config.init(&device);

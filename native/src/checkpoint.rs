@@ -23,8 +23,8 @@ pub fn optimizer_file(rank: usize, shards: usize) -> String {
 }
 
 /// The optimizer state `rank` of `world` resumes from: the one file, or its own shard (a sharded
-/// state resumes only on as many ranks as wrote it).
-pub fn read_optimizer(dir: &Path, rank: usize, world: usize) -> Result<Vec<u8>, Error> {
+/// state resumes only on as many ranks as wrote it, with ZeRO stage 1 on).
+pub fn read_optimizer(dir: &Path, rank: usize, world: usize, zero_stage: u8) -> Result<Vec<u8>, Error> {
     if dir.join("optimizer.bpk").exists() {
         return read(dir, "optimizer.bpk");
     }
@@ -37,7 +37,7 @@ pub fn read_optimizer(dir: &Path, rank: usize, world: usize) -> Result<Vec<u8>, 
     if shards == 0 {
         return read(dir, "optimizer.bpk");
     }
-    if shards != world {
+    if shards != world || zero_stage != 1 {
         return Err(Error::Config(format!(
             "the optimizer state is sharded over {shards} ranks (ZeRO stage 1); resume with {shards} processes and zero_stage = 1"
         ))

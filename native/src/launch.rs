@@ -58,12 +58,23 @@ pub fn launch(program: &Path, plan: &LaunchPlan) -> Result<(), String> {
             }
         }
     }
+    signals::install();
+    let mut interrupted = false;
     loop {
+        if signals::take_terminate() {
+            signals::forward_terminate(&children);
+        }
         let mut i = 0;
         while i < children.len() {
             match children[i].1.try_wait() {
                 Ok(None) => i += 1,
                 Ok(Some(status)) if status.success() => drop(children.swap_remove(i)),
+                // Ctrl-C / SIGTERM: every rank stops at the same step once rank 0 has written its
+                // checkpoint, and exits 130; wait for the others rather than killing them.
+                Ok(Some(status)) if status.code() == Some(INTERRUPTED) => {
+                    interrupted = true;
+                    drop(children.swap_remove(i));
+                }
                 Ok(Some(status)) => {
                     let (rank, _) = children.swap_remove(i);
                     let others = if children.is_empty() { "" } else { "; the others were stopped" };
@@ -78,10 +89,63 @@ pub fn launch(program: &Path, plan: &LaunchPlan) -> Result<(), String> {
             }
         }
         if children.is_empty() {
-            return Ok(());
+            return match interrupted {
+                false => Ok(()),
+                true => Err("interrupted: the ranks stopped after the step in flight and its checkpoint; continue with the same command and --resume".into()),
+            };
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The exit status of a `hearth` process stopped by Ctrl-C or SIGTERM after its checkpoint.
+const INTERRUPTED: i32 = 130;
+
+/// The launcher's own signals. Ctrl-C in a terminal reaches every process of the foreground group,
+/// so the ranks see it themselves and the launcher only keeps waiting for them; a SIGTERM sent to
+/// the launcher alone (`kill`, a scheduler) is forwarded once, so that the ranks stop as Ctrl-C
+/// stops them instead of being orphaned.
+#[cfg(unix)]
+mod signals {
+    use std::process::Child;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static TERMINATE: AtomicBool = AtomicBool::new(false);
+
+    extern "C" fn on_interrupt(_: libc::c_int) {}
+
+    extern "C" fn on_terminate(_: libc::c_int) {
+        TERMINATE.store(true, Ordering::SeqCst);
+    }
+
+    pub fn install() {
+        // SAFETY: the handlers only touch an atomic, which is async-signal-safe. A handler (unlike
+        // SIG_IGN) is reset to the default in the children at exec.
+        unsafe {
+            libc::signal(libc::SIGINT, on_interrupt as extern "C" fn(libc::c_int) as libc::sighandler_t);
+            libc::signal(libc::SIGTERM, on_terminate as extern "C" fn(libc::c_int) as libc::sighandler_t);
+        }
+    }
+
+    pub fn take_terminate() -> bool {
+        TERMINATE.swap(false, Ordering::SeqCst)
+    }
+
+    pub fn forward_terminate(children: &[(usize, Child)]) {
+        for (_, child) in children {
+            // SAFETY: plain kill(2) on a child this process started and has not reaped.
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        }
+    }
+}
+
+#[cfg(not(unix))]
+mod signals {
+    pub fn install() {}
+    pub fn take_terminate() -> bool {
+        false
+    }
+    pub fn forward_terminate(_: &[(usize, std::process::Child)]) {}
 }
 
 fn stop_all(children: &mut Vec<(usize, Child)>) {

@@ -197,8 +197,7 @@ pub fn run(mut args: Args) -> Result<(), Error> {
         model_config.set_dropout(p);
     }
     let objective = ObjectiveSpec::new(&config, &model_config, &data.tokenizer)?;
-    let local_rank = std::env::var("LOCAL_RANK").ok().and_then(|r| r.parse().ok()).unwrap_or(0);
-    let (backend, device) = crate::backend::choose_for_rank(&config.backend, local_rank)?;
+    let (backend, device) = crate::backend::choose_for_rank(&config.backend)?;
     config.backend = backend.to_string();
 
     if rank == 0 {
@@ -252,12 +251,12 @@ impl RunContext {
                     model,
                     model_config.clone(),
                     &state,
-                    checkpoint::read_optimizer(dir, rank, world)?,
+                    checkpoint::read_optimizer(dir, rank, world, config.zero_stage)?,
                     objective,
                     &device,
                 )
                 .map_err(|e| e.in_file(dir.display()))?;
-                t.state.config = config.clone();
+                t.set_config(config.clone());
                 t
             }
             None => Trainer::new(model, model_config.clone(), config.clone(), objective, &device),
@@ -424,6 +423,9 @@ impl RunContext {
             {
                 last_ckpt = Some(checkpoint::save(&out_dir, stats.step, &ckpt, &tokenizer_json, config.keep_last)?);
             }
+            if stop {
+                trainer.barrier()?; // the other ranks exit only once this checkpoint is on disk
+            }
             last = Some(stats);
             if stop && !is_last {
                 bar.abandon();
@@ -509,7 +511,10 @@ fn run_follower<M: LanguageModel>(
             trainer.checkpoint()?;
         }
         if stop {
-            std::process::exit(130);
+            trainer.barrier()?; // rank 0 has written the checkpoint
+            if stats.step < config.max_steps {
+                std::process::exit(130);
+            }
         }
     }
     Ok(())

@@ -152,6 +152,8 @@ fn two_processes_train_on_the_curve_of_one_and_zero_1_shards_the_optimizer() {
     // ZeRO-1 does the same arithmetic as replicated data parallelism, split by parameter.
     let gap = max_gap(&ddp, &zero);
     assert!(gap < 1e-6, "ZeRO-1 vs replicated: {gap}");
+    let gap = max_gap(&single, &zero);
+    assert!(gap < 1e-4, "ZeRO-1 on 2 ranks vs 1 process: {gap}");
     let ckpt = zero.join("step-00000004");
     let files = entries(&ckpt);
     assert!(files.contains(&"optimizer-rank00-of-02.bpk".to_string()), "{files:?}");
@@ -183,7 +185,56 @@ fn two_processes_train_on_the_curve_of_one_and_zero_1_shards_the_optimizer() {
     let out = hearth().args(tiny(&resumed, 16, &["--zero-stage", "1", "--resume"])).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("sharded over 2 ranks"), "{stderr}");
+    // And only with ZeRO-1 on: replicated ranks would each treat their half as the whole state.
+    let out = launch(2, &tiny(&resumed, 16, &["--resume"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("zero_stage = 1"), "{stderr}");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// SIGTERM to the launcher (a scheduler's stop, `kill`): every rank finishes the step in flight,
+/// rank 0 writes its checkpoint before any rank exits, and `--resume` lands on the curve of a run
+/// that was never stopped.
+#[cfg(unix)]
+#[test]
+fn a_stopped_launch_checkpoints_once_and_resumes_on_the_same_curve() {
+    let dir = scratch("stop");
+    let (whole, stopped) = (dir.join("whole"), dir.join("stopped"));
+    ok(launch(2, &tiny(&whole, 12, &["--zero-stage", "1", "--checkpoint-every", "100"])));
+    let args = tiny(&stopped, 12, &["--zero-stage", "1", "--checkpoint-every", "100"]);
+    let child = hearth()
+        .args(["launch", "--nproc-per-node", "2", "--master-port", &free_port(), "--"])
+        .args(&args)
+        .env("HEARTH_TEST_STEP_DELAY_MS", "300")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !stopped.join("metrics.jsonl").exists() || curve(&stopped).len() < 3 {
+        assert!(start.elapsed().as_secs() < 120, "the run did not reach step 3");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    send_sigterm(child.id());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("interrupted"), "{stderr}");
+    let written: Vec<String> = entries(&stopped).into_iter().filter(|n| n.starts_with("step-")).collect();
+    assert_eq!(written.len(), 1, "one checkpoint, at the step the ranks stopped: {written:?}");
+    let step: u64 = written[0]["step-".len()..].parse().unwrap();
+    assert!((3..12).contains(&step), "{written:?}");
+    let files = entries(&stopped.join(&written[0]));
+    assert!(files.contains(&"optimizer-rank01-of-02.bpk".to_string()), "{files:?}");
+    ok(launch(2, &[args, vec!["--resume".into()]].concat()));
+    let gap = max_gap(&whole, &stopped);
+    assert!(gap < 1e-6, "stopped at step {step} and resumed vs never stopped: {gap}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[cfg(unix)]
+fn send_sigterm(pid: u32) {
+    let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    assert!(status.success());
 }
 
 #[test]

@@ -30,6 +30,8 @@ pub trait Collective {
     fn gather_bytes(&mut self, bytes: &[u8]) -> Result<Option<Vec<Vec<u8>>>>;
     /// Rank 0's bytes on every rank.
     fn broadcast_bytes(&mut self, bytes: Vec<u8>) -> Result<Vec<u8>>;
+    /// Returns once every rank has called it.
+    fn barrier(&mut self) -> Result<()>;
 }
 
 /// Which rank owns (keeps optimizer state for and updates) each parameter under ZeRO stage 1:
@@ -72,6 +74,9 @@ impl Collective for tcp::TcpCollective {
     }
     fn broadcast_bytes(&mut self, bytes: Vec<u8>) -> Result<Vec<u8>> {
         tcp::TcpCollective::broadcast_bytes(self, bytes).map_err(Error::Distributed)
+    }
+    fn barrier(&mut self) -> Result<()> {
+        tcp::TcpCollective::barrier(self).map_err(Error::Distributed)
     }
 }
 

@@ -243,6 +243,19 @@ impl<M: LanguageModel> Trainer<M> {
                 without_state_for(self.optim.clone(), &self.state.config, &self.model, |id| !owned.contains(&id));
         }
         self.parallel = Some(Parallel { collective, owned: None });
+        // Every rank continues from rank 0's step, data cursor and random state (a rank that
+        // resumed from another checkpoint than rank 0 would train on other rows: refuse).
+        let state = serde_json::to_vec(&self.state).expect("state serialises");
+        let parallel = self.parallel.as_mut().expect("set above");
+        let shared: TrainState = serde_json::from_slice(&parallel.collective.broadcast_bytes(state)?)
+            .map_err(|e| Error::Distributed(format!("rank 0 sent no trainer state ({e})")))?;
+        if shared.step != self.state.step {
+            return Err(Error::Distributed(format!(
+                "rank {rank} is at step {} but rank 0 at step {}: every rank must resume from the same checkpoint (a shared out_dir, or the same folder copied to every machine)",
+                self.state.step, shared.step
+            )));
+        }
+        self.state = shared;
         let from_rank_0 = |_: ParamId| rank == 0;
         self.model = self.sync_params(&from_rank_0).await?;
         self.parallel.as_mut().expect("set above").owned = owned;
@@ -252,6 +265,37 @@ impl<M: LanguageModel> Trainer<M> {
     /// `(rank, world)`: `(0, 1)` without data parallelism.
     pub fn rank_and_world(&self) -> (usize, usize) {
         self.parallel.as_ref().map_or((0, 1), |p| (p.collective.rank(), p.collective.world()))
+    }
+
+    /// Waits for every rank (no-op without data parallelism).
+    pub fn barrier(&mut self) -> Result<()> {
+        match &mut self.parallel {
+            None => Ok(()),
+            Some(p) => p.collective.barrier(),
+        }
+    }
+
+    /// The run's configuration from now on (a resumed run's own settings over the checkpoint's):
+    /// the precision and its loss scaler follow it.
+    pub fn set_config(&mut self, config: TrainConfig) {
+        let (precision, notice) = config.precision.supported_on(&self.device);
+        self.notices.extend(notice);
+        if precision != self.precision {
+            self.notices.push(format!(
+                "precision: {} from here on (the checkpoint trained in {})",
+                precision.name(),
+                self.precision.name()
+            ));
+        }
+        self.precision = precision;
+        match (precision, &self.state.loss_scaler) {
+            (Precision::F16, None) => {
+                self.state.loss_scaler = Some(LossScaler::new(config.loss_scale, config.loss_scale_growth_interval))
+            }
+            (Precision::F16, Some(_)) => {}
+            _ => self.state.loss_scaler = None,
+        }
+        self.state.config = config;
     }
 
     /// Whether any rank says `flag` (every rank must call this at the same point); `flag` alone
@@ -318,9 +362,15 @@ impl<M: LanguageModel> Trainer<M> {
         let config = self.config().clone();
         let step = self.state.step;
         // Dropout draws from the backend's generator: seed it per step so that a resumed run
-        // draws what the uninterrupted one did.
-        self.device.seed(config.seed.wrapping_add(step.wrapping_mul(0x2545_F491_4F6C_DD1D)));
+        // draws what the uninterrupted one did, and per rank so that ranks draw different masks
+        // (rank 0 draws what a single process draws).
         let (rank, world) = self.rank_and_world();
+        self.device.seed(
+            config
+                .seed
+                .wrapping_add(step.wrapping_mul(0x2545_F491_4F6C_DD1D))
+                .wrapping_add((rank as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+        );
         let scale = self.state.loss_scaler.as_ref().map_or(1.0, |s| s.scale);
         let accum = config.accumulation();
         let mut accumulator = GradientsAccumulator::<M>::new();
@@ -521,14 +571,17 @@ impl<M: LanguageModel> Trainer<M> {
     /// rank calls it (under ZeRO stage 1 the optimizer shards travel to rank 0), and rank 0 gets it:
     /// a checkpoint is written once.
     pub fn checkpoint(&mut self) -> Result<Option<Checkpoint>> {
-        let optimizer = self.optim.into_bytes().map_err(|e| Error::Config(format!("optimizer state: {e:?}")))?.to_vec();
+        let optimizer = |optim: &ModuleOptimizer| -> Result<Vec<u8>> {
+            Ok(optim.into_bytes().map_err(|e| Error::Config(format!("optimizer state: {e:?}")))?.to_vec())
+        };
+        // Replicated state: rank 0's alone is written (the others serialise nothing).
         let optimizer_shards = match &mut self.parallel {
-            Some(p) if p.owned.is_some() => match p.collective.gather_bytes(&optimizer)? {
+            Some(p) if p.owned.is_some() => match p.collective.gather_bytes(&optimizer(&self.optim)?)? {
                 Some(shards) => shards,
                 None => return Ok(None),
             },
             Some(p) if p.collective.rank() != 0 => return Ok(None),
-            _ => vec![optimizer],
+            _ => vec![optimizer(&self.optim)?],
         };
         let model = self.model.clone().into_model();
         Ok(Some(Checkpoint {
