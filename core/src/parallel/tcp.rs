@@ -28,6 +28,8 @@ pub struct TcpCollective {
     ring: Option<(TcpStream, TcpStream)>,
     send_buf: Vec<u8>,
     recv_buf: Vec<u8>,
+    /// The collective timeout, if any (for the error message).
+    wait: Option<Duration>,
 }
 
 impl std::fmt::Debug for TcpCollective {
@@ -44,8 +46,15 @@ impl TcpCollective {
         if world == 0 || rank >= world {
             return Err(format!("invalid rank {rank} for world size {world}: RANK must be in 0..WORLD_SIZE"));
         }
-        let mut c =
-            TcpCollective { rank, world, star: Vec::new(), ring: None, send_buf: Vec::new(), recv_buf: Vec::new() };
+        let mut c = TcpCollective {
+            rank,
+            world,
+            star: Vec::new(),
+            ring: None,
+            send_buf: Vec::new(),
+            recv_buf: Vec::new(),
+            wait: None,
+        };
         if world == 1 {
             return Ok(c);
         }
@@ -192,12 +201,26 @@ impl TcpCollective {
     }
 
     /// torchrun-compatible environment: RANK, WORLD_SIZE, MASTER_ADDR (default 127.0.0.1), MASTER_PORT (default 29500),
-    /// HEARTH_DIST_TIMEOUT_S (default 120). Ok(None) when WORLD_SIZE is unset or "1".
+    /// HEARTH_DIST_TIMEOUT_S (default 120, for the rendezvous), HEARTH_COLLECTIVE_TIMEOUT_S (default 1800, see
+    /// [`TcpCollective::with_collective_timeout`]; 0: none). Ok(None) when WORLD_SIZE is unset or "1".
     pub fn from_env() -> Result<Option<Self>, String> {
-        match env_config(|k| std::env::var(k).ok())? {
-            None => Ok(None),
-            Some((master, rank, world, timeout)) => Self::connect(&master, rank, world, timeout).map(Some),
+        let Some((master, rank, world, timeout)) = env_config(|k| std::env::var(k).ok())? else { return Ok(None) };
+        let wait = collective_timeout(std::env::var("HEARTH_COLLECTIVE_TIMEOUT_S").ok())?;
+        Self::connect(&master, rank, world, timeout)?.with_collective_timeout(wait).map(Some)
+    }
+
+    /// How long one collective may wait for a peer before it fails (as NCCL's watchdog does, 30 min in
+    /// PyTorch): a peer process that dies closes its sockets and fails the others at once, but a machine
+    /// that loses power or network closes nothing, and without this the others would wait forever.
+    /// It must exceed the longest time rank 0 spends alone (evaluation, a checkpoint).
+    pub fn with_collective_timeout(mut self, wait: Option<Duration>) -> Result<Self, String> {
+        for s in self.star.iter().chain(self.ring.iter().flat_map(|(a, b)| [a, b])) {
+            s.set_read_timeout(wait)
+                .and_then(|_| s.set_write_timeout(wait))
+                .map_err(|e| format!("rank {} could not set the collective timeout ({e})", self.rank))?;
         }
+        self.wait = wait;
+        Ok(self)
     }
 
     pub fn rank(&self) -> usize {
@@ -311,10 +334,33 @@ impl TcpCollective {
         for s in self.star.iter().chain(self.ring.iter().flat_map(|(a, b)| [a, b])) {
             let _ = s.shutdown(Shutdown::Both);
         }
+        if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) {
+            let waited = self.wait.map_or(String::new(), |w| format!(" {:.0} s", w.as_secs_f64()));
+            return format!(
+                "rank {} waited{waited} for rank {peer} during {during}: that rank is stuck or its machine is gone; \
+                    if rank 0's evaluation or checkpoints take that long, raise HEARTH_COLLECTIVE_TIMEOUT_S",
+                self.rank
+            );
+        }
         format!(
             "rank {} lost its link to rank {peer} during {during} ({e}): a peer process died; see its output",
             self.rank
         )
+    }
+}
+
+/// HEARTH_COLLECTIVE_TIMEOUT_S: seconds (default 1800), or 0 for no timeout.
+fn collective_timeout(value: Option<String>) -> Result<Option<Duration>, String> {
+    let secs: f64 = match value {
+        None => 1800.0,
+        Some(v) => v.trim().parse().map_err(|_| {
+            format!("HEARTH_COLLECTIVE_TIMEOUT_S={v:?} is not a number of seconds: fix or unset it (0: no timeout)")
+        })?,
+    };
+    match secs {
+        s if s == 0.0 => Ok(None),
+        s if s > 0.0 && s.is_finite() => Ok(Some(Duration::from_secs_f64(s))),
+        s => Err(format!("HEARTH_COLLECTIVE_TIMEOUT_S={s} must be a positive number of seconds, or 0 for none")),
     }
 }
 
@@ -562,6 +608,28 @@ mod tests {
                 "ranks disagree on the gradient length (rank 0: 10, rank 1: 12): every rank must build the same model"
             );
         }
+    }
+
+    #[test]
+    fn a_stuck_peer_times_out_with_the_fix_named() {
+        // Rank 1 stays connected but never joins the all-reduce (a hung process, a machine gone
+        // without closing its sockets): rank 0 gives up after its collective timeout.
+        let out = spawn(&world(2), |r, c| {
+            let mut c = c.unwrap().with_collective_timeout(Some(Duration::from_millis(300))).unwrap();
+            if r == 1 {
+                std::thread::sleep(Duration::from_millis(1500));
+                return None;
+            }
+            let start = Instant::now();
+            let err = c.all_reduce_sum(&mut [1.0; 8]).unwrap_err();
+            Some((err, start.elapsed()))
+        });
+        let (err, waited) = out[0].clone().unwrap();
+        assert!(err.contains("waited 0 s for rank 1") && err.contains("HEARTH_COLLECTIVE_TIMEOUT_S"), "{err}");
+        assert!(waited < Duration::from_millis(1400), "gave up after {waited:?}");
+        assert_eq!(collective_timeout(None).unwrap(), Some(Duration::from_secs(1800)));
+        assert_eq!(collective_timeout(Some("0".into())).unwrap(), None);
+        assert!(collective_timeout(Some("-1".into())).unwrap_err().contains("HEARTH_COLLECTIVE_TIMEOUT_S"));
     }
 
     #[test]
