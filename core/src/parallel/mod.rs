@@ -26,6 +26,8 @@ pub trait Collective {
     fn world(&self) -> usize;
     /// In-place sum over ranks; every rank ends with the same bits.
     fn all_reduce_sum(&mut self, data: &mut [f32]) -> Result<()>;
+    /// Every rank's segment of `data` on every rank: rank r fills `data[bounds[r]..bounds[r + 1]]`.
+    fn all_gather(&mut self, data: &mut [f32], bounds: &[usize]) -> Result<()>;
     /// Every rank's bytes on rank 0 (in rank order); `None` on the others.
     fn gather_bytes(&mut self, bytes: &[u8]) -> Result<Option<Vec<Vec<u8>>>>;
     /// Rank 0's bytes on every rank.
@@ -68,6 +70,9 @@ impl Collective for tcp::TcpCollective {
     }
     fn all_reduce_sum(&mut self, data: &mut [f32]) -> Result<()> {
         tcp::TcpCollective::all_reduce_sum(self, data).map_err(Error::Distributed)
+    }
+    fn all_gather(&mut self, data: &mut [f32], bounds: &[usize]) -> Result<()> {
+        tcp::TcpCollective::all_gather(self, data, bounds).map_err(Error::Distributed)
     }
     fn gather_bytes(&mut self, bytes: &[u8]) -> Result<Option<Vec<Vec<u8>>>> {
         tcp::TcpCollective::gather_bytes(self, bytes).map_err(Error::Distributed)

@@ -7,7 +7,8 @@
 //! - A star around rank 0 (the "master"), used for the rendezvous, `gather_bytes`, `broadcast_bytes`, `barrier` and
 //!   the length check that precedes every all-reduce.
 //! - A ring (rank r sends to r+1 and receives from r-1), used by the bandwidth-optimal ring all-reduce: a
-//!   reduce-scatter followed by an all-gather, each moving (W-1)/W of the vector, so 2(W-1)/W·N floats per rank.
+//!   reduce-scatter followed by an all-gather, each moving (W-1)/W of the vector, so 2(W-1)/W·N floats per rank;
+//!   and by `all_gather` alone (ZeRO's parameter gather).
 //!
 //! Every element is summed in a fixed ring order and then copied, so results are deterministic from run to run and
 //! bit-identical on all ranks. On a broken link the collective shuts all its sockets down so that neighbours blocked
@@ -251,6 +252,33 @@ impl TcpCollective {
         // All-gather: pass the finished chunks around the ring.
         for step in 0..w - 1 {
             let (send, recv) = (chunk((r + 1 + w - step) % w), chunk((r + w - step) % w));
+            self.exchange(&data[send], recv.len())?;
+            for (x, b) in data[recv].iter_mut().zip(self.recv_buf.chunks_exact(4)) {
+                *x = f32::from_le_bytes(b.try_into().unwrap());
+            }
+        }
+        Ok(())
+    }
+
+    /// Every rank's segment on every rank: `bounds` (world + 1 offsets, the same on every rank) splits `data`; rank r
+    /// fills `data[bounds[r]..bounds[r + 1]]` and receives the others' (a ring: W-1 steps, each rank sending one segment
+    /// and receiving one, so (W-1)/W·N floats per rank, half an all-reduce's traffic).
+    pub fn all_gather(&mut self, data: &mut [f32], bounds: &[usize]) -> Result<(), String> {
+        let (w, r) = (self.world, self.rank);
+        if bounds.len() != w + 1 || bounds[0] != 0 || bounds[w] != data.len() || bounds.windows(2).any(|b| b[0] > b[1])
+        {
+            return Err(format!(
+                "all-gather: segment bounds {bounds:?} do not split {} values over {w} ranks",
+                data.len()
+            ));
+        }
+        if w == 1 {
+            return Ok(());
+        }
+        self.check_same_len(data.len())?;
+        let segment = |i: usize| bounds[i]..bounds[i + 1];
+        for step in 0..w - 1 {
+            let (send, recv) = (segment((r + w - step) % w), segment((r + 2 * w - step - 1) % w));
             self.exchange(&data[send], recv.len())?;
             for (x, b) in data[recv].iter_mut().zip(self.recv_buf.chunks_exact(4)) {
                 *x = f32::from_le_bytes(b.try_into().unwrap());
@@ -608,6 +636,33 @@ mod tests {
                 "ranks disagree on the gradient length (rank 0: 10, rank 1: 12): every rank must build the same model"
             );
         }
+    }
+
+    #[test]
+    fn all_gather_of_uneven_segments() {
+        for w in [2, 3, 4] {
+            // Segments of different sizes, one of them empty.
+            let sizes: Vec<usize> = (0..w).map(|r| [5, 0, 3, 1001][r]).collect();
+            let bounds: Vec<usize> = std::iter::once(0)
+                .chain(sizes.iter().scan(0, |a, s| {
+                    *a += s;
+                    Some(*a)
+                }))
+                .collect();
+            let n = bounds[w];
+            let expected: Vec<f32> = (0..n).map(|i| i as f32 * 0.5 - 7.0).collect();
+            let results = spawn(&world(w), |r, c| {
+                let mut data = vec![f32::NAN; n];
+                data[bounds[r]..bounds[r + 1]].copy_from_slice(&expected[bounds[r]..bounds[r + 1]]);
+                c.unwrap().all_gather(&mut data, &bounds).unwrap();
+                data
+            });
+            for data in results {
+                assert_eq!(data, expected, "w={w}");
+            }
+        }
+        let err = spawn(&world(1), |_, c| c.unwrap().all_gather(&mut [0.0; 3], &[0, 2]).unwrap_err());
+        assert!(err[0].contains("do not split 3 values"), "{}", err[0]);
     }
 
     #[test]

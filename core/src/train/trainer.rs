@@ -1,7 +1,7 @@
 //! The training loop, one optimizer step at a time, so that the CLI runs it in a plain loop and the
 //! browser a few steps per animation frame.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::{GradientsAccumulator, GradientsParams, ModuleOptimizer};
@@ -168,8 +168,8 @@ pub struct StepStats {
 /// This process's place among data-parallel ranks.
 struct Parallel {
     collective: Box<dyn Collective>,
-    /// ZeRO stage 1: the parameters this rank keeps optimizer state for and updates.
-    owned: Option<HashSet<ParamId>>,
+    /// ZeRO stage 1: which rank keeps optimizer state for, and updates, each parameter.
+    owner: Option<HashMap<ParamId, usize>>,
 }
 
 pub struct Trainer<M: LanguageModel> {
@@ -235,14 +235,14 @@ impl<M: LanguageModel> Trainer<M> {
             )));
         }
         let rank = collective.rank();
-        let owned: Option<HashSet<ParamId>> = (self.config().zero_stage == 1)
-            .then(|| partition(&self.model, world).into_iter().filter(|&(_, r)| r == rank).map(|(id, _)| id).collect());
-        if let Some(owned) = &owned {
+        let owner: Option<HashMap<ParamId, usize>> =
+            (self.config().zero_stage == 1).then(|| partition(&self.model, world).into_iter().collect());
+        if let Some(owner) = &owner {
             // State resumed from an unsharded checkpoint: keep only this rank's share.
             self.optim =
-                without_state_for(self.optim.clone(), &self.state.config, &self.model, |id| !owned.contains(&id));
+                without_state_for(self.optim.clone(), &self.state.config, &self.model, |id| owner[&id] != rank);
         }
-        self.parallel = Some(Parallel { collective, owned: None });
+        self.parallel = Some(Parallel { collective, owner: None });
         // Every rank continues from rank 0's step, data cursor and random state (a rank that
         // resumed from another checkpoint than rank 0 would train on other rows: refuse).
         let state = serde_json::to_vec(&self.state).expect("state serialises");
@@ -256,9 +256,8 @@ impl<M: LanguageModel> Trainer<M> {
             )));
         }
         self.state = shared;
-        let from_rank_0 = |_: ParamId| rank == 0;
-        self.model = self.sync_params(&from_rank_0).await?;
-        self.parallel.as_mut().expect("set above").owned = owned;
+        self.model = self.sync_params(&|_| 0).await?;
+        self.parallel.as_mut().expect("set above").owner = owner;
         Ok(self)
     }
 
@@ -434,13 +433,13 @@ impl<M: LanguageModel> Trainer<M> {
             if config.grad_clip > 0.0 && grad_norm > config.grad_clip {
                 scale_grads(&self.model, &mut grads, config.grad_clip / (grad_norm + 1e-6));
             }
-            let owned = self.parallel.as_ref().and_then(|p| p.owned.clone());
-            if let Some(owned) = &owned {
-                keep_grads(&self.model, &mut grads, |id| owned.contains(&id));
+            let owner = self.parallel.as_ref().and_then(|p| p.owner.clone());
+            if let Some(owner) = &owner {
+                keep_grads(&self.model, &mut grads, |id| owner[&id] == rank);
             }
             self.model = self.optim.step(lr, self.model.clone(), grads);
-            if let Some(owned) = &owned {
-                self.model = self.sync_params(&|id| owned.contains(&id)).await?;
+            if let Some(owner) = &owner {
+                self.model = self.sync_params(&|id| owner[&id]).await?;
             }
         }
         self.state.step += 1;
@@ -487,46 +486,68 @@ impl<M: LanguageModel> Trainer<M> {
         Ok(mean_loss)
     }
 
-    /// The model with every parameter set, on every rank, to the value of the rank that `owns` it
-    /// (one all-reduce: the owner contributes the value, the others zeros).
-    async fn sync_params(&mut self, owns: &dyn Fn(ParamId) -> bool) -> Result<M> {
-        struct Flatten<'a> {
-            owns: &'a dyn Fn(ParamId) -> bool,
-            parts: Vec<Tensor<1>>,
-        }
-        impl ModuleVisitor for Flatten<'_> {
+    /// The model with every parameter set, on every rank, to the value on the rank that owns it
+    /// (`owner_of`): each rank reads its own parameters back and one all-gather hands everyone the
+    /// rest, the flat vector laid out by owner (then module order) so that each rank's share is one
+    /// segment.
+    async fn sync_params(&mut self, owner_of: &dyn Fn(ParamId) -> usize) -> Result<M> {
+        struct Sizes(Vec<(ParamId, usize)>);
+        impl ModuleVisitor for Sizes {
             fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-                let value = param.val().inner().reshape([-1]);
-                self.parts.push(if (self.owns)(param.id) { value } else { value.zeros_like() });
+                self.0.push((param.id, param.val().shape().num_elements()));
             }
         }
-        let mut flat = Flatten { owns, parts: Vec::new() };
-        self.model.visit(&mut flat);
-        if flat.parts.is_empty() {
-            return Ok(self.model.clone());
+        let mut sizes = Sizes(Vec::new());
+        self.model.visit(&mut sizes);
+        let (rank, world) = self.rank_and_world();
+        let mut bounds = vec![0usize; world + 1];
+        let mut offsets = HashMap::new();
+        for r in 0..world {
+            bounds[r + 1] = bounds[r];
+            for &(id, n) in sizes.0.iter().filter(|(id, _)| owner_of(*id) == r) {
+                offsets.insert(id, bounds[r + 1]);
+                bounds[r + 1] += n;
+            }
         }
-        let mut values = readback::f32s(Tensor::cat(flat.parts, 0)).await?;
+        struct Mine<'a> {
+            rank: usize,
+            owner_of: &'a dyn Fn(ParamId) -> usize,
+            parts: Vec<Tensor<1>>,
+        }
+        impl ModuleVisitor for Mine<'_> {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                if (self.owner_of)(param.id) == self.rank {
+                    self.parts.push(param.val().inner().reshape([-1]));
+                }
+            }
+        }
+        let mut mine = Mine { rank, owner_of, parts: Vec::new() };
+        self.model.visit(&mut mine);
+        let mut values = vec![0f32; bounds[world]];
+        if !mine.parts.is_empty() {
+            let own = readback::f32s(Tensor::cat(mine.parts, 0)).await?;
+            values[bounds[rank]..bounds[rank + 1]].copy_from_slice(&own);
+        }
         let parallel = self.parallel.as_mut().expect("called with data parallelism");
-        parallel.collective.all_reduce_sum(&mut values)?;
+        parallel.collective.all_gather(&mut values, &bounds)?;
         struct Write {
             values: Vec<f32>,
-            offset: usize,
+            offsets: HashMap<ParamId, usize>,
         }
         impl ModuleMapper for Write {
             fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-                let (offset, values) = (&mut self.offset, &self.values);
+                let at = self.offsets[&param.id];
+                let values = &self.values;
                 param
                     .map(|t| {
                         let shape = t.dims();
                         let n: usize = shape.iter().product();
-                        let data = TensorData::new(values[*offset..*offset + n].to_vec(), shape);
-                        *offset += n;
-                        Tensor::from_data(data, &t.device())
+                        Tensor::from_data(TensorData::new(values[at..at + n].to_vec(), shape), &t.device())
                     })
                     .set_require_grad(true)
             }
         }
-        Ok(self.model.clone().map(&mut Write { values, offset: 0 }))
+        Ok(self.model.clone().map(&mut Write { values, offsets }))
     }
 
     /// Mean loss per target over the first `eval_batches` batches of `val`, in file order, with
@@ -576,7 +597,7 @@ impl<M: LanguageModel> Trainer<M> {
         };
         // Replicated state: rank 0's alone is written (the others serialise nothing).
         let optimizer_shards = match &mut self.parallel {
-            Some(p) if p.owned.is_some() => match p.collective.gather_bytes(&optimizer(&self.optim)?)? {
+            Some(p) if p.owner.is_some() => match p.collective.gather_bytes(&optimizer(&self.optim)?)? {
                 Some(shards) => shards,
                 None => return Ok(None),
             },
