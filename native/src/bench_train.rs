@@ -88,6 +88,11 @@ fn parse<T: std::str::FromStr>(name: &str, value: Option<String>, into: &mut T) 
     Ok(())
 }
 
+/// Where rank `rank` of a data-parallel bench writes the report asked for at `path`.
+pub fn rank_json(path: &std::path::Path, rank: usize) -> PathBuf {
+    PathBuf::from(format!("{}.rank{rank}", path.display()))
+}
+
 /// The peak resident set of this process (`VmHWM`), bytes.
 fn peak_rss() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -315,7 +320,7 @@ pub fn run(mut args: TrainArgs) -> Result<(), Error> {
         json["zero_stage"] = config.zero_stage.into();
         json["optimizer_state_bytes"] = trainer.optimizer_state_bytes().into();
         // Every rank reports: rank r of several writes `<path>.rank<r>`.
-        let path = if world > 1 { PathBuf::from(format!("{}.rank{rank}", path.display())) } else { path.clone() };
+        let path = if world > 1 { rank_json(path, rank) } else { path.clone() };
         let path = &path;
         std::fs::write(path, serde_json::to_string_pretty(&json).expect("json"))
             .map_err(|e| Error::Input(format!("cannot write it ({e})")).in_file(path.display()))?;

@@ -328,16 +328,7 @@ impl RunContext {
         let mut last = None;
         let mut last_val = None;
         let mut last_ckpt: Option<PathBuf> = resume_from.as_ref().map(|(_, d)| d.clone());
-        // Ctrl-C (or SIGTERM): finish the step, write a checkpoint, stop; a second one stops at once.
-        let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        {
-            let flag = interrupted.clone();
-            let _ = ctrlc::set_handler(move || {
-                if flag.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                    std::process::exit(130);
-                }
-            });
-        }
+        let interrupted = interrupt_flag();
         let step_delay = std::env::var("HEARTH_TEST_STEP_DELAY_MS")
             .ok()
             .and_then(|s| s.parse().ok())
@@ -488,6 +479,19 @@ impl RunContext {
     }
 }
 
+/// Ctrl-C (or SIGTERM) sets the flag: the run finishes the step, writes a checkpoint and stops; a
+/// second one stops at once.
+fn interrupt_flag() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = interrupted.clone();
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    });
+    interrupted
+}
+
 fn checkpoint_due(config: &TrainConfig, step: u64, stop: bool) -> bool {
     (config.checkpoint_every > 0 && step % config.checkpoint_every == 0) || step == config.max_steps || stop
 }
@@ -499,11 +503,7 @@ fn run_follower<M: LanguageModel>(
     config: &TrainConfig,
     train: &dyn TokenSource,
 ) -> Result<(), Error> {
-    let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    {
-        let flag = interrupted.clone();
-        let _ = ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst));
-    }
+    let interrupted = interrupt_flag();
     while trainer.state.step < config.max_steps {
         let stats = trainer.step(train)?;
         let stop = trainer.any_rank(interrupted.load(std::sync::atomic::Ordering::SeqCst))?;

@@ -36,10 +36,8 @@ pub trait Collective {
     fn barrier(&mut self) -> Result<()>;
 }
 
-/// Which rank owns (keeps optimizer state for and updates) each parameter under ZeRO stage 1:
-/// whole tensors, largest first, each to the rank holding the fewest elements so far (ties to the
-/// lower rank), the same on every rank.
-pub fn partition<M: Module>(model: &M, world: usize) -> Vec<(ParamId, usize)> {
+/// Every parameter's id and number of elements, in module order.
+pub fn param_sizes<M: Module>(model: &M) -> Vec<(ParamId, usize)> {
     struct Sizes(Vec<(ParamId, usize)>);
     impl ModuleVisitor for Sizes {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
@@ -48,16 +46,24 @@ pub fn partition<M: Module>(model: &M, world: usize) -> Vec<(ParamId, usize)> {
     }
     let mut sizes = Sizes(Vec::new());
     model.visit(&mut sizes);
-    let mut order: Vec<usize> = (0..sizes.0.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(sizes.0[i].1)); // stable: ties keep module order
+    sizes.0
+}
+
+/// Which rank owns (keeps optimizer state for and updates) each parameter under ZeRO stage 1:
+/// whole tensors, largest first, each to the rank holding the fewest elements so far (ties to the
+/// lower rank), the same on every rank.
+pub fn partition<M: Module>(model: &M, world: usize) -> Vec<(ParamId, usize)> {
+    let sizes = param_sizes(model);
+    let mut order: Vec<usize> = (0..sizes.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(sizes[i].1)); // stable: ties keep module order
     let mut load = vec![0usize; world.max(1)];
-    let mut owner = vec![0usize; sizes.0.len()];
+    let mut owner = vec![0usize; sizes.len()];
     for i in order {
         let rank = (0..load.len()).min_by_key(|&r| (load[r], r)).expect("world ≥ 1");
-        load[rank] += sizes.0[i].1;
+        load[rank] += sizes[i].1;
         owner[i] = rank;
     }
-    sizes.0.iter().zip(owner).map(|(&(id, _), rank)| (id, rank)).collect()
+    sizes.iter().zip(owner).map(|(&(id, _), rank)| (id, rank)).collect()
 }
 
 #[cfg(not(target_family = "wasm"))]
@@ -99,19 +105,12 @@ mod tests {
         let sizes = |world: usize| {
             let mut load = vec![0usize; world];
             let parts = partition(&model, world);
-            struct Count(std::collections::HashMap<ParamId, usize>);
-            impl ModuleVisitor for Count {
-                fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-                    self.0.insert(p.id, p.val().shape().num_elements());
-                }
-            }
-            let mut count = Count(Default::default());
-            model.visit(&mut count);
-            assert_eq!(parts.len(), count.0.len(), "every parameter has one owner");
+            let count: std::collections::HashMap<ParamId, usize> = param_sizes(&model).into_iter().collect();
+            assert_eq!(parts.len(), count.len(), "every parameter has one owner");
             for (id, rank) in &parts {
-                load[*rank] += count.0[id];
+                load[*rank] += count[id];
             }
-            let biggest = count.0.values().copied().max().unwrap();
+            let biggest = count.values().copied().max().unwrap();
             (parts, load, biggest)
         };
         let (a, _, _) = sizes(2);

@@ -85,6 +85,13 @@ impl LossScaler {
         Self { scale: initial, clean_steps: 0, growth_interval: growth_interval.max(1), skipped: 0 }
     }
 
+    /// The scaler a run in `precision` needs: f16 keeps `current` (a resumed run's) or starts one
+    /// from `config`; f32 and bf16 have none.
+    pub fn for_run(precision: Precision, config: &super::TrainConfig, current: Option<Self>) -> Option<Self> {
+        (precision == Precision::F16)
+            .then(|| current.unwrap_or_else(|| Self::new(config.loss_scale, config.loss_scale_growth_interval)))
+    }
+
     /// After a step: `finite` says whether every gradient was. Returns whether to apply the step.
     pub fn update(&mut self, finite: bool) -> bool {
         if finite {

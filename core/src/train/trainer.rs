@@ -18,7 +18,7 @@ use crate::hf::params::{trainable, with_stable_ids};
 use crate::models::{LanguageModel, ModelConfig};
 use crate::objectives::span::encoder_decoder_batch;
 use crate::objectives::{Batch, MaskingConfig, Rng, SpanCorruption, causal_batch, mask_tokens};
-use crate::parallel::{Collective, partition};
+use crate::parallel::{Collective, param_sizes, partition};
 use crate::readback::{self, block_on};
 use crate::tokenizer::Tokenizer;
 
@@ -200,8 +200,7 @@ impl<M: LanguageModel> Trainer<M> {
         let optim = adamw(&config, &model);
         let windows = Windows::new(objective.window(config.block_size), config.seed);
         let (precision, notice) = config.precision.supported_on(&device);
-        let loss_scaler = (precision == Precision::F16)
-            .then(|| LossScaler::new(config.loss_scale, config.loss_scale_growth_interval));
+        let loss_scaler = LossScaler::for_run(precision, &config, None);
         let state = TrainState {
             step: 0,
             tokens: 0,
@@ -277,23 +276,20 @@ impl<M: LanguageModel> Trainer<M> {
     /// The run's configuration from now on (a resumed run's own settings over the checkpoint's):
     /// the precision and its loss scaler follow it.
     pub fn set_config(&mut self, config: TrainConfig) {
-        let (precision, notice) = config.precision.supported_on(&self.device);
-        self.notices.extend(notice);
-        if precision != self.precision {
-            self.notices.push(format!(
-                "precision: {} from here on (the checkpoint trained in {})",
-                precision.name(),
-                self.precision.name()
-            ));
-        }
-        self.precision = precision;
-        match (precision, &self.state.loss_scaler) {
-            (Precision::F16, None) => {
-                self.state.loss_scaler = Some(LossScaler::new(config.loss_scale, config.loss_scale_growth_interval))
+        // The same request was resolved (and any fallback noted) when the trainer was built.
+        if config.precision != self.state.config.precision {
+            let (precision, notice) = config.precision.supported_on(&self.device);
+            self.notices.extend(notice);
+            if precision != self.precision {
+                self.notices.push(format!(
+                    "precision: {} from here on (the checkpoint trained in {})",
+                    precision.name(),
+                    self.precision.name()
+                ));
             }
-            (Precision::F16, Some(_)) => {}
-            _ => self.state.loss_scaler = None,
+            self.precision = precision;
         }
+        self.state.loss_scaler = LossScaler::for_run(self.precision, &config, self.state.loss_scaler.take());
         self.state.config = config;
     }
 
@@ -322,9 +318,7 @@ impl<M: LanguageModel> Trainer<M> {
         let mut state: TrainState = serde_json::from_str(checkpoint_state)
             .map_err(|e| Error::Config(format!("trainer_state.json: not a Hearth trainer state ({e})")))?;
         let mut trainer = Self::new(model, model_config, state.config.clone(), objective, device);
-        if state.loss_scaler.is_none() {
-            state.loss_scaler = trainer.state.loss_scaler.take();
-        }
+        state.loss_scaler = LossScaler::for_run(trainer.precision, &state.config, state.loss_scaler.take());
         trainer.optim = trainer
             .optim
             .clone()
@@ -491,20 +485,13 @@ impl<M: LanguageModel> Trainer<M> {
     /// rest, the flat vector laid out by owner (then module order) so that each rank's share is one
     /// segment.
     async fn sync_params(&mut self, owner_of: &dyn Fn(ParamId) -> usize) -> Result<M> {
-        struct Sizes(Vec<(ParamId, usize)>);
-        impl ModuleVisitor for Sizes {
-            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-                self.0.push((param.id, param.val().shape().num_elements()));
-            }
-        }
-        let mut sizes = Sizes(Vec::new());
-        self.model.visit(&mut sizes);
+        let sizes = param_sizes(&self.model);
         let (rank, world) = self.rank_and_world();
         let mut bounds = vec![0usize; world + 1];
         let mut offsets = HashMap::new();
         for r in 0..world {
             bounds[r + 1] = bounds[r];
-            for &(id, n) in sizes.0.iter().filter(|(id, _)| owner_of(*id) == r) {
+            for &(id, n) in sizes.iter().filter(|(id, _)| owner_of(*id) == r) {
                 offsets.insert(id, bounds[r + 1]);
                 bounds[r + 1] += n;
             }
@@ -621,18 +608,18 @@ impl<M: LanguageModel> Trainer<M> {
 
 /// Drops every gradient whose parameter `keep` refuses (ZeRO stage 1: another rank updates it).
 fn keep_grads<M: Module>(model: &M, grads: &mut GradientsParams, keep: impl Fn(ParamId) -> bool) {
-    struct Drop<'a, F> {
+    struct Keep<'a, F> {
         grads: &'a mut GradientsParams,
         keep: F,
     }
-    impl<F: Fn(ParamId) -> bool> ModuleVisitor for Drop<'_, F> {
+    impl<F: Fn(ParamId) -> bool> ModuleVisitor for Keep<'_, F> {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
             if !(self.keep)(param.id) {
                 self.grads.remove::<D>(param.id);
             }
         }
     }
-    model.visit(&mut Drop { grads, keep });
+    model.visit(&mut Keep { grads, keep });
 }
 
 /// `values` as the gradient of parameter `id`, replacing what was there.
