@@ -19,6 +19,10 @@ pub enum Error {
     /// Data-parallel training: a peer, the rendezvous or the ranks' agreement failed.
     #[error("distributed: {0}")]
     Distributed(String),
+    /// A request declined as it stands (it would overwrite a run, or not fit the machine), with the
+    /// ways on.
+    #[error("{0}")]
+    Refused(String),
     /// Any of the above, with the file it came from.
     #[error("{path}: {source}")]
     InFile { path: String, source: Box<Error> },

@@ -32,6 +32,23 @@ impl Default for Sampling {
 impl Sampling {
     pub const GREEDY: Sampling = Sampling { temperature: 0.0, top_k: 0, top_p: 1.0 };
 
+    /// Settings from a user (the CLI's flags, the page's fields), refused outside their ranges:
+    /// `temperature ≥ 0` (0 = greedy), `top_k ≥ 0` (0 = all), `0 < top_p ≤ 1` (1 = all).
+    pub fn new(temperature: f64, top_k: i64, top_p: f64) -> Result<Self> {
+        if !(temperature >= 0.0 && temperature.is_finite()) {
+            return Err(Error::Input(format!(
+                "temperature {temperature} is out of range; it must be ≥ 0 (0 = greedy)"
+            )));
+        }
+        if top_k < 0 {
+            return Err(Error::Input(format!("top_k {top_k} is out of range; it must be ≥ 0 (0 = no limit)")));
+        }
+        if !(top_p > 0.0 && top_p <= 1.0) {
+            return Err(Error::Input(format!("top_p {top_p} is out of range; it must lie in (0, 1] (1 = no limit)")));
+        }
+        Ok(Self { temperature, top_k: top_k as usize, top_p })
+    }
+
     /// A token drawn from `logits` under these settings.
     pub fn pick(&self, logits: &[f32], rng: &mut Rng) -> u32 {
         if self.temperature <= 0.0 {
@@ -70,6 +87,14 @@ impl Sampling {
         let total: f64 = probs.iter().map(|p| p.1).sum();
         probs.iter().map(|&(id, p)| (id, p / total)).collect()
     }
+}
+
+/// A number of tokens to generate from a user, refused below 1.
+pub fn max_new_tokens(n: i64) -> Result<usize> {
+    if n < 1 {
+        return Err(Error::Input(format!("max_new_tokens {n} is out of range; it must be ≥ 1")));
+    }
+    Ok(n as usize)
 }
 
 fn argmax(v: &[f32]) -> u32 {
@@ -211,5 +236,26 @@ mod tests {
         let probs = top_k(&logits, 3);
         assert_eq!(probs.iter().map(|p| p.0).collect::<Vec<_>>(), vec![4, 0, 1]);
         assert!(probs.iter().map(|p| p.1).sum::<f64>() <= 1.0);
+    }
+
+    #[test]
+    fn sampling_settings_out_of_range_are_refused_with_the_range() {
+        assert_eq!(Sampling::new(0.8, 40, 0.95).unwrap(), Sampling { temperature: 0.8, top_k: 40, top_p: 0.95 });
+        assert_eq!(Sampling::new(0.0, 0, 1.0).unwrap(), Sampling::GREEDY);
+        for (t, k, p, names) in [
+            (-0.1, 0, 1.0, "temperature -0.1 is out of range; it must be ≥ 0"),
+            (f64::NAN, 0, 1.0, "temperature NaN is out of range"),
+            (f64::INFINITY, 0, 1.0, "temperature inf is out of range"),
+            (1.0, -1, 1.0, "top_k -1 is out of range; it must be ≥ 0"),
+            (1.0, 0, 2.0, "top_p 2 is out of range; it must lie in (0, 1]"),
+            (1.0, 0, 0.0, "top_p 0 is out of range"),
+            (1.0, 0, f64::NAN, "top_p NaN is out of range"),
+        ] {
+            let err = Sampling::new(t, k, p).unwrap_err().to_string();
+            assert!(err.contains(names), "{err}");
+        }
+        assert_eq!(max_new_tokens(1).unwrap(), 1);
+        let err = max_new_tokens(0).unwrap_err().to_string();
+        assert!(err.contains("max_new_tokens 0 is out of range; it must be ≥ 1"), "{err}");
     }
 }

@@ -81,7 +81,8 @@ pub fn compare(name: &str, ours: &TensorData, reference: &TensorData, tolerance:
 }
 
 /// Loads the model from `config_json` + `model_safetensors`, runs it on the inputs in
-/// `io_safetensors` on `device` (with autodiff), and compares every reference output found there.
+/// `io_safetensors` on `device` (with autodiff, dropout off as in transformers' `model.eval()`),
+/// and compares every reference output found there.
 pub fn check(
     config_json: &[u8],
     model_safetensors: &[u8],
@@ -101,7 +102,10 @@ pub fn check_with(
     tolerance: f64,
     fused_attention: bool,
 ) -> Result<ParityReport> {
-    let config = ModelConfig::from_json(config_json).map_err(|e| e.in_file("config.json"))?;
+    let mut config = ModelConfig::from_json(config_json).map_err(|e| e.in_file("config.json"))?;
+    // References are computed as transformers evaluates (`model.eval()`): dropout off, whatever
+    // probabilities the config keeps for training.
+    config.set_dropout(0.0);
     let device = device.clone().autodiff();
     let mut model = Model::from_hf(&config, model_safetensors, &device).map_err(|e| e.in_file("model.safetensors"))?;
     model.set_fused_attention(fused_attention);

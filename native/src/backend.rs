@@ -2,6 +2,7 @@
 
 use burn::tensor::wgpu::wgpu;
 use burn::tensor::{Device, DeviceKind};
+use hearth_core::fit::DeviceLimits;
 use hearth_core::{Backend, Error};
 
 /// `auto`: wgpu, unless every adapter wgpu finds is a software renderer (lavapipe/llvmpipe,
@@ -65,4 +66,22 @@ pub fn adapter_name() -> Option<String> {
     let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
     let infos: Vec<wgpu::AdapterInfo> = adapters.iter().map(|a| a.get_info()).collect();
     infos.iter().find(|i| i.device_type != wgpu::DeviceType::Cpu).or(infos.first()).map(|i| i.name.clone())
+}
+
+/// What `device` can hold (see `hearth_core::fit`): on wgpu the opened device's largest binding,
+/// on flex the machine's RAM (sysinfo: the same call on Linux, macOS and Windows).
+pub fn limits(backend: Backend, device: &Device) -> DeviceLimits {
+    let name = match backend {
+        Backend::Wgpu => format!("wgpu ({})", adapter_name().unwrap_or_else(|| "default adapter".into())),
+        Backend::Flex => "flex (CPU)".to_string(),
+    };
+    let ram = match backend {
+        Backend::Flex => {
+            let mut system = sysinfo::System::new();
+            system.refresh_memory();
+            Some(system.total_memory()).filter(|&m| m > 0)
+        }
+        Backend::Wgpu => None,
+    };
+    DeviceLimits::of(device, name, ram)
 }

@@ -1,8 +1,12 @@
 //! Checkpoints on disk: each is a folder `step-NNNNNNNN/` holding an HF model folder
 //! (`config.json`, `model.safetensors`, `tokenizer.json`) plus `optimizer.bpk` (one file per rank
-//! under ZeRO stage 1) and `trainer_state.json`. A folder is written under a temporary name and renamed when complete, so
-//! a run killed mid-write leaves the previous checkpoint as the latest; the oldest beyond
-//! `keep_last` are removed after a new one lands.
+//! under ZeRO stage 1), `trainer_state.json` and `checksums.json` (each file's size and CRC-32). A
+//! folder is written under a temporary name and renamed when complete, so a run killed mid-write
+//! leaves the previous checkpoint as the latest; the oldest beyond `keep_last` are removed after a
+//! new one lands. A resume takes the newest checkpoint whose files still match their checksums.
+//!
+//! A run folder belongs to one run: a new run into a folder that holds another run's checkpoints
+//! or metrics is refused unless it resumes it or is told to overwrite it ([`refuse_other_run`]).
 
 use std::path::{Path, PathBuf};
 
@@ -50,6 +54,16 @@ pub fn step_dir(out_dir: &Path, step: u64) -> PathBuf {
     out_dir.join(format!("step-{step:08}"))
 }
 
+/// The manifest of a checkpoint folder: each file's size and CRC-32 (crc32fast: a damaged or
+/// truncated file is caught at resume, at gigabytes per second).
+const MANIFEST: &str = "checksums.json";
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(bytes);
+    h.finalize()
+}
+
 /// Writes a complete checkpoint folder for `step`, then prunes old ones.
 pub fn save(
     out_dir: &Path,
@@ -75,15 +89,19 @@ pub fn save(
     .into_iter()
     .chain(optimizer.map(|(name, bytes)| (name, &bytes[..])))
     .chain([("trainer_state.json".to_string(), ckpt.state_json.as_bytes())]);
+    let mut manifest = serde_json::Map::new();
     for (name, bytes) in files {
         let name = name.as_str();
         std::fs::write(tmp.join(name), bytes).map_err(|e| fail(&tmp.join(name), e))?;
+        manifest.insert(name.to_string(), serde_json::json!({"bytes": bytes.len(), "crc32": crc32(bytes)}));
         // Fault injection for the test that kills a run (SIGKILL) while a checkpoint is being written.
         if std::env::var("HEARTH_TEST_KILL_IN_CHECKPOINT").is_ok_and(|s| s == step.to_string()) {
             let _ = std::process::Command::new("kill").args(["-9", &std::process::id().to_string()]).status();
             std::process::abort();
         }
     }
+    let manifest = serde_json::to_string_pretty(&serde_json::json!({ "files": manifest })).expect("json");
+    std::fs::write(tmp.join(MANIFEST), manifest).map_err(|e| fail(&tmp.join(MANIFEST), e))?;
     if final_dir.exists() {
         std::fs::remove_dir_all(&final_dir).map_err(|e| fail(&final_dir, e))?;
     }
@@ -114,6 +132,134 @@ pub fn list(out_dir: &Path) -> Vec<(u64, PathBuf)> {
 
 pub fn latest(out_dir: &Path) -> Option<(u64, PathBuf)> {
     list(out_dir).pop()
+}
+
+/// Why the checkpoint in `dir` cannot be trusted, or `None` when every file it lists is there with
+/// its size and CRC-32. A folder without `checksums.json` (written before Hearth kept one) must
+/// at least hold the files a resume reads; their loaders check the rest.
+pub fn damage(dir: &Path) -> Option<String> {
+    let Ok(text) = std::fs::read(dir.join(MANIFEST)) else {
+        let required = ["config.json", "model.safetensors", "tokenizer.json", "trainer_state.json"];
+        return required.iter().find(|f| !dir.join(f).is_file()).map(|f| format!("{f} is missing"));
+    };
+    let manifest: serde_json::Value = match serde_json::from_slice(&text) {
+        Ok(v) => v,
+        Err(_) => return Some(format!("{MANIFEST} is not valid JSON")),
+    };
+    let Some(files) = manifest["files"].as_object().filter(|f| !f.is_empty()) else {
+        return Some(format!("{MANIFEST} lists no files"));
+    };
+    for (name, want) in files {
+        let Ok(bytes) = std::fs::read(dir.join(name)) else { return Some(format!("{name} is missing")) };
+        if Some(bytes.len() as u64) != want["bytes"].as_u64() {
+            return Some(format!("{name} has {} bytes, {} when written", bytes.len(), want["bytes"]));
+        }
+        if Some(crc32(&bytes) as u64) != want["crc32"].as_u64() {
+            return Some(format!("{name} does not match its checksum"));
+        }
+    }
+    None
+}
+
+/// The newest checkpoint of `out_dir` that is intact (see [`damage`]); newer damaged ones are
+/// named on stderr and, with `set_aside` (a resume, which will write newer checkpoints), renamed
+/// `step-NNNNNNNN.damaged` (kept, never deleted, no longer taken as checkpoints). An error when none
+/// is intact, so that a run never starts again from scratch silently.
+pub fn latest_intact(out_dir: &Path, set_aside: bool) -> Result<(u64, PathBuf), Error> {
+    let all = list(out_dir);
+    let mut damaged: Vec<(PathBuf, String)> = Vec::new();
+    for (step, dir) in all.iter().rev() {
+        match damage(dir) {
+            None => {
+                for (bad, why) in &damaged {
+                    let mut note = String::new();
+                    if set_aside {
+                        let aside = PathBuf::from(format!("{}.damaged", bad.display()));
+                        std::fs::rename(bad, &aside).map_err(|e| {
+                            Error::Input(format!("cannot set the damaged checkpoint aside ({e})"))
+                                .in_file(bad.display())
+                        })?;
+                        note = format!("set aside as {}; ", aside.display());
+                    }
+                    eprintln!(
+                        "warning: {} is damaged ({why}); {note}using the newest intact checkpoint, {}",
+                        bad.display(),
+                        dir.display()
+                    );
+                }
+                return Ok((*step, dir.clone()));
+            }
+            Some(why) => damaged.push((dir.clone(), why)),
+        }
+    }
+    if damaged.is_empty() {
+        return Err(Error::Refused(format!(
+            "--resume: no complete checkpoint in {}; start without --resume",
+            out_dir.display()
+        )));
+    }
+    let listed: Vec<String> = damaged.iter().map(|(d, why)| format!("{} ({why})", d.display())).collect();
+    Err(Error::Refused(format!(
+        "--resume: every checkpoint in {} is damaged: {}; nothing was trained. Restore one, or start over with --overwrite",
+        out_dir.display(),
+        listed.join(", ")
+    )))
+}
+
+/// What a run leaves in its folder: checkpoints (complete, partial or set aside), `metrics.jsonl`,
+/// `run.toml`, the loss curve.
+pub fn run_files(out_dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(out_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with("step-")
+                || (name.starts_with(".step-") && name.ends_with(".partial"))
+                || ["metrics.jsonl", "run.toml", "loss_curve.svg"].contains(&name.as_str())
+        })
+        .map(|e| e.path())
+        .collect();
+    found.sort();
+    found
+}
+
+/// A new run (no `--resume`) into `out_dir`: refused, touching nothing, when the folder holds
+/// another run (a checkpoint, complete, partial or set aside, or logged metrics; a start that failed
+/// before its first step leaves neither), unless `overwrite`. Returns the earlier run's files, for
+/// [`remove_run`].
+pub fn refuse_other_run(out_dir: &Path, overwrite: bool) -> Result<Vec<PathBuf>, Error> {
+    let files = run_files(out_dir);
+    let name = |f: &PathBuf| f.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
+    let checkpoints = files.iter().filter(|f| name(f).starts_with("step-") || name(f).starts_with(".step-")).count();
+    let metrics = out_dir.join("metrics.jsonl");
+    let logged = std::fs::metadata(&metrics).is_ok_and(|m| m.len() > 0);
+    if overwrite {
+        return Ok(files);
+    }
+    if checkpoints == 0 && !logged {
+        return Ok(Vec::new()); // a start that failed early: its run.toml is rewritten, nothing lost
+    }
+    let mut shown: Vec<String> =
+        files.iter().map(name).filter(|n| !n.starts_with("step-") && !n.starts_with(".step-")).collect();
+    if checkpoints > 0 {
+        shown.insert(0, format!("{checkpoints} checkpoint(s)"));
+    }
+    Err(Error::Refused(format!(
+        "{} already holds another run ({}); continue it with --resume, replace it with --overwrite, or choose another --out-dir",
+        out_dir.display(),
+        shown.join(", ")
+    )))
+}
+
+/// Removes the earlier run's files (`--overwrite`), and only those.
+pub fn remove_run(files: &[PathBuf]) -> Result<(), Error> {
+    for f in files {
+        let removed = if f.is_dir() { std::fs::remove_dir_all(f) } else { std::fs::remove_file(f) };
+        removed.map_err(|e| Error::Input(format!("cannot remove it for --overwrite ({e})")).in_file(f.display()))?;
+    }
+    Ok(())
 }
 
 pub fn read(dir: &Path, name: &str) -> Result<Vec<u8>, Error> {

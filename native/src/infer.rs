@@ -4,12 +4,13 @@
 use std::path::PathBuf;
 
 use burn::tensor::Device;
-use hearth_core::Error;
-use hearth_core::generate::{Sampling, fill_mask, generate, text2text};
+use hearth_core::generate::{Sampling, fill_mask, generate, max_new_tokens, text2text};
 use hearth_core::models::{Model, ModelConfig};
+use hearth_core::nn::attention::is_wgpu;
 use hearth_core::objectives::Rng;
 use hearth_core::readback::block_on;
 use hearth_core::tokenizer::Tokenizer;
+use hearth_core::{Error, fit};
 use rand::SeedableRng;
 
 use crate::checkpoint;
@@ -37,12 +38,13 @@ pub fn load(args: &ModelArgs) -> Result<Loaded, Error> {
     let dir = if args.model.join("config.json").exists() {
         args.model.clone()
     } else {
-        checkpoint::latest(&args.model).map(|(_, d)| d).ok_or_else(|| {
-            Error::Config(format!(
+        if checkpoint::latest(&args.model).is_none() {
+            return Err(Error::Config(format!(
                 "{} holds no config.json nor checkpoints; give a checkpoint folder",
                 args.model.display()
-            ))
-        })?
+            )));
+        }
+        checkpoint::latest_intact(&args.model, false)?.1
     };
     let config = ModelConfig::from_json(&checkpoint::read(&dir, "config.json")?)
         .map_err(|e| e.in_file(dir.join("config.json").display()))?;
@@ -50,6 +52,11 @@ pub fn load(args: &ModelArgs) -> Result<Loaded, Error> {
         .map_err(|e| e.in_file(dir.join("tokenizer.json").display()))?;
     tokenizer.check_fits(config.vocab_size())?;
     let (backend, device) = crate::backend::choose(&args.backend)?;
+    // Every parameter, and a one-sequence forward, must fit the device before anything is loaded.
+    let seq = config.max_positions().unwrap_or(512);
+    let mut tensors = fit::param_sizes(&config);
+    tensors.extend(fit::activation_sizes(&config, 1, seq, is_wgpu(&device), false));
+    fit::check_tensors(&tensors, &crate::backend::limits(backend, &device), "loading the model")?;
     let model = Model::from_hf(&config, &checkpoint::read(&dir, "model.safetensors")?, &device)
         .map_err(|e| e.in_file(dir.join("model.safetensors").display()))?;
     Ok(Loaded { config, model, tokenizer, device, backend, dir })
@@ -61,42 +68,39 @@ pub struct GenerateArgs {
     model: ModelArgs,
     /// The text to continue.
     prompt: String,
-    #[arg(long, default_value_t = 100)]
-    max_new_tokens: usize,
-    /// 0 = greedy.
-    #[arg(long, default_value_t = 0.8)]
+    /// At least 1.
+    #[arg(long, default_value_t = 100, allow_negative_numbers = true)]
+    max_new_tokens: i64,
+    /// ≥ 0; 0 = greedy.
+    #[arg(long, default_value_t = 0.8, allow_negative_numbers = true)]
     temperature: f64,
-    #[arg(long, default_value_t = 40)]
-    top_k: usize,
-    #[arg(long, default_value_t = 0.95)]
+    /// Keep the k most likely tokens; ≥ 0, 0 = all.
+    #[arg(long, default_value_t = 40, allow_negative_numbers = true)]
+    top_k: i64,
+    /// Keep the most likely tokens up to this total probability; in (0, 1], 1 = all.
+    #[arg(long, default_value_t = 0.95, allow_negative_numbers = true)]
     top_p: f64,
     #[arg(long, default_value_t = 0)]
     seed: u64,
 }
 
 pub fn run_generate(args: GenerateArgs) -> Result<(), Error> {
+    // Settings first: a bad one is refused before the model loads.
+    let sampling = Sampling::new(args.temperature, args.top_k, args.top_p)?;
+    let max_new_tokens = max_new_tokens(args.max_new_tokens)?;
     let m = load(&args.model)?;
-    let sampling = Sampling { temperature: args.temperature, top_k: args.top_k, top_p: args.top_p };
     let mut rng = Rng::seed_from_u64(args.seed);
     let ids = m.tokenizer.encode(&args.prompt)?;
     match (&m.model, &m.config) {
         (Model::Gpt2(model), ModelConfig::Gpt2(c)) => {
             let eos = m.tokenizer.eos_id();
-            let out = block_on(generate(
-                model,
-                &ids,
-                args.max_new_tokens,
-                c.n_positions,
-                sampling,
-                eos,
-                &mut rng,
-                &m.device,
-            ))?;
+            let out =
+                block_on(generate(model, &ids, max_new_tokens, c.n_positions, sampling, eos, &mut rng, &m.device))?;
             println!("{}{}", args.prompt, m.tokenizer.decode(&out)?);
             Ok(())
         }
         (Model::T5(_), _) => {
-            println!("{}", t5_answer(&m, &args.prompt, args.max_new_tokens, sampling, &mut rng)?.0);
+            println!("{}", t5_answer(&m, &args.prompt, max_new_tokens, sampling, &mut rng)?.0);
             Ok(())
         }
         _ => Err(Error::Config(format!(
@@ -146,13 +150,15 @@ pub struct Text2TextArgs {
     model: ModelArgs,
     /// The encoder input, task prefix included ("summarize: …"); <extra_id_N> sentinels mark spans to fill.
     input: String,
-    #[arg(long, default_value_t = 50)]
-    max_new_tokens: usize,
+    /// At least 1.
+    #[arg(long, default_value_t = 50, allow_negative_numbers = true)]
+    max_new_tokens: i64,
 }
 
 pub fn run_text2text(args: Text2TextArgs) -> Result<(), Error> {
+    let max_new_tokens = max_new_tokens(args.max_new_tokens)?;
     let m = load(&args.model)?;
-    let (text, out) = t5_answer(&m, &args.input, args.max_new_tokens, Sampling::GREEDY, &mut Rng::seed_from_u64(0))?;
+    let (text, out) = t5_answer(&m, &args.input, max_new_tokens, Sampling::GREEDY, &mut Rng::seed_from_u64(0))?;
     let shown: Vec<String> = out.iter().map(|&t| m.tokenizer.token(t).unwrap_or_default()).collect();
     println!("{text}");
     println!("tokens: {}", shown.join(" "));

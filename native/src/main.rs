@@ -17,6 +17,7 @@ mod parity;
 mod report;
 mod train;
 
+use std::alloc::GlobalAlloc;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -94,6 +95,60 @@ enum EvalCommand {
 enum TokenizerCommand {
     /// Train a tokenizer on text files.
     Train(data_cmd::TokenizerTrainArgs),
+}
+
+/// The system allocator, which says what to change when the machine runs out of memory: a run that
+/// outgrows the RAM (the estimate `hearth train` checks first can miss, e.g. beside other programs)
+/// then ends with this line before Rust's own "memory allocation of N bytes failed" and the abort.
+struct Allocator;
+
+#[global_allocator]
+static ALLOCATOR: Allocator = Allocator;
+
+// SAFETY: every call is passed to the system allocator unchanged; only a failure is reported.
+unsafe impl GlobalAlloc for Allocator {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        // SAFETY: the caller's contract, forwarded.
+        out_of_memory_said(unsafe { std::alloc::System.alloc(layout) }, layout.size())
+    }
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        // SAFETY: the caller's contract, forwarded.
+        out_of_memory_said(unsafe { std::alloc::System.alloc_zeroed(layout) }, layout.size())
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: the caller's contract, forwarded.
+        out_of_memory_said(unsafe { std::alloc::System.realloc(ptr, layout, new_size) }, new_size)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: the caller's contract, forwarded.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+}
+
+/// `ptr`, after one line on stderr when it is null. Allocates nothing (it runs when nothing can be).
+fn out_of_memory_said(ptr: *mut u8, size: usize) -> *mut u8 {
+    if ptr.is_null() {
+        use std::io::Write;
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        let mut mib = size >> 20;
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (mib % 10) as u8;
+            mib /= 10;
+            if mib == 0 {
+                break;
+            }
+        }
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(b"error: out of memory: an allocation of ");
+        let _ = err.write_all(&digits[i..]);
+        let _ = err.write_all(
+            b" MiB failed. Make the run smaller: gradient_checkpointing = true, precision = \"bf16\", \
+              a smaller batch_size (grad_accum keeps the tokens per step) or block_size; `hearth train --keys` lists them\n",
+        );
+    }
+    ptr
 }
 
 /// glibc's malloc returns freed blocks above its mmap threshold (and the top of the heap above its

@@ -3,8 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use hearth_core::hf::weights::SafetensorsFile;
+use hearth_core::nn::attention::is_wgpu;
 use hearth_core::parity::{ParityReport, check};
-use hearth_core::{Backend, Error};
+use hearth_core::{Backend, Error, ModelConfig, fit};
 
 use crate::checkpoint::read;
 
@@ -16,9 +18,10 @@ pub struct Args {
     /// Largest allowed error relative to each reference tensor's largest magnitude.
     #[arg(long, default_value_t = 1e-4)]
     tol: f64,
-    /// `wgpu` or `flex`.
-    #[arg(long, default_value = "wgpu")]
-    backend: Backend,
+    /// `auto`, `wgpu` or `flex`. `auto` takes wgpu unless its only adapter is a software renderer
+    /// (as every other command does).
+    #[arg(long, default_value = "auto")]
+    backend: String,
     /// Print every compared tensor, not only the failures and a summary.
     #[arg(long, short)]
     verbose: bool,
@@ -28,9 +31,24 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     let config = read(&args.dir, "config.json")?;
     let model = read(&args.dir, "model.safetensors")?;
     let io = read(&args.dir, "io.safetensors")?;
-    let report = check(&config, &model, &io, &args.backend.device(), args.tol).map_err(|e| in_dir(e, &args.dir))?;
-    print(&report, args.backend, args.verbose);
+    let (backend, device) = crate::backend::choose(&args.backend)?;
+    check_fits(&config, &io, backend, &device).map_err(|e| in_dir(e, &args.dir))?;
+    let report = check(&config, &model, &io, &device, args.tol).map_err(|e| in_dir(e, &args.dir))?;
+    print(&report, backend, args.verbose);
     Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Every parameter and the reference batch's activations against the device's largest binding.
+fn check_fits(config: &[u8], io: &[u8], backend: Backend, device: &burn::tensor::Device) -> Result<(), Error> {
+    let config = ModelConfig::from_json(config).map_err(|e| e.in_file("config.json"))?;
+    let io = SafetensorsFile::parse(io).map_err(|e| e.in_file("io.safetensors"))?;
+    let (batch, seq) = match io.shape("input_ids") {
+        Ok(s) if s.len() == 2 => (s[0], s[1]),
+        _ => (1, config.max_positions().unwrap_or(512)),
+    };
+    let mut tensors = fit::param_sizes(&config);
+    tensors.extend(fit::activation_sizes(&config, batch, seq, is_wgpu(device), false));
+    fit::check_tensors(&tensors, &crate::backend::limits(backend, device), "parity")
 }
 
 /// Prefixes the file named in an error with the folder it is in.

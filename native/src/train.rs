@@ -8,6 +8,7 @@ use burn::tensor::Device;
 use hearth_core::generate::{Sampling, fill_mask, generate, text2text};
 use hearth_core::models::presets::preset;
 use hearth_core::models::{LanguageModel, Model, ModelConfig};
+use hearth_core::nn::attention::is_wgpu;
 use hearth_core::objectives::Rng;
 use hearth_core::parallel::Collective;
 use hearth_core::parallel::tcp::TcpCollective;
@@ -16,7 +17,7 @@ use hearth_core::tokenizer::Tokenizer;
 use hearth_core::train::corpus::{paragraphs, split_validation, tokenizer_kind};
 use hearth_core::train::trainer::ObjectiveSpec;
 use hearth_core::train::{TokenSource, TrainConfig, Trainer};
-use hearth_core::{Backend, Error};
+use hearth_core::{Backend, Error, fit};
 use rand::SeedableRng;
 
 use crate::checkpoint;
@@ -27,16 +28,32 @@ use crate::report::{Metrics, loss_curve_svg, read_curves};
 pub const BUNDLED_CORPUS: &str = include_str!("../../data/pride_and_prejudice.txt");
 
 #[derive(clap::Args)]
+#[command(after_long_help = run_file_keys_help())]
 pub struct Args {
-    /// A TOML run file (keys as in `TrainConfig`; `[model]` for HF config overrides).
+    /// A TOML run file (the keys below, `--keys`; `[model]` for HF config overrides).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Continue from the latest complete checkpoint in the run's out_dir.
+    /// Continue from the latest intact checkpoint in the run's out_dir.
     #[arg(long)]
     resume: bool,
+    /// Start a new run in an out_dir that holds another run's checkpoints and metrics, removing them
+    /// first (without it such a folder is refused, and nothing in it is touched).
+    #[arg(long)]
+    overwrite: bool,
+    /// List every run-file key with its type, default and meaning, and exit.
+    #[arg(long)]
+    keys: bool,
     /// Any config key as `--key value` (`--lr 3e-4`, `--preset bert-tiny`, `--model.n_layer 6`).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     overrides: Vec<String>,
+}
+
+/// `hearth train --help`'s list of run-file keys (from `TrainConfig`, see `train::keys`).
+fn run_file_keys_help() -> String {
+    format!(
+        "Run-file keys (in a --config TOML file, or on the command line as --key value, `_` or `-`):\n\n{}",
+        hearth_core::train::keys::keys_table()
+    )
 }
 
 pub fn load_config(file: Option<&Path>, overrides: &[String]) -> Result<TrainConfig, Error> {
@@ -132,20 +149,31 @@ fn model_config(config: &TrainConfig) -> Result<ModelConfig, Error> {
 }
 
 pub fn run(mut args: Args) -> Result<(), Error> {
-    // `--resume` after the `--key value` settings lands among them.
-    if let Some(i) = args.overrides.iter().position(|a| a == "--resume") {
-        args.overrides.remove(i);
-        args.resume = true;
+    // `--resume`, `--overwrite` and `--keys` after the `--key value` settings land among them.
+    for (flag, on) in [("--resume", &mut args.resume), ("--overwrite", &mut args.overwrite), ("--keys", &mut args.keys)]
+    {
+        if let Some(i) = args.overrides.iter().position(|a| a == flag) {
+            args.overrides.remove(i);
+            *on = true;
+        }
+    }
+    if args.keys {
+        print!("{}", hearth_core::train::keys::keys_table());
+        return Ok(());
+    }
+    if args.resume && args.overwrite {
+        return Err(Error::Refused(
+            "--resume continues the run in out_dir and --overwrite replaces it; choose one".into(),
+        ));
     }
     let mut config = load_config(args.config.as_deref(), &args.overrides)?;
     let out_dir = PathBuf::from(&config.out_dir);
-    let resume_from = if args.resume {
-        Some(checkpoint::latest(&out_dir).ok_or_else(|| {
-            Error::Config(format!("--resume: no complete checkpoint in {}; start without --resume", out_dir.display()))
-        })?)
-    } else {
-        None
-    };
+    let rank0 = std::env::var("RANK").map_or(true, |r| r == "0");
+    // A new run never mixes with another in the same folder: refused before any work, or (with
+    // --overwrite) the earlier run's files are removed once the run is about to write.
+    let earlier_run =
+        if !args.resume && rank0 { checkpoint::refuse_other_run(&out_dir, args.overwrite)? } else { Vec::new() };
+    let resume_from = if args.resume { Some(checkpoint::latest_intact(&out_dir, rank0)?) } else { None };
 
     let mut model_config = match &resume_from {
         Some((_, dir)) => ModelConfig::from_json(&checkpoint::read(dir, "config.json")?)?,
@@ -199,8 +227,30 @@ pub fn run(mut args: Args) -> Result<(), Error> {
     let objective = ObjectiveSpec::new(&config, &model_config, &data.tokenizer)?;
     let (backend, device) = crate::backend::choose_for_rank(&config.backend)?;
     config.backend = backend.to_string();
+    // Before any work: every tensor fits one binding, and the step's estimated peak fits the memory.
+    let world = std::env::var("WORLD_SIZE").ok().and_then(|w| w.parse().ok()).unwrap_or(1);
+    let fused = config.fused_attention && is_wgpu(&device);
+    let limits = crate::backend::limits(backend, &device);
+    let peak = fit::check_training(&model_config, &config, world, fused, &limits)?;
+    let memory_line = match limits.memory {
+        Some(m) => format!(
+            "estimated peak memory {} per process ({} has {})",
+            fit::human(peak.total),
+            limits.device,
+            fit::human(m)
+        ),
+        None => format!("estimated peak memory {} per process", fit::human(peak.total)),
+    };
 
     if rank == 0 {
+        if !earlier_run.is_empty() {
+            checkpoint::remove_run(&earlier_run)?;
+            eprintln!(
+                "note: --overwrite: removed the earlier run in {} ({} files)",
+                out_dir.display(),
+                earlier_run.len()
+            );
+        }
         std::fs::create_dir_all(&out_dir)
             .map_err(|e| Error::Input(format!("cannot create it ({e})")).in_file(out_dir.display()))?;
     }
@@ -217,7 +267,18 @@ pub fn run(mut args: Args) -> Result<(), Error> {
     model.set_fused_attention(config.fused_attention);
     model.set_gradient_checkpointing(config.gradient_checkpointing);
     let collective = collective.map(|c| Box::new(c) as Box<dyn Collective>);
-    let ctx = RunContext { config, model_config, objective, data, device, backend, out_dir, resume_from, collective };
+    let ctx = RunContext {
+        config,
+        model_config,
+        objective,
+        data,
+        device,
+        backend,
+        out_dir,
+        resume_from,
+        collective,
+        memory_line,
+    };
     match model {
         Model::Gpt2(m) => ctx.run(m),
         Model::Bert(m) => ctx.run(m),
@@ -236,12 +297,24 @@ struct RunContext {
     resume_from: Option<(u64, PathBuf)>,
     /// Data parallelism: this process's link to the other ranks.
     collective: Option<Box<dyn Collective>>,
+    /// The step's estimated peak memory, for the header.
+    memory_line: String,
 }
 
 impl RunContext {
     fn run<M: LanguageModel>(self, model: M) -> Result<(), Error> {
-        let RunContext { config, model_config, objective, data, device, backend, out_dir, resume_from, collective } =
-            self;
+        let RunContext {
+            config,
+            model_config,
+            objective,
+            data,
+            device,
+            backend,
+            out_dir,
+            resume_from,
+            collective,
+            memory_line,
+        } = self;
         let (rank, world) = collective.as_ref().map_or((0, 1), |c| (c.rank(), c.world()));
         let objective_name = objective.name();
         let mut trainer = match &resume_from {
@@ -293,6 +366,7 @@ impl RunContext {
             config.min_lr,
             out_dir.display()
         );
+        println!("         {memory_line}");
         let precision = trainer.precision();
         if world > 1 || precision != hearth_core::train::Precision::F32 || config.gradient_checkpointing {
             println!(

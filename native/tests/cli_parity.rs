@@ -28,6 +28,20 @@ fn parity_passes_on_the_oracle_folders() {
 }
 
 #[test]
+fn parity_chooses_its_backend_as_the_other_commands_do() {
+    // Without --backend: wgpu on a hardware adapter, flex (saying so) where the only adapter is a
+    // software renderer (lavapipe in CI), as `train`, `generate` and `eval` choose.
+    let dir = oracle("bert");
+    let (code, stdout, stderr) = hearth(&["parity", dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    if stderr.contains("software renderer") {
+        assert!(stdout.contains("parity on flex"), "software adapter only, so flex: {stdout}");
+    } else {
+        assert!(stdout.contains("parity on wgpu"), "a hardware adapter, so wgpu: {stdout}{stderr}");
+    }
+}
+
+#[test]
 fn parity_fails_on_perturbed_weights() {
     let tmp = std::env::temp_dir().join(format!("hearth-perturbed-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();

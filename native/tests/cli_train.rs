@@ -515,3 +515,192 @@ fn parquet_and_jsonl_prepare_into_shards_that_train() {
     assert!(e.contains("no_text.parquet") && e.contains("not a readable Parquet file"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Every file under `dir` with its bytes.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(snapshot(&path));
+        } else {
+            out.push((path.clone(), std::fs::read(&path).unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Flips one byte in the middle of `path` (the size stays: only the checksum can tell).
+fn damage(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_run_folder_holds_one_run_and_a_damaged_checkpoint_is_never_trusted() {
+    let dir = scratch("one-run");
+    let corpus = small_corpus(&dir);
+    let first = dir.join("run");
+    let args = tiny_run(&first, &corpus);
+    let with = |extra: &[&str]| -> Vec<String> {
+        args.iter().cloned().chain(extra.iter().map(|s| s.to_string())).collect::<Vec<_>>()
+    };
+    let out = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let reference = curve(&first);
+    let before = snapshot(&first);
+    assert!(before.iter().any(|(p, _)| p.ends_with("step-00000012/checksums.json")), "each checkpoint has checksums");
+
+    // Another run into the same folder is refused, naming the folder and the ways on; nothing changes.
+    let e = fails(&with(&["--seed", "7", "--max-steps", "2"]).iter().map(String::as_str).collect::<Vec<_>>());
+    for part in
+        [first.to_str().unwrap(), "already holds another run (3 checkpoint(s)", "--resume", "--overwrite", "--out-dir"]
+    {
+        assert!(e.contains(part), "{part}: {e}");
+    }
+    assert!(snapshot(&first) == before, "the first run is untouched");
+
+    // The newest checkpoint damaged (one byte of its weights): --resume says so, sets it aside and
+    // continues from the newest intact one, on the uninterrupted curve.
+    let damaged = dir.join("damaged");
+    copy_dir(&first, &damaged);
+    std::fs::remove_dir_all(damaged.join("step-00000012")).unwrap();
+    damage(&damaged.join("step-00000008/model.safetensors"));
+    let resumed = run(&tiny_run(&damaged, &corpus).iter().map(String::as_str).chain(["--resume"]).collect::<Vec<_>>());
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert!(resumed.status.success(), "{stderr}");
+    assert!(stderr.contains("step-00000008 is damaged (model.safetensors does not match its checksum)"), "{stderr}");
+    assert!(stderr.contains("step-00000004"), "names the checkpoint it resumes from: {stderr}");
+    assert!(String::from_utf8_lossy(&resumed.stdout).contains("resuming at step 4"));
+    assert!(damaged.join("step-00000008.damaged").is_dir(), "the damaged checkpoint is kept, set aside");
+    assert_eq!(curve(&damaged), reference, "resumed from step 4 onto the uninterrupted curve");
+
+    // Every checkpoint damaged: refused, nothing trained, never a silent start from scratch.
+    let ruined = dir.join("ruined");
+    copy_dir(&first, &ruined);
+    for step in ["00000004", "00000008", "00000012"] {
+        let state = ruined.join(format!("step-{step}/trainer_state.json"));
+        let text = std::fs::read(&state).unwrap();
+        std::fs::write(&state, &text[..text.len() / 2]).unwrap(); // truncated
+    }
+    let before = snapshot(&ruined);
+    let e = fails(&tiny_run(&ruined, &corpus).iter().map(String::as_str).chain(["--resume"]).collect::<Vec<_>>());
+    assert!(
+        e.contains("every checkpoint in") && e.contains("is damaged") && e.contains("trainer_state.json has"),
+        "{e}"
+    );
+    assert!(snapshot(&ruined) == before, "nothing written");
+
+    // --overwrite replaces the first run: only the new run's checkpoints and metrics remain.
+    let out = run(&with(&["--seed", "7", "--max-steps", "2", "--checkpoint-every", "2", "--overwrite"])
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(checkpoints(&first), vec!["step-00000002"]);
+    assert_eq!(curve(&first).len(), 2);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn train_keys_lists_every_run_file_key() {
+    let out = run(&["train", "--keys"]);
+    assert!(out.status.success());
+    let keys = String::from_utf8_lossy(&out.stdout);
+    for line in ["warmup_steps", "precision", "zero_shot", "gradient_checkpointing"] {
+        assert!(keys.lines().any(|l| l.starts_with(line)), "{line} listed: {keys}");
+    }
+    let warmup = keys.lines().find(|l| l.starts_with("warmup_steps ")).unwrap();
+    assert!(warmup.contains("integer ≥ 0") && warmup.trim_end().ends_with("40"), "{warmup}");
+    let help = String::from_utf8_lossy(&run(&["train", "--help"]).stdout).into_owned();
+    assert!(help.contains("Run-file keys") && help.contains("loss_scale_growth_interval"), "{help}");
+}
+
+#[test]
+fn a_run_larger_than_the_machine_is_refused_before_it_starts() {
+    let dir = scratch("too-big");
+    let corpus = small_corpus(&dir);
+    let out_dir = dir.join("run");
+    let e = fails(&[
+        "train",
+        "--backend",
+        "flex",
+        "--preset",
+        "gpt2-124m",
+        "--batch-size",
+        "4096",
+        "--block-size",
+        "1024",
+        "--data",
+        corpus.to_str().unwrap(),
+        "--tokenizer-vocab-size",
+        "300",
+        "--out-dir",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(e.contains("training needs about") && e.contains("but flex (CPU) has"), "{e}");
+    assert!(
+        e.contains("gradient_checkpointing = true (") && e.contains("batch_size = 1024 with grad_accum = 4"),
+        "{e}"
+    );
+    assert!(!out_dir.exists(), "nothing written");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn running_out_of_memory_says_what_to_change() {
+    // Under a 3 GB address-space limit, a step that needs more fails an allocation: the run ends with
+    // one line naming the switches (then Rust's own message and the abort).
+    let dir = scratch("oom");
+    let corpus = small_corpus(&dir);
+    let hearth = env!("CARGO_BIN_EXE_hearth");
+    let script = format!(
+        "ulimit -v 3000000; exec {hearth} train --backend flex --preset gpt-10m --batch-size 256 --block-size 256 \
+         --data {} --tokenizer-vocab-size 300 --max-steps 2 --out-dir {} --zero-shot []",
+        corpus.display(),
+        dir.join("run").display()
+    );
+    let out = Command::new("sh").args(["-c", &script]).env("XDG_RUNTIME_DIR", std::env::temp_dir()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("error: out of memory: an allocation of"), "{stderr}");
+    assert!(stderr.contains("gradient_checkpointing = true") && stderr.contains("--keys"), "{stderr}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn sampling_settings_out_of_range_are_refused_with_the_range() {
+    for (args, want) in [
+        (&["generate", "-m", "nowhere", "x", "--top-p", "2"][..], "top_p 2 is out of range; it must lie in (0, 1]"),
+        (&["generate", "-m", "nowhere", "x", "--top-p", "0"][..], "top_p 0 is out of range"),
+        (
+            &["generate", "-m", "nowhere", "x", "--temperature", "-0.5"][..],
+            "temperature -0.5 is out of range; it must be ≥ 0",
+        ),
+        (&["generate", "-m", "nowhere", "x", "--top-k", "-1"][..], "top_k -1 is out of range; it must be ≥ 0"),
+        (
+            &["generate", "-m", "nowhere", "x", "--max-new-tokens", "0"][..],
+            "max_new_tokens 0 is out of range; it must be ≥ 1",
+        ),
+        (&["text2text", "-m", "nowhere", "x", "--max-new-tokens", "-3"][..], "max_new_tokens -3 is out of range"),
+    ] {
+        let e = fails(args);
+        assert!(e.contains(want), "{args:?}: {e}");
+    }
+}

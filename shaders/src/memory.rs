@@ -33,6 +33,30 @@ pub fn reading(device: &Device) -> Option<MemoryReading> {
     Some(MemoryReading { in_use: usage.bytes_in_use, reserved: usage.bytes_reserved })
 }
 
+/// What a cubecl device can hold, as the device it opened states it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest single allocation: one storage binding (wgpu's `maxStorageBufferBindingSize`,
+    /// capped by `maxBufferSize`).
+    pub max_binding: u64,
+    /// The device memory, where the API states it (not through WGSL-only wgpu).
+    pub max_memory: Option<u64>,
+    /// Workgroup shared memory (`maxComputeWorkgroupStorageSize`): 16 KiB in WebGPU's defaults,
+    /// more on most adapters, so it shows whether the device was opened with the adapter's limits.
+    pub max_shared_memory: usize,
+}
+
+/// The limits of a cubecl device (wgpu here), `None` for other backends.
+pub fn limits(device: &Device) -> Option<Limits> {
+    let client = client(device)?;
+    let props = client.properties();
+    Some(Limits {
+        max_binding: props.memory.max_page_size,
+        max_memory: props.memory.max_memory(),
+        max_shared_memory: props.hardware.max_shared_memory_size,
+    })
+}
+
 /// Asks the allocator to give back the pages nothing uses (so `reserved` restarts from what is live).
 pub fn release(device: &Device) {
     if let Some(c) = client(device) {

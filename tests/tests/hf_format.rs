@@ -162,3 +162,23 @@ fn perturbed_weights_fail_parity() {
     assert!(failed.contains(&"logits"), "{failed:?}");
     assert!(failed.contains(&format!("grad.{target}").as_str()), "{failed:?}");
 }
+
+#[test]
+fn parity_runs_with_dropout_off_as_transformers_evaluates() {
+    // A checkpoint saved for training keeps its dropout probabilities (GPT-2's 0.1 defaults); its
+    // references come from `model.eval()`, so parity must match them regardless.
+    for (family, keys) in [
+        ("gpt2", &["attn_pdrop", "resid_pdrop", "embd_pdrop"][..]),
+        ("bert", &["attention_probs_dropout_prob", "hidden_dropout_prob"][..]),
+        ("t5", &["dropout_rate"][..]),
+    ] {
+        let (config, weights, io) = oracle(family);
+        let mut json: serde_json::Value = serde_json::from_slice(&config).unwrap();
+        for key in keys {
+            json[*key] = 0.3.into();
+        }
+        let report = check(json.to_string().as_bytes(), &weights, &io, &device(), 1e-4).unwrap();
+        let failed: Vec<&str> = report.rows.iter().filter(|r| !r.passed).map(|r| r.name.as_str()).collect();
+        assert!(report.passed(), "{family}: {failed:?}");
+    }
+}

@@ -15,6 +15,9 @@ pub struct BackendInfo {
     pub name: String,
     /// Why the CPU was chosen, when it was.
     pub note: Option<String>,
+    /// WebGPU: the largest buffer one tensor may occupy on the device as opened (the adapter's
+    /// `maxStorageBufferBindingSize`, not WebGPU's 128 MiB default).
+    pub max_binding: Option<u64>,
 }
 
 /// The page's WebGPU device: burn's runtime is set up once per page and later sessions reuse it.
@@ -30,7 +33,7 @@ thread_local! {
 }
 
 fn cpu(note: Option<String>) -> (Device, BackendInfo) {
-    (Device::flex(), BackendInfo { kind: "cpu", name: "burn flex (CPU, wasm32)".into(), note })
+    (Device::flex(), BackendInfo { kind: "cpu", name: "burn flex (CPU, wasm32)".into(), note, max_binding: None })
 }
 
 /// The device for `want`: "auto" (WebGPU if there is an adapter, else the CPU), "webgpu" (an error
@@ -42,7 +45,8 @@ pub async fn choose(want: &str) -> Result<(Device, BackendInfo), String> {
         other => return Err(format!("unknown backend \"{other}\"; choose \"auto\", \"webgpu\" or \"cpu\"")),
     }
     if let Some((device, name)) = WEBGPU.with(|w| w.borrow().as_ref().map(|g| (g.device.clone(), g.name.clone()))) {
-        return Ok((device, BackendInfo { kind: "webgpu", name, note: None }));
+        let max_binding = max_binding(&device);
+        return Ok((device, BackendInfo { kind: "webgpu", name, note: None, max_binding }));
     }
     match Device::wgpu_options().init_with_setup_async().await {
         Ok((device, setup)) => {
@@ -54,7 +58,8 @@ pub async fn choose(want: &str) -> Result<(Device, BackendInfo), String> {
             };
             WEBGPU
                 .with(|w| *w.borrow_mut() = Some(WebGpu { device: device.clone(), name: name.clone(), _setup: setup }));
-            Ok((device, BackendInfo { kind: "webgpu", name, note: None }))
+            let max_binding = max_binding(&device);
+            Ok((device, BackendInfo { kind: "webgpu", name, note: None, max_binding }))
         }
         Err(e) if want == "auto" => Ok(cpu(Some(format!(
             "WebGPU is not available here ({e}); training on the CPU. Chrome/Edge 113+ or Safari 26 have WebGPU; \
@@ -62,4 +67,8 @@ pub async fn choose(want: &str) -> Result<(Device, BackendInfo), String> {
         )))),
         Err(e) => Err(format!("WebGPU is not available here ({e}); choose the CPU backend")),
     }
+}
+
+fn max_binding(device: &Device) -> Option<u64> {
+    hearth_core::fit::DeviceLimits::of(device, "", None).max_binding
 }

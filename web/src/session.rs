@@ -6,7 +6,10 @@ use std::rc::Rc;
 
 use burn::module::Module;
 use burn::tensor::Device;
-use hearth_core::generate::{Sampling, fill_mask, generate, next_token_logits, text2text, top_k};
+use hearth_core::fit::{self, DeviceLimits};
+use hearth_core::generate::{
+    Sampling, fill_mask, generate, max_new_tokens as max_new_tokens_checked, next_token_logits, text2text, top_k,
+};
 use hearth_core::models::presets::preset;
 use hearth_core::models::{BertForMaskedLm, Gpt2LmHeadModel, T5ForConditionalGeneration};
 use hearth_core::objectives::Rng;
@@ -104,6 +107,14 @@ struct Ranked {
 
 fn js_err(e: impl std::fmt::Display) -> JsValue {
     JsError::new(&e.to_string()).into()
+}
+
+/// A JavaScript number that must be a whole number (a count), as an `i64` for range checks.
+fn whole(x: f64, name: &str) -> Result<i64, JsValue> {
+    if x.fract() != 0.0 || !x.is_finite() {
+        return Err(js_err(format!("{name} {x} is not a whole number")));
+    }
+    Ok(x as i64)
 }
 
 fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
@@ -299,6 +310,19 @@ fn check_block_size(config: &TrainConfig, model_config: &ModelConfig) -> Result<
     }
 }
 
+/// Every tensor must fit one WebGPU binding (the adapter's own limit, not WebGPU's 128 MiB
+/// default), checked before the model is built, as `hearth train` checks it.
+fn check_fits(
+    model_config: &ModelConfig,
+    config: &TrainConfig,
+    device: &Device,
+    backend: &BackendInfo,
+) -> Result<(), JsValue> {
+    let limits = DeviceLimits::of(device, format!("{} ({})", backend.kind, backend.name), None);
+    let fused = config.fused_attention && hearth_core::nn::attention::is_wgpu(device);
+    fit::check_training(model_config, config, 1, fused, &limits).map(|_| ()).map_err(js_err)
+}
+
 #[wasm_bindgen]
 impl Session {
     /// A new model from `config_json` (a `TrainConfig` as JSON: `preset`, `model` overrides,
@@ -319,6 +343,7 @@ impl Session {
         }
         check_block_size(&config, &model_config)?;
         let (device, backend) = choose(&backend).await.map_err(js_err)?;
+        check_fits(&model_config, &config, &device, &backend)?;
         device.seed(config.seed); // the same weights for the same seed, as natively
         let mut model = model_config.init(&device);
         model.set_fused_attention(config.fused_attention);
@@ -347,6 +372,7 @@ impl Session {
             config.block_size = config.block_size.min(max);
         }
         let (device, backend) = choose(&backend).await.map_err(js_err)?;
+        check_fits(&model_config, &config, &device, &backend)?;
         let mut model = Model::from_hf(&model_config, &model_safetensors, &device)
             .map_err(|e| js_err(e.in_file("model.safetensors")))?;
         model.set_fused_attention(config.fused_attention);
@@ -398,13 +424,23 @@ impl Session {
         })
     }
 
-    /// A sampled continuation of `prompt` (GPT) or T5's output for it; `temperature` 0 = greedy.
-    pub fn generate(&self, prompt: String, max_new_tokens: u32, temperature: f64, top_k: u32) -> Promise {
+    /// A sampled continuation of `prompt` (GPT) or T5's output for it: `max_new_tokens ≥ 1`,
+    /// `temperature ≥ 0` (0 = greedy), `top_k ≥ 0` (0 = all), `0 < top_p ≤ 1` (absent: 1). Settings
+    /// out of range reject the promise with the valid range, as the CLI refuses them.
+    pub fn generate(
+        &self,
+        prompt: String,
+        max_new_tokens: f64,
+        temperature: f64,
+        top_k: f64,
+        top_p: Option<f64>,
+    ) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
+            let sampling = Sampling::new(temperature, whole(top_k, "top_k")?, top_p.unwrap_or(1.0)).map_err(js_err)?;
+            let max_new = max_new_tokens_checked(whole(max_new_tokens, "max_new_tokens")?).map_err(js_err)?;
             let mut s = inner.try_borrow_mut().map_err(|_| js_err("the session is busy; await the call in flight"))?;
-            let sampling = Sampling { temperature, top_k: top_k as usize, top_p: 1.0 };
-            Ok(s.generate(&prompt, max_new_tokens as usize, sampling).await?.into())
+            Ok(s.generate(&prompt, max_new, sampling).await?.into())
         })
     }
 

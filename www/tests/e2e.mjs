@@ -189,6 +189,18 @@ try {
     check(info.error == null && info.info?.model_type === 'gpt2', `opened: ${info.info?.model_type}, ${info.info?.params} params${info.error ? ` (${info.error})` : ''}`);
     const prompt = 'It is a truth universally';
     const inPage = await page.evaluate((p) => window.hearth.session.generate(p, 8, 0, 0), prompt);
+    // Sampling settings out of range are refused with the valid range, as the CLI refuses them.
+    const refused = await page.evaluate(async (p) => {
+      const tries = [[8, 0.8, 40, 2], [8, -1, 0, 1], [0, 0, 0, 1], [8, 1, -3, 1]];
+      const out = [];
+      for (const [n, t, k, tp] of tries) {
+        try { await window.hearth.session.generate(p, n, t, k, tp); out.push('accepted'); } catch (e) { out.push(String(e.message ?? e)); }
+      }
+      return out;
+    }, prompt);
+    const ranges = ['top_p 2 is out of range; it must lie in (0, 1]', 'temperature -1 is out of range; it must be ≥ 0',
+      'max_new_tokens 0 is out of range; it must be ≥ 1', 'top_k -3 is out of range; it must be ≥ 0'];
+    check(refused.every((m, i) => m.includes(ranges[i])), `out-of-range sampling settings refused with their range: ${JSON.stringify(refused)}`);
     if (process.env.HEARTH_BIN) {
       const native = execFileSync(process.env.HEARTH_BIN, ['generate', '-m', ckpt, prompt, '--temperature', '0',
         '--max-new-tokens', '8', '--backend', 'flex'], { encoding: 'utf8' }).trim();
@@ -212,6 +224,13 @@ try {
     check(losses.length >= GPU_STEPS && losses.every(Number.isFinite), `WebGPU losses finite: ${losses.map((l) => l.toFixed(3)).join(', ')}`);
     check(Math.abs(losses[0] - Math.log(s.info.vocab_size)) < 0.5, `first WebGPU loss ${losses[0].toFixed(3)} ≈ ln(vocab) ${Math.log(s.info.vocab_size).toFixed(3)}`);
     summary.causal_webgpu = { losses, tokens_per_s: s.last.tokens_per_s, ms_per_step: s.last.ms_per_step };
+    // The device was opened with the adapter's own limits, not WebGPU's defaults (128 MiB bindings).
+    const adapterBinding = await page.evaluate(async () => {
+      const l = (await navigator.gpu.requestAdapter()).limits;
+      return Math.min(l.maxStorageBufferBindingSize, l.maxBufferSize);
+    });
+    const opened = s.info.backend.max_binding;
+    check(opened === adapterBinding, `WebGPU device opened with the adapter's largest binding: ${opened} bytes (adapter ${adapterBinding}, WebGPU default ${128 << 20})`);
     await page.click('#predict');
     await page.waitForFunction(() => window.hearth.lastTop || window.hearth.error, null, { timeout: 120_000 });
     rankedProbabilities(await hearth((h) => h.lastTop), 10, 'WebGPU next token');

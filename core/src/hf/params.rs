@@ -57,10 +57,16 @@ impl ModuleVisitor for Reader<'_> {
         self.path.exit();
     }
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Read::Shape = self.read {
+            // Without initialising a lazy parameter: a fresh model's shapes cost no memory.
+            let shape = param.lazy_shape().to_vec();
+            self.out.push((self.path.key(), ParamEntry { shape, data: None }));
+            return;
+        }
         let tensor = param.val();
         let shape = tensor.dims().to_vec();
         let data = match self.read {
-            Read::Shape => None,
+            Read::Shape => unreachable!("handled above"),
             Read::Value => {
                 self.values.push(tensor.reshape([shape.iter().product::<usize>()]));
                 None

@@ -43,9 +43,11 @@ pub struct BertConfig {
     pub initializer_range: f64,
     #[serde(default = "d::eps")]
     pub layer_norm_eps: f64,
-    #[serde(default)]
+    /// Absent means 0, as transformers reads it.
+    #[serde(default = "d::pad")]
     pub pad_token_id: Option<u32>,
-    #[serde(default = "d::position_embedding_type")]
+    /// Only `absolute` exists (transformers 5 dropped the others and no longer writes the key).
+    #[serde(default = "d::position_embedding_type", skip_serializing_if = "d::is_absolute")]
     pub position_embedding_type: String,
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
@@ -88,6 +90,24 @@ mod d {
     }
     pub fn position_embedding_type() -> String {
         "absolute".into()
+    }
+    pub fn is_absolute(s: &str) -> bool {
+        s == "absolute"
+    }
+    pub fn pad() -> Option<u32> {
+        Some(0)
+    }
+}
+
+impl BertConfig {
+    /// The keys transformers writes for every BERT beyond these fields, with its defaults (added to
+    /// `config.json` where the config has none, so it reads as transformers' own). The MLM head's
+    /// decoder is always the word embeddings here.
+    pub(crate) fn hf_defaults() -> serde_json::Value {
+        serde_json::json!({
+            "add_cross_attention": false, "bos_token_id": null, "eos_token_id": null, "classifier_dropout": null,
+            "is_decoder": false, "use_cache": true, "tie_word_embeddings": true,
+        })
     }
 }
 

@@ -49,9 +49,10 @@ pub struct Gpt2Config {
     pub scale_attn_by_inverse_layer_idx: bool,
     #[serde(default = "d::yes")]
     pub tie_word_embeddings: bool,
-    #[serde(default)]
+    /// Absent means 50256 (GPT-2's `<|endoftext|>`), as transformers reads it.
+    #[serde(default = "d::endoftext")]
     pub bos_token_id: Option<u32>,
-    #[serde(default)]
+    #[serde(default = "d::endoftext")]
     pub eos_token_id: Option<u32>,
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
@@ -89,9 +90,22 @@ mod d {
     pub fn yes() -> bool {
         true
     }
+    pub fn endoftext() -> Option<u32> {
+        Some(50256)
+    }
 }
 
 impl Gpt2Config {
+    /// The keys transformers writes for every GPT-2 beyond these fields, with its defaults (added to
+    /// `config.json` where the config has none, so it reads as transformers' own).
+    pub(crate) fn hf_defaults() -> serde_json::Value {
+        serde_json::json!({
+            "add_cross_attention": false, "pad_token_id": null, "reorder_and_upcast_attn": false,
+            "summary_activation": null, "summary_first_dropout": 0.1, "summary_proj_to_labels": true,
+            "summary_type": "cls_index", "summary_use_proj": true, "use_cache": true,
+        })
+    }
+
     pub fn validate(&self) -> Result<()> {
         if self.n_head == 0 || self.n_embd % self.n_head != 0 {
             return Err(Error::Config(format!(

@@ -7,6 +7,7 @@ pub mod t5;
 
 use burn::module::Module;
 use burn::tensor::{Device, Gradients, Int, Tensor, TensorData};
+use serde_json::json;
 
 use crate::error::{Error, Result};
 use crate::hf::params::{param_grads, param_shapes, param_values};
@@ -52,17 +53,34 @@ impl ModelConfig {
         Ok(config)
     }
 
-    /// The `config.json` HF's `AutoConfig` reads back (with `model_type` and `architectures`).
+    /// The `config.json` transformers reads as the same model: every key transformers itself writes
+    /// for this model (`model.save_pretrained`), explicitly, with values resolved where Hearth
+    /// leaves them implicit — never a `null` that transformers would read differently. The weights
+    /// Hearth writes are f32 (`dtype`). `tests/tests/hf_config.rs` compares it with the configs
+    /// transformers writes for every preset.
     pub fn to_json(&self) -> String {
-        let (mut value, model_type, architecture) = match self {
-            Self::Gpt2(c) => (serde_json::to_value(c), "gpt2", "GPT2LMHeadModel"),
-            Self::Bert(c) => (serde_json::to_value(c), "bert", "BertForMaskedLM"),
-            Self::T5(c) => (serde_json::to_value(c), "t5", "T5ForConditionalGeneration"),
+        let (value, model_type, architecture, (resolved, defaults)) = match self {
+            Self::Gpt2(c) => {
+                (serde_json::to_value(c), "gpt2", "GPT2LMHeadModel", (json!({}), Gpt2Config::hf_defaults()))
+            }
+            Self::Bert(c) => {
+                (serde_json::to_value(c), "bert", "BertForMaskedLM", (json!({}), BertConfig::hf_defaults()))
+            }
+            Self::T5(c) => (serde_json::to_value(c), "t5", "T5ForConditionalGeneration", c.hf_keys()),
         };
-        let map = value.as_mut().expect("config serialises").as_object_mut().expect("an object");
+        let serde_json::Value::Object(mut map) = value.expect("config serialises") else { unreachable!("an object") };
+        for (key, v) in resolved.as_object().expect("an object") {
+            map.insert(key.clone(), v.clone());
+        }
+        for (key, v) in defaults.as_object().expect("an object") {
+            map.entry(key.clone()).or_insert_with(|| v.clone());
+        }
         map.insert("model_type".into(), model_type.into());
-        map.insert("architectures".into(), serde_json::json!([architecture]));
-        serde_json::to_string_pretty(map).expect("config serialises")
+        map.insert("architectures".into(), json!([architecture]));
+        map.insert("dtype".into(), "float32".into());
+        // A key order that does not depend on where a value came from (transformers sorts too).
+        let sorted: std::collections::BTreeMap<_, _> = map.into_iter().collect();
+        serde_json::to_string_pretty(&sorted).expect("config serialises")
     }
 
     pub fn validate(&self) -> Result<()> {

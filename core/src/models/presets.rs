@@ -11,7 +11,18 @@ pub const NAMES: [&str; 8] =
 
 /// The HF `config.json` of preset `name`, with `overrides` applied (keys as HF spells them).
 pub fn preset(name: &str, overrides: &serde_json::Map<String, Value>) -> Result<ModelConfig> {
-    let mut config = match name {
+    let mut config = preset_json(name)?;
+    let map = config.as_object_mut().expect("an object");
+    for (k, v) in overrides {
+        map.insert(k.clone(), v.clone());
+    }
+    ModelConfig::from_json(config.to_string().as_bytes())
+}
+
+/// The hyper-parameters preset `name` sets, as HF `config.json` keys (the rest are the family's
+/// defaults, HF's and Hearth's alike).
+pub fn preset_json(name: &str) -> Result<Value> {
+    Ok(match name {
         "gpt-tiny" => {
             json!({"model_type": "gpt2", "vocab_size": 1024, "n_positions": 128, "n_embd": 128, "n_layer": 4, "n_head": 4})
         }
@@ -42,12 +53,7 @@ pub fn preset(name: &str, overrides: &serde_json::Map<String, Value>) -> Result<
         other => {
             return Err(Error::Config(format!("unknown preset \"{other}\"; choose one of {}", NAMES.join(", "))));
         }
-    };
-    let map = config.as_object_mut().expect("an object");
-    for (k, v) in overrides {
-        map.insert(k.clone(), v.clone());
-    }
-    ModelConfig::from_json(config.to_string().as_bytes())
+    })
 }
 
 #[cfg(test)]

@@ -149,6 +149,31 @@ impl T5Config {
         self.scale_decoder_outputs.unwrap_or(self.tie_word_embeddings)
     }
 
+    /// What `config.json` must say beyond the fields, for transformers to read the same model:
+    /// `(resolved, defaults)`. `resolved` replaces the fields Hearth leaves `None` (transformers 5
+    /// reads a `null` `scale_decoder_outputs` as "do not scale") and the keys transformers derives
+    /// from `feed_forward_proj`; `defaults` are the keys transformers writes for every T5, added
+    /// where the config has none.
+    pub(crate) fn hf_keys(&self) -> (serde_json::Value, serde_json::Value) {
+        let (_, gated) = self.feed_forward().expect("validated config");
+        let act = if self.feed_forward_proj == "gated-gelu" {
+            "gelu_new"
+        } else {
+            self.feed_forward_proj.rsplit('-').next().unwrap_or("relu")
+        };
+        let resolved = serde_json::json!({
+            "num_decoder_layers": self.decoder_layers(),
+            "scale_decoder_outputs": self.scales_decoder_outputs(),
+            "decoder_start_token_id": self.decoder_start_token(),
+            "dense_act_fn": act,
+            "is_gated_act": gated,
+        });
+        let defaults = serde_json::json!({
+            "classifier_dropout": 0.0, "is_decoder": false, "is_encoder_decoder": true, "use_cache": true,
+        });
+        (resolved, defaults)
+    }
+
     /// A randomly initialised model, as HF's `T5PreTrainedModel._init_weights` does it.
     pub fn init(&self, device: &Device) -> T5ForConditionalGeneration {
         let (act, gated) = self.feed_forward().expect("validated config");

@@ -1,13 +1,14 @@
 //! A training run's configuration: what a `run.toml` holds, every key overridable from the
 //! command line. Unknown keys are errors (a typo must not silently train something else).
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::schedule::{Decay, Schedule};
 use crate::error::{Error, Result};
 
 /// The pretraining objective.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Objective {
     /// Next-token prediction over packed blocks (GPT).
@@ -18,10 +19,13 @@ pub enum Objective {
     Span,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Every key is documented: `hearth train --keys` (and `--help`) lists them from this struct, with
+/// their types and defaults (see [`TrainConfig::keys`]), so the list cannot go stale.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
-    /// A model size to start from: gpt-tiny, bert-tiny, t5-tiny, gpt2-124m, bert-base, t5-base.
+    /// A model size to start from: gpt-tiny, bert-tiny, t5-tiny, gpt2-124m, bert-base, t5-base,
+    /// gpt-bench-tiny, gpt-10m.
     pub preset: String,
     /// Overrides of the preset's HF config keys (`[model]` table: `n_layer = 6`, …).
     pub model: serde_json::Map<String, serde_json::Value>,
@@ -34,9 +38,11 @@ pub struct TrainConfig {
     pub data: Option<String>,
     /// Held-out text; without it the last `val_fraction` of `data` is held out.
     pub val_data: Option<String>,
+    /// The share of `data`'s documents held out for validation when `val_data` is not given.
     pub val_fraction: f64,
     /// A tokenizer.json; without it one is trained on `data` with `vocab_size` entries.
     pub tokenizer: Option<String>,
+    /// The vocabulary size of the tokenizer trained on `data` when `tokenizer` is not given.
     pub tokenizer_vocab_size: usize,
     /// Where checkpoints, metrics and the loss curve go.
     pub out_dir: String,
@@ -52,15 +58,23 @@ pub struct TrainConfig {
     pub grad_accum: usize,
     /// When set, `grad_accum` is chosen to reach at least this many tokens per optimizer step.
     pub tokens_per_step: Option<usize>,
+    /// Optimizer steps in the run (the schedule's length).
     pub max_steps: u64,
+    /// Peak learning rate, reached after the warmup.
     pub lr: f64,
+    /// Learning rate at the end of the decay.
     pub min_lr: f64,
+    /// Steps of linear warmup from 0 to `lr`.
     pub warmup_steps: u64,
+    /// The decay from `lr` to `min_lr` after the warmup: cosine, linear or constant.
     pub decay: Decay,
     /// Decoupled weight decay on matrices and embeddings (never on biases or norms).
     pub weight_decay: f64,
+    /// AdamW's first-moment decay.
     pub beta1: f64,
+    /// AdamW's second-moment decay.
     pub beta2: f64,
+    /// AdamW's epsilon.
     pub eps: f64,
     /// Clip the global gradient norm to this (0: off).
     pub grad_clip: f64,
@@ -76,6 +90,7 @@ pub struct TrainConfig {
     /// f16's initial loss scale, doubled after `loss_scale_growth_interval` steps without an
     /// overflow and halved (skipping the step) on one.
     pub loss_scale: f64,
+    /// Clean f16 steps before the loss scale doubles.
     pub loss_scale_growth_interval: u64,
     /// Recompute each transformer block's activations during backward (burn-autodiff's balanced
     /// checkpointing per block): less memory, more compute.
@@ -84,11 +99,17 @@ pub struct TrainConfig {
     /// on every rank; 1 shards it (ZeRO stage 1: each rank keeps and updates its share of the
     /// parameters, then they are gathered).
     pub zero_stage: u8,
+    /// Seeds the weights, the data order, masking and dropout: the same seed, the same run.
     pub seed: u64,
+    /// Evaluate the validation loss every this many steps (0: after the last step only).
     pub eval_every: u64,
+    /// Validation batches per evaluation.
     pub eval_batches: usize,
+    /// Write a checkpoint every this many steps (0: after the last step only).
     pub checkpoint_every: u64,
+    /// Checkpoints kept in `out_dir`; older ones are removed once a new one is complete.
     pub keep_last: usize,
+    /// Write a `metrics.jsonl` line every this many steps.
     pub log_every: u64,
     /// Zero-shot tasks scored during training (JSONL files or folders, see `hearth eval zero-shot`;
     /// `bundled`: four tasks from a held-out novel); `[]` for none.
@@ -98,9 +119,13 @@ pub struct TrainConfig {
     /// Examples per task (0: all).
     pub zero_shot_limit: usize,
 
+    /// Masked LM: the share of tokens chosen as targets (80% become [MASK], 10% random, 10% kept).
     pub mask_rate: f64,
+    /// Masked LM: mask every piece of a chosen word together.
     pub whole_word_masking: bool,
+    /// Span corruption: the share of tokens replaced by sentinel spans.
     pub noise_density: f64,
+    /// Span corruption: the mean length of a corrupted span.
     pub mean_span_length: f64,
 }
 
