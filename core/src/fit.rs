@@ -143,7 +143,7 @@ pub fn check_tensors(tensors: &[TensorSize], limits: &DeviceLimits, work: &str) 
     let fix = if is_param {
         "use another backend (--backend flex), or a smaller vocabulary or width"
     } else {
-        "use a smaller batch_size or block_size (grad_accum keeps the tokens per step), another backend (--backend flex), or a smaller vocabulary"
+        "use a smaller batch_size or block_size (in training, grad_accum keeps the tokens per step), another backend (--backend flex), or a smaller vocabulary"
     };
     Err(Error::Refused(format!(
         "{work}: {} {:?} needs {} but one buffer on {} holds at most {} (the adapter's largest storage binding); {fix}",
@@ -173,9 +173,11 @@ const BASELINE: u64 = 160 << 20;
 
 /// Estimates one process's peak memory for a training step of `run` on `world` data-parallel
 /// ranks. The model of what burn keeps (per block: about 9 `d`-wide and 3 feed-forward-wide
-/// tensors, 4 copies of the attention scores; with activation checkpointing the matmul outputs,
-/// 6 + 1 + 1, and one block recomputed) was fitted to measured peaks (`hearth bench memory`,
-/// flex): GPT-2 124M at 2 × 1024 measured 9199 MiB (f32), 5446 (checkpointing), 7619 (bf16).
+/// tensors and 4 copies of the attention scores; with activation checkpointing the matmul
+/// outputs, 6 + 1 + 1, and one block recomputed; 5 logit-sized tensors for the loss) was fitted to
+/// measured peaks (`hearth bench memory`, flex): GPT-2 124M at 2 × 1024 measured 9199 MiB (f32),
+/// 5446 (checkpointing), 7619 (bf16). T5's decoder sees the span-corruption targets, about a
+/// quarter of the block.
 pub fn training_peak(config: &ModelConfig, run: &TrainConfig, world: usize, fused: bool) -> PeakEstimate {
     let m = dims(config);
     let params: u64 = param_sizes(config).iter().map(|t| t.bytes / 4).sum();
@@ -185,20 +187,27 @@ pub fn training_peak(config: &ModelConfig, run: &TrainConfig, world: usize, fuse
 
     let b = (run.batch_size / world.max(1)).max(1) as u64;
     let t = run.block_size as u64;
+    let t_dec = if m.decoder_layers > 0 { t.div_ceil(4) } else { 0 };
     let e: u64 = if half { 2 } else { 4 };
     let (d, ffn, h) = (m.d as u64, m.ffn as u64, m.heads as u64);
     // Scores: the softmax runs in f32 whatever the compute dtype.
     let score_bytes = if half { 3 } else { 4 };
-    let scores = if attention_fused(&m, fused, true) { 0 } else { b * h * t * t * score_bytes };
-    let full = |attentions: u64| b * t * (9 * d + 3 * ffn) * e + attentions * 4 * scores;
-    let kept = |attentions: u64| b * t * (6 * d + ffn) * e + attentions * scores;
+    let fused = attention_fused(&m, fused, true);
+    // What one block keeps for `tq` query positions attending over each of `keys`.
+    let block = |tq: u64, keys: &[u64], all: bool| {
+        let (widths, copies) = if all { (9 * d + 3 * ffn, 4) } else { (6 * d + ffn, 1) };
+        let scores: u64 = if fused { 0 } else { keys.iter().map(|tk| b * h * tq * tk * score_bytes).sum() };
+        b * tq * widths * e + copies * scores
+    };
     let (enc, dec) = (m.layers as u64, m.decoder_layers as u64);
     let activations = if run.gradient_checkpointing {
-        enc * kept(1) + dec * kept(2) + full(if dec > 0 { 2 } else { 1 })
+        let recomputed = block(t, &[t], true).max(block(t_dec, &[t_dec, t], true));
+        enc * block(t, &[t], false) + dec * block(t_dec, &[t_dec, t], false) + recomputed
     } else {
-        enc * full(1) + dec * full(2)
+        enc * block(t, &[t], true) + dec * block(t_dec, &[t_dec, t], true)
     };
-    let logits = b * t * m.vocab as u64 * (e + 4 + 4);
+    let t_out = if dec > 0 { t_dec } else { t };
+    let logits = b * t_out * m.vocab as u64 * (e + 4 * 4);
     PeakEstimate { state, activations, logits, total: BASELINE + state + activations + logits }
 }
 
@@ -282,6 +291,26 @@ mod tests {
         let ckpt = TrainConfig { gradient_checkpointing: true, ..run(2, 1024) };
         let bf16 = TrainConfig { precision: Precision::Bf16, ..run(2, 1024) };
         let zero = TrainConfig { zero_stage: 1, ..run(2, 1024) };
+        // And small runs (`hearth train --preset P --max-steps 20`, peak RSS of the whole process,
+        // flex, 2026-12): the tokenizer's vocabulary, batch 16 (gpt-10m: 8) × 128.
+        let small = |name: &str, vocab: usize, batch: usize| {
+            let mut c = preset(name, &Default::default()).unwrap();
+            c.set_vocab_size(vocab);
+            training_peak(&c, &run(batch, 128), 1, false).total as f64 / (1 << 20) as f64
+        };
+        for (what, estimate, measured) in [
+            ("gpt-tiny", small("gpt-tiny", 1024, 16), 328.5),
+            ("bert-tiny", small("bert-tiny", 1024, 16), 212.4),
+            ("t5-tiny", small("t5-tiny", 1024, 16), 245.5),
+            ("gpt-10m", small("gpt-10m", 7322, 8), 780.6),
+        ] {
+            let ratio = estimate / measured;
+            eprintln!("{what}: estimated {estimate:.0} MiB, measured {measured} ({ratio:.2})");
+            assert!(
+                (0.75..1.35).contains(&ratio),
+                "{what}: estimated {estimate:.0} MiB, measured {measured} ({ratio:.2})"
+            );
+        }
         for (what, estimate, measured) in [
             ("f32", mib(&f32_run, 1), 9199.0),
             ("checkpointing", mib(&ckpt, 1), 5446.0),
@@ -290,6 +319,7 @@ mod tests {
             ("f32 ZeRO-1, 2 ranks", mib(&zero, 2), 5641.0),
         ] {
             let ratio = estimate / measured;
+            eprintln!("{what}: estimated {estimate:.0} MiB, measured {measured} ({ratio:.2})");
             assert!(
                 (0.8..1.25).contains(&ratio),
                 "{what}: estimated {estimate:.0} MiB, measured {measured} ({ratio:.2})"

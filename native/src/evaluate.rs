@@ -174,6 +174,9 @@ pub fn run_perplexity(args: PerplexityArgs) -> Result<(), Error> {
     {
         return Err(Error::Config(format!("--block-size {block} is longer than the model's position table ({max})")));
     }
+    // BERT's pseudo-perplexity scores 8 × batch_size rows at once.
+    let rows_at_once = if matches!(m.model, Model::Bert(_)) { args.batch_size * 8 } else { args.batch_size };
+    m.check_batch(rows_at_once.max(1), block, "perplexity")?;
     let mut rows: Vec<(&str, f64)> = Vec::new();
     let Loaded { model, config, tokenizer, device, dir, .. } = &m;
     match (model, config) {

@@ -62,6 +62,14 @@ pub fn load(args: &ModelArgs) -> Result<Loaded, Error> {
     Ok(Loaded { config, model, tokenizer, device, backend, dir })
 }
 
+impl Loaded {
+    /// The activations of `batch` sequences of `seq` tokens must fit one buffer of the device.
+    pub fn check_batch(&self, batch: usize, seq: usize, work: &str) -> Result<(), Error> {
+        let tensors = fit::activation_sizes(&self.config, batch, seq, is_wgpu(&self.device), false);
+        fit::check_tensors(&tensors, &crate::backend::limits(self.backend, &self.device), work)
+    }
+}
+
 #[derive(clap::Args)]
 pub struct GenerateArgs {
     #[command(flatten)]

@@ -704,3 +704,33 @@ fn sampling_settings_out_of_range_are_refused_with_the_range() {
         assert!(e.contains(want), "{args:?}: {e}");
     }
 }
+
+#[test]
+fn a_batch_larger_than_one_device_buffer_is_refused_before_any_work() {
+    // On wgpu (lavapipe in CI: 128 MiB per storage binding) the activations of 40 000 windows of 32
+    // tokens cannot be one buffer: one line names the largest, never a device panic.
+    let dir = scratch("binding");
+    let corpus = small_corpus(&dir);
+    let out = dir.join("run");
+    let trained = run(&tiny_run(&out, &corpus).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(trained.status.success(), "{}", String::from_utf8_lossy(&trained.stderr));
+    let e = fails(&[
+        "eval",
+        "perplexity",
+        "--backend",
+        "wgpu",
+        "-m",
+        out.to_str().unwrap(),
+        corpus.to_str().unwrap(),
+        "--batch-size",
+        "40000",
+        "--block-size",
+        "32",
+    ]);
+    assert!(
+        e.contains("perplexity: feed-forward activations [40000, 32, 512] needs 2.4 GiB but one buffer on wgpu ("),
+        "{e}"
+    );
+    assert!(e.contains("holds at most") && e.contains("smaller batch_size"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}
