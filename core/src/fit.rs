@@ -101,6 +101,10 @@ fn dims(config: &ModelConfig) -> Dims {
 
 /// Every parameter's name and shape, without allocating the model (burn initialises lazily).
 pub fn param_sizes(config: &ModelConfig) -> Vec<TensorSize> {
+    let mut config = config.clone();
+    if let ModelConfig::Bert(c) = &mut config {
+        c.pad_token_id = None; // zeroing the padding row would initialise the embedding; shapes stay
+    }
     config
         .init(&Device::flex())
         .param_shapes()
@@ -233,32 +237,66 @@ pub fn check_training(
     let with = |change: &dyn Fn(&mut TrainConfig)| {
         let mut c = run.clone();
         change(&mut c);
-        human(training_peak(config, &c, world, fused).total)
+        training_peak(config, &c, world, fused).total
     };
+    // Each switch alone, then the largest batch that fits with every switch on.
     let mut fixes = Vec::new();
     if !run.gradient_checkpointing {
-        fixes.push(format!("gradient_checkpointing = true ({})", with(&|c| c.gradient_checkpointing = true)));
+        fixes.push(format!("gradient_checkpointing = true ({})", human(with(&|c| c.gradient_checkpointing = true))));
     }
     if run.precision == Precision::F32 {
-        fixes.push(format!("precision = \"bf16\" ({})", with(&|c| c.precision = Precision::Bf16)));
+        fixes.push(format!("precision = \"bf16\" ({})", human(with(&|c| c.precision = Precision::Bf16))));
     }
-    if local_batch > 1 {
-        let smaller = (run.batch_size / 4).max(world.max(1));
+    let all_on = |c: &mut TrainConfig| {
+        c.gradient_checkpointing = true;
+        if c.precision == Precision::F32 {
+            c.precision = Precision::Bf16;
+        }
+    };
+    let ranks = world.max(1);
+    let mut batch = run.batch_size;
+    let with_all = |batch: usize| {
+        with(&|c| {
+            all_on(c);
+            c.batch_size = batch;
+        })
+    };
+    while batch > ranks && with_all(batch) > memory {
+        batch = (batch / 2).max(ranks);
+    }
+    let fits = with_all(batch);
+    if fits <= memory && batch < run.batch_size {
+        let mut together: Vec<&str> = Vec::new();
+        if !run.gradient_checkpointing {
+            together.push("gradient_checkpointing");
+        }
+        if run.precision == Precision::F32 {
+            together.push("bf16");
+        }
+        together.push("");
         fixes.push(format!(
-            "batch_size = {smaller} with grad_accum = {} for the same tokens per step ({})",
-            run.accumulation() * run.batch_size.div_ceil(smaller),
-            with(&|c| c.batch_size = smaller)
+            "{}batch_size = {batch} with grad_accum = {} for the same tokens per step ({})",
+            together.join(" and "),
+            run.accumulation() * run.batch_size.div_ceil(batch),
+            human(fits)
         ));
     }
+    let advice = if fits > memory {
+        format!(
+            "even with every switch and batch_size = {batch} it needs {}: train a smaller model or block_size, or shard it over more processes (zero_stage = 1)",
+            human(fits)
+        )
+    } else {
+        format!("make it fit with {}", fixes.join(", or "))
+    };
     Err(Error::Refused(format!(
-        "training needs about {} at its peak (weights and optimizer {}, activations {}, logits {}) but {} has {}; make it fit with {}",
+        "training needs about {} at its peak (weights and optimizer {}, activations {}, logits {}) but {} has {}; {advice}",
         human(peak.total),
         human(peak.state),
         human(peak.activations),
         human(peak.logits),
         limits.device,
         human(memory),
-        if fixes.is_empty() { "a smaller model or block_size".to_string() } else { fixes.join(", or ") }
     )))
 }
 
@@ -328,13 +366,18 @@ mod tests {
     }
 
     #[test]
-    fn parameters_are_sized_without_allocating_and_match_the_model() {
+    fn parameters_are_sized_from_the_config_as_the_model_has_them() {
         let gpt2 = preset("gpt2-124m", &Default::default()).unwrap();
         let sizes = param_sizes(&gpt2);
         let total: u64 = sizes.iter().map(|t| t.bytes).sum();
         assert_eq!(total, 124_439_808 * 4);
         let wte = sizes.iter().find(|t| t.name == "transformer.wte.weight").unwrap();
         assert_eq!((wte.shape.clone(), wte.bytes), (vec![50257, 768], 154_389_504));
+        // BERT too (whose padding row is left alone here), against the model itself.
+        let bert = preset("bert-tiny", &Default::default()).unwrap();
+        let model: Vec<(String, Vec<usize>)> = bert.init(&Device::flex()).param_shapes();
+        let sized: Vec<(String, Vec<usize>)> = param_sizes(&bert).into_iter().map(|t| (t.name, t.shape)).collect();
+        assert_eq!(sized, model);
     }
 
     #[test]
@@ -384,9 +427,17 @@ mod tests {
         let err = check_training(&gpt2, &run(8, 1024), 1, false, &machine).unwrap_err().to_string();
         assert!(err.starts_with("training needs about "), "{err}");
         assert!(err.contains("but flex (CPU) has 8.0 GiB"), "{err}");
-        for fix in ["gradient_checkpointing = true (", "precision = \"bf16\" (", "batch_size = 2 with grad_accum = 4"] {
+        for fix in [
+            "gradient_checkpointing = true (",
+            "precision = \"bf16\" (",
+            "gradient_checkpointing and bf16 and batch_size = 2 with grad_accum = 4",
+        ] {
             assert!(err.contains(fix), "{fix}: {err}");
         }
         assert!(!err.contains('\n'));
+        // Nothing fits: said so, with what it would take.
+        let small = DeviceLimits { memory: Some(1 << 30), ..machine };
+        let err = check_training(&gpt2, &run(8, 1024), 1, false, &small).unwrap_err().to_string();
+        assert!(err.contains("even with every switch and batch_size = 1 it needs"), "{err}");
     }
 }

@@ -79,7 +79,9 @@ pub fn limits(backend: Backend, device: &Device) -> DeviceLimits {
         Backend::Flex => {
             let mut system = sysinfo::System::new();
             system.refresh_memory();
-            Some(system.total_memory()).filter(|&m| m > 0)
+            // A container's (cgroup's) limit, where it is below the machine's memory.
+            let cgroup = system.cgroup_limits().map_or(u64::MAX, |c| c.total_memory);
+            Some(system.total_memory().min(cgroup)).filter(|&m| m > 0)
         }
         Backend::Wgpu => None,
     };

@@ -64,6 +64,30 @@ fn crc32(bytes: &[u8]) -> u32 {
     h.finalize()
 }
 
+/// A file's length and CRC-32, read through a fixed buffer (a checkpoint's files can be gigabytes).
+fn file_crc32(path: &Path) -> std::io::Result<(u64, u32)> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let (mut h, mut len, mut buf) = (crc32fast::Hasher::new(), 0u64, vec![0u8; 1 << 20]);
+    loop {
+        match file.read(&mut buf)? {
+            0 => return Ok((len, h.finalize())),
+            n => {
+                h.update(&buf[..n]);
+                len += n as u64;
+            }
+        }
+    }
+}
+
+/// `step-00000400`: a complete checkpoint's folder name (`with_suffix`: also one set aside,
+/// `step-00000400.damaged`, `step-00000400.damaged.2`).
+fn is_checkpoint_name(name: &str, with_suffix: bool) -> bool {
+    let Some(rest) = name.strip_prefix("step-") else { return false };
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    digits == 8 && (rest.len() == 8 || (with_suffix && rest[8..].starts_with(".damaged")))
+}
+
 /// Writes a complete checkpoint folder for `step`, then prunes old ones.
 pub fn save(
     out_dir: &Path,
@@ -122,7 +146,7 @@ pub fn list(out_dir: &Path) -> Vec<(u64, PathBuf)> {
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
-            let step = name.strip_prefix("step-")?.parse().ok()?;
+            let step = name.strip_prefix("step-").filter(|_| is_checkpoint_name(&name, false))?.parse().ok()?;
             Some((step, e.path()))
         })
         .collect();
@@ -150,12 +174,15 @@ pub fn damage(dir: &Path) -> Option<String> {
         return Some(format!("{MANIFEST} lists no files"));
     };
     for (name, want) in files {
-        let Ok(bytes) = std::fs::read(dir.join(name)) else { return Some(format!("{name} is missing")) };
-        if Some(bytes.len() as u64) != want["bytes"].as_u64() {
-            return Some(format!("{name} has {} bytes, {} when written", bytes.len(), want["bytes"]));
-        }
-        if Some(crc32(&bytes) as u64) != want["crc32"].as_u64() {
-            return Some(format!("{name} does not match its checksum"));
+        match file_crc32(&dir.join(name)) {
+            Err(_) => return Some(format!("{name} is missing")),
+            Ok((len, _)) if Some(len) != want["bytes"].as_u64() => {
+                return Some(format!("{name} has {len} bytes, {} when written", want["bytes"]));
+            }
+            Ok((_, crc)) if Some(crc as u64) != want["crc32"].as_u64() => {
+                return Some(format!("{name} does not match its checksum"));
+            }
+            Ok(_) => {}
         }
     }
     None
@@ -174,7 +201,13 @@ pub fn latest_intact(out_dir: &Path, set_aside: bool) -> Result<(u64, PathBuf), 
                 for (bad, why) in &damaged {
                     let mut note = String::new();
                     if set_aside {
-                        let aside = PathBuf::from(format!("{}.damaged", bad.display()));
+                        let aside = (1..)
+                            .map(|i| match i {
+                                1 => PathBuf::from(format!("{}.damaged", bad.display())),
+                                i => PathBuf::from(format!("{}.damaged.{i}", bad.display())),
+                            })
+                            .find(|p| !p.exists())
+                            .expect("a free name");
                         std::fs::rename(bad, &aside).map_err(|e| {
                             Error::Input(format!("cannot set the damaged checkpoint aside ({e})"))
                                 .in_file(bad.display())
@@ -193,17 +226,10 @@ pub fn latest_intact(out_dir: &Path, set_aside: bool) -> Result<(u64, PathBuf), 
         }
     }
     if damaged.is_empty() {
-        return Err(Error::Refused(format!(
-            "--resume: no complete checkpoint in {}; start without --resume",
-            out_dir.display()
-        )));
+        return Err(Error::Refused(format!("no complete checkpoint in {}", out_dir.display())));
     }
     let listed: Vec<String> = damaged.iter().map(|(d, why)| format!("{} ({why})", d.display())).collect();
-    Err(Error::Refused(format!(
-        "--resume: every checkpoint in {} is damaged: {}; nothing was trained. Restore one, or start over with --overwrite",
-        out_dir.display(),
-        listed.join(", ")
-    )))
+    Err(Error::Refused(format!("every checkpoint in {} is damaged: {}", out_dir.display(), listed.join(", "))))
 }
 
 /// What a run leaves in its folder: checkpoints (complete, partial or set aside), `metrics.jsonl`,
@@ -215,8 +241,11 @@ pub fn run_files(out_dir: &Path) -> Vec<PathBuf> {
         .flatten()
         .filter(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            name.starts_with("step-")
-                || (name.starts_with(".step-") && name.ends_with(".partial"))
+            is_checkpoint_name(&name, true)
+                || name
+                    .strip_prefix('.')
+                    .and_then(|n| n.strip_suffix(".partial"))
+                    .is_some_and(|n| is_checkpoint_name(n, false))
                 || ["metrics.jsonl", "run.toml", "loss_curve.svg"].contains(&name.as_str())
         })
         .map(|e| e.path())
@@ -232,7 +261,8 @@ pub fn run_files(out_dir: &Path) -> Vec<PathBuf> {
 pub fn refuse_other_run(out_dir: &Path, overwrite: bool) -> Result<Vec<PathBuf>, Error> {
     let files = run_files(out_dir);
     let name = |f: &PathBuf| f.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
-    let checkpoints = files.iter().filter(|f| name(f).starts_with("step-") || name(f).starts_with(".step-")).count();
+    let is_checkpoint = |n: &str| n.starts_with("step-") || n.starts_with(".step-");
+    let checkpoints = files.iter().filter(|f| is_checkpoint(&name(f))).count();
     let metrics = out_dir.join("metrics.jsonl");
     let logged = std::fs::metadata(&metrics).is_ok_and(|m| m.len() > 0);
     if overwrite {
@@ -241,8 +271,7 @@ pub fn refuse_other_run(out_dir: &Path, overwrite: bool) -> Result<Vec<PathBuf>,
     if checkpoints == 0 && !logged {
         return Ok(Vec::new()); // a start that failed early: its run.toml is rewritten, nothing lost
     }
-    let mut shown: Vec<String> =
-        files.iter().map(name).filter(|n| !n.starts_with("step-") && !n.starts_with(".step-")).collect();
+    let mut shown: Vec<String> = files.iter().map(name).filter(|n| !is_checkpoint(n)).collect();
     if checkpoints > 0 {
         shown.insert(0, format!("{checkpoints} checkpoint(s)"));
     }

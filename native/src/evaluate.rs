@@ -176,7 +176,7 @@ pub fn run_perplexity(args: PerplexityArgs) -> Result<(), Error> {
     }
     // BERT's pseudo-perplexity scores 8 × batch_size rows at once.
     let rows_at_once = if matches!(m.model, Model::Bert(_)) { args.batch_size * 8 } else { args.batch_size };
-    m.check_batch(rows_at_once.max(1), block, "perplexity")?;
+    m.check_batch(rows_at_once.max(1), block, true, "perplexity")?;
     let mut rows: Vec<(&str, f64)> = Vec::new();
     let Loaded { model, config, tokenizer, device, dir, .. } = &m;
     match (model, config) {

@@ -111,6 +111,7 @@ pub fn run(args: Args) -> Result<(), Error> {
 
     let m = load(&args.model)?;
     let format = InputFormat::new(&m.config, &m.tokenizer, args.max_len)?;
+    m.check_batch(args.batch_size.max(1), args.max_len, false, "fine-tuning")?;
     let encode = |rows: &[Row], what: &str| -> Result<Vec<Encoded>, Error> {
         rows.iter()
             .map(|(text, pair, label)| {

@@ -63,9 +63,11 @@ pub fn load(args: &ModelArgs) -> Result<Loaded, Error> {
 }
 
 impl Loaded {
-    /// The activations of `batch` sequences of `seq` tokens must fit one buffer of the device.
-    pub fn check_batch(&self, batch: usize, seq: usize, work: &str) -> Result<(), Error> {
-        let tensors = fit::activation_sizes(&self.config, batch, seq, is_wgpu(&self.device), false);
+    /// The activations of `batch` sequences of `seq` tokens must fit one buffer of the device
+    /// (`lm_logits`: the language-model head runs, as in evaluation; not in classification).
+    pub fn check_batch(&self, batch: usize, seq: usize, lm_logits: bool, work: &str) -> Result<(), Error> {
+        let mut tensors = fit::activation_sizes(&self.config, batch, seq, is_wgpu(&self.device), false);
+        tensors.retain(|t| lm_logits || t.name != "logits");
         fit::check_tensors(&tensors, &crate::backend::limits(self.backend, &self.device), work)
     }
 }

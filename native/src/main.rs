@@ -129,22 +129,23 @@ unsafe impl GlobalAlloc for Allocator {
 fn out_of_memory_said(ptr: *mut u8, size: usize) -> *mut u8 {
     if ptr.is_null() {
         use std::io::Write;
+        let (mut n, unit): (usize, &[u8]) = if size >= 1 << 20 { (size >> 20, b" MiB") } else { (size, b" bytes") };
         let mut digits = [0u8; 20];
         let mut i = digits.len();
-        let mut mib = size >> 20;
         loop {
             i -= 1;
-            digits[i] = b'0' + (mib % 10) as u8;
-            mib /= 10;
-            if mib == 0 {
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
                 break;
             }
         }
         let mut err = std::io::stderr().lock();
         let _ = err.write_all(b"error: out of memory: an allocation of ");
         let _ = err.write_all(&digits[i..]);
+        let _ = err.write_all(unit);
         let _ = err.write_all(
-            b" MiB failed. Make the run smaller: gradient_checkpointing = true, precision = \"bf16\", \
+            b" failed. Make the run smaller: gradient_checkpointing = true, precision = \"bf16\", \
               a smaller batch_size (grad_accum keeps the tokens per step) or block_size; `hearth train --keys` lists them\n",
         );
     }

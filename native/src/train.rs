@@ -173,7 +173,30 @@ pub fn run(mut args: Args) -> Result<(), Error> {
     // --overwrite) the earlier run's files are removed once the run is about to write.
     let earlier_run =
         if !args.resume && rank0 { checkpoint::refuse_other_run(&out_dir, args.overwrite)? } else { Vec::new() };
-    let resume_from = if args.resume { Some(checkpoint::latest_intact(&out_dir, rank0)?) } else { None };
+    let resume_from = match args.resume {
+        true => Some(checkpoint::latest_intact(&out_dir, rank0).map_err(|e| {
+            let way_on = if checkpoint::run_files(&out_dir).is_empty() {
+                "start without --resume"
+            } else {
+                "nothing was trained; restore a checkpoint, or start over with --overwrite"
+            };
+            Error::Refused(format!("--resume: {e}; {way_on}"))
+        })?),
+        false => None,
+    };
+    // --overwrite clears out_dir: a model to start from must not lie inside it.
+    if let Some(init) = config.init_from.as_deref().filter(|_| !earlier_run.is_empty()) {
+        let inside = |p: &Path| std::fs::canonicalize(p).ok();
+        if let (Some(init), Some(out)) = (inside(Path::new(init)), inside(&out_dir))
+            && init.starts_with(&out)
+        {
+            return Err(Error::Refused(format!(
+                "init_from {} lies in {}, which --overwrite would clear; copy it elsewhere first",
+                init.display(),
+                out.display()
+            )));
+        }
+    }
 
     let mut model_config = match &resume_from {
         Some((_, dir)) => ModelConfig::from_json(&checkpoint::read(dir, "config.json")?)?,
@@ -228,9 +251,18 @@ pub fn run(mut args: Args) -> Result<(), Error> {
     let (backend, device) = crate::backend::choose_for_rank(&config.backend)?;
     config.backend = backend.to_string();
     // Before any work: every tensor fits one binding, and the step's estimated peak fits the memory.
-    let world = std::env::var("WORLD_SIZE").ok().and_then(|w| w.parse().ok()).unwrap_or(1);
+    let var = |key: &str| std::env::var(key).ok().and_then(|w| w.parse::<usize>().ok()).unwrap_or(1).max(1);
+    let (world, local_world) = (var("WORLD_SIZE"), var("LOCAL_WORLD_SIZE"));
     let fused = config.fused_attention && is_wgpu(&device);
-    let limits = crate::backend::limits(backend, &device);
+    let mut limits = crate::backend::limits(backend, &device);
+    if let Some(gib) = config.max_memory_gib {
+        limits.memory = Some((gib * (1u64 << 30) as f64) as u64);
+        limits.device = format!("max_memory_gib ({})", limits.device);
+    } else if backend == Backend::Flex && local_world > 1 {
+        // The processes on this machine share its memory.
+        limits.memory = limits.memory.map(|m| m / local_world as u64);
+        limits.device = format!("{} (its share for {local_world} processes on this machine)", limits.device);
+    }
     let peak = fit::check_training(&model_config, &config, world, fused, &limits)?;
     let memory_line = match limits.memory {
         Some(m) => format!(

@@ -119,6 +119,11 @@ impl BertConfig {
                 self.hidden_size, self.num_attention_heads
             )));
         }
+        if self.extra.get("tie_word_embeddings") == Some(&serde_json::Value::Bool(false)) {
+            return Err(Error::Config(
+                "tie_word_embeddings = false is not supported: Hearth's BERT predicts masked tokens with its word embeddings (tied, as every released BERT)".into(),
+            ));
+        }
         if self.position_embedding_type != "absolute" {
             return Err(Error::Config(format!(
                 "position_embedding_type \"{}\" is not supported; Hearth's BERT has absolute positions",

@@ -95,6 +95,10 @@ pub struct TrainConfig {
     /// Recompute each transformer block's activations during backward (burn-autodiff's balanced
     /// checkpointing per block): less memory, more compute.
     pub gradient_checkpointing: bool,
+    /// The memory one process may use, in GiB: a run whose estimated peak exceeds it is refused
+    /// before it starts. Unset: the machine's RAM (or its container's limit) shared by the
+    /// processes on it, on flex; on wgpu only the adapter's largest buffer is checked.
+    pub max_memory_gib: Option<f64>,
     /// Data parallelism (several processes, see `hearth launch`): 0 replicates the optimizer state
     /// on every rank; 1 shards it (ZeRO stage 1: each rank keeps and updates its share of the
     /// parameters, then they are gathered).
@@ -163,6 +167,7 @@ impl Default for TrainConfig {
             loss_scale: 65536.0,
             loss_scale_growth_interval: 2000,
             gradient_checkpointing: false,
+            max_memory_gib: None,
             zero_stage: 0,
             seed: 1337,
             eval_every: 100,
