@@ -606,13 +606,24 @@ fn a_run_folder_holds_one_run_and_a_damaged_checkpoint_is_never_trusted() {
     );
     assert!(snapshot(&ruined) == before, "nothing written");
 
-    // --overwrite replaces the first run: only the new run's checkpoints and metrics remain.
+    // --overwrite never clears a model the run starts from.
+    let init = first.join("step-00000012");
+    let before = snapshot(&first);
+    let e = fails(
+        &with(&["--overwrite", "--init-from", init.to_str().unwrap()]).iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert!(e.contains("which --overwrite would clear; copy it elsewhere first"), "{e}");
+    assert!(snapshot(&first) == before, "the first run is untouched");
+
+    // --overwrite replaces the first run: only the new run's checkpoints and metrics remain, and
+    // files that are not the run's stay.
+    std::fs::write(first.join("step-notes.md"), "mine").unwrap();
     let out = run(&with(&["--seed", "7", "--max-steps", "2", "--checkpoint-every", "2", "--overwrite"])
         .iter()
         .map(String::as_str)
         .collect::<Vec<_>>());
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(checkpoints(&first), vec!["step-00000002"]);
+    assert_eq!(checkpoints(&first), vec!["step-00000002", "step-notes.md"]);
     assert_eq!(curve(&first).len(), 2);
     std::fs::remove_dir_all(&dir).ok();
 }
