@@ -218,7 +218,7 @@ impl Context {
                     metrics_log.log(json!({
                         "step": tuner.step, "epoch": epoch + 1, "loss": train_loss,
                         "dev": {"accuracy": m.accuracy, "f1": m.f1, "mcc": m.mcc},
-                    }));
+                    }))?;
                     let line = format!(
                         "step {:>5}  train loss {train_loss:.4}  dev accuracy {:.4}  f1 {:.4}  mcc {:.4}",
                         tuner.step, m.accuracy, m.f1, m.mcc

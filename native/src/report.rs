@@ -22,6 +22,7 @@ pub fn steps_bar(steps: u64) -> indicatif::ProgressBar {
 /// Appends one JSON object per line to `metrics.jsonl`.
 pub struct Metrics {
     file: File,
+    path: std::path::PathBuf,
 }
 
 impl Metrics {
@@ -33,12 +34,14 @@ impl Metrics {
             .truncate(truncate)
             .open(path)
             .map_err(|e| Error::Input(format!("cannot open it ({e})")).in_file(path.display()))?;
-        Ok(Self { file })
+        Ok(Self { file, path: path.to_path_buf() })
     }
 
-    pub fn log(&mut self, record: serde_json::Value) {
-        let _ = writeln!(self.file, "{record}");
-        let _ = self.file.flush();
+    /// Appends `record`; a failed write (a full disk) is an error, never a silently lost line.
+    pub fn log(&mut self, record: serde_json::Value) -> Result<(), Error> {
+        writeln!(self.file, "{record}")
+            .and_then(|()| self.file.flush())
+            .map_err(|e| Error::Input(format!("cannot write it ({e})")).in_file(self.path.display()))
     }
 }
 

@@ -417,7 +417,7 @@ impl RunContext {
         if let Some((step, dir)) = &resume_from {
             println!("         resuming at step {step} from {}", dir.display());
         }
-        std::fs::write(out_dir.join("run.toml"), config.to_toml()).ok();
+        checkpoint::write_atomic(&out_dir.join("run.toml"), config.to_toml().as_bytes())?;
         let metrics_path = out_dir.join("metrics.jsonl");
         let mut metrics = Metrics::open(&metrics_path, resume_from.is_none())?;
         if let Some((step, _)) = &resume_from {
@@ -512,7 +512,7 @@ impl RunContext {
                 || record.get("val_loss").is_some()
                 || record.get("zero_shot").is_some()
             {
-                metrics.log(record);
+                metrics.log(record)?;
             }
             let stop = trainer.any_rank(interrupted.load(std::sync::atomic::Ordering::SeqCst))?;
             if checkpoint_due(&config, stats.step, stop)
@@ -538,11 +538,11 @@ impl RunContext {
         let elapsed = start.elapsed().as_secs_f64();
         let (train_curve, val_curve) = read_curves(&metrics_path);
         let curve = out_dir.join("loss_curve.svg");
-        std::fs::write(
-            &curve,
-            loss_curve_svg(&train_curve, &val_curve, &format!("{} · {}", model_config.model_type(), data.source)),
-        )
-        .ok();
+        let svg = loss_curve_svg(&train_curve, &val_curve, &format!("{} · {}", model_config.model_type(), data.source));
+        if let Err(e) = checkpoint::write_atomic(&curve, svg.as_bytes()) {
+            // The run and its checkpoints are complete; only the picture is missing.
+            eprintln!("warning: {e}; the metrics are in {}", metrics_path.display());
+        }
 
         println!("\n== summary");
         let tokens = trainer.state.tokens - start_tokens;

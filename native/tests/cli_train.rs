@@ -769,3 +769,18 @@ fn a_batch_larger_than_one_device_buffer_is_refused_before_any_work() {
     assert!(e.contains("holds at most") && e.contains("smaller batch_size"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+#[cfg(target_os = "linux")]
+fn a_metric_that_cannot_be_written_stops_the_run() {
+    // metrics.jsonl on a full disk (/dev/full answers every write with ENOSPC): the run stops with
+    // one line naming the file, instead of training on with its metrics silently lost.
+    let dir = scratch("full-disk");
+    let corpus = small_corpus(&dir);
+    let out = dir.join("run");
+    std::fs::create_dir_all(&out).unwrap();
+    std::os::unix::fs::symlink("/dev/full", out.join("metrics.jsonl")).unwrap();
+    let e = fails(&tiny_run(&out, &corpus).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(e.contains("metrics.jsonl") && e.contains("cannot write it") && e.contains("No space left"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}
