@@ -163,6 +163,12 @@ fn describe(status: ExitStatus) -> String {
     }
     #[cfg(unix)]
     if let Some(signal) = std::os::unix::process::ExitStatusExt::signal(&status) {
+        if signal == 9 {
+            // What the kernel's out-of-memory killer sends (nothing in the process can say so).
+            return "signal 9 (killed: often the kernel's out-of-memory killer, see `dmesg`; if so, make the run \
+                    smaller: gradient_checkpointing, precision = \"bf16\", a smaller batch_size)"
+                .to_string();
+        }
         return format!("signal {signal}");
     }
     status.to_string()
@@ -222,7 +228,11 @@ mod tests {
             "rank 0 exited with status 2"
         );
         let err = launch(Path::new("/bin/sh"), &plan(2, "[ $RANK = 1 ] && kill -9 $$; sleep 30")).unwrap_err();
-        assert_eq!(err, "rank 1 exited with signal 9; the others were stopped");
+        assert!(
+            err.starts_with("rank 1 exited with signal 9 (killed: often the kernel's out-of-memory killer"),
+            "{err}"
+        );
+        assert!(err.ends_with("a smaller batch_size); the others were stopped"), "{err}");
     }
 
     #[test]
