@@ -159,6 +159,22 @@ pub fn check_tensors(tensors: &[TensorSize], limits: &DeviceLimits, work: &str) 
     )))
 }
 
+/// Every parameter of `config` and the activations of `batch` sequences of `seq` tokens (see
+/// [`activation_sizes`]) against the device's largest binding: the check each command makes before
+/// it builds or loads a model.
+pub fn check_model(
+    config: &ModelConfig,
+    (batch, seq): (usize, usize),
+    fused: bool,
+    training: bool,
+    limits: &DeviceLimits,
+    work: &str,
+) -> Result<()> {
+    let mut tensors = param_sizes(config);
+    tensors.extend(activation_sizes(config, batch, seq, fused, training));
+    check_tensors(&tensors, limits, work)
+}
+
 /// A training step's estimated peak memory, in bytes, by part.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PeakEstimate {
@@ -183,8 +199,17 @@ const BASELINE: u64 = 160 << 20;
 /// 5446 (checkpointing), 7619 (bf16). T5's decoder sees the span-corruption targets, about a
 /// quarter of the block.
 pub fn training_peak(config: &ModelConfig, run: &TrainConfig, world: usize, fused: bool) -> PeakEstimate {
+    peak(config, param_count(config), run, world, fused)
+}
+
+fn param_count(config: &ModelConfig) -> u64 {
+    param_sizes(config).iter().map(|t| t.bytes / 4).sum()
+}
+
+/// [`training_peak`] for a model of `params` parameters (counted once by callers that estimate
+/// several variants of a run).
+fn peak(config: &ModelConfig, params: u64, run: &TrainConfig, world: usize, fused: bool) -> PeakEstimate {
     let m = dims(config);
-    let params: u64 = param_sizes(config).iter().map(|t| t.bytes / 4).sum();
     let half = run.precision != Precision::F32;
     let optimizer_share = if run.zero_stage == 1 { world.max(1) as u64 } else { 1 };
     let state = params * 8 + params * 8 / optimizer_share + if half { params * 4 } else { 0 };
@@ -226,18 +251,17 @@ pub fn check_training(
     limits: &DeviceLimits,
 ) -> Result<PeakEstimate> {
     let local_batch = (run.batch_size / world.max(1)).max(1);
-    let mut tensors = param_sizes(config);
-    tensors.extend(activation_sizes(config, local_batch, run.block_size, fused, true));
-    check_tensors(&tensors, limits, "training")?;
-    let peak = training_peak(config, run, world, fused);
-    let Some(memory) = limits.memory else { return Ok(peak) };
-    if peak.total <= memory {
-        return Ok(peak);
+    check_model(config, (local_batch, run.block_size), fused, true, limits, "training")?;
+    let params = param_count(config);
+    let estimate = peak(config, params, run, world, fused);
+    let Some(memory) = limits.memory else { return Ok(estimate) };
+    if estimate.total <= memory {
+        return Ok(estimate);
     }
     let with = |change: &dyn Fn(&mut TrainConfig)| {
         let mut c = run.clone();
         change(&mut c);
-        training_peak(config, &c, world, fused).total
+        peak(config, params, &c, world, fused).total
     };
     // Each switch alone, then the largest batch that fits with every switch on.
     let mut fixes = Vec::new();
@@ -291,10 +315,10 @@ pub fn check_training(
     };
     Err(Error::Refused(format!(
         "training needs about {} at its peak (weights and optimizer {}, activations {}, logits {}) but {} has {}; {advice}",
-        human(peak.total),
-        human(peak.state),
-        human(peak.activations),
-        human(peak.logits),
+        human(estimate.total),
+        human(estimate.state),
+        human(estimate.activations),
+        human(estimate.logits),
         limits.device,
         human(memory),
     )))

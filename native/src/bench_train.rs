@@ -185,15 +185,9 @@ pub fn run(mut args: TrainArgs) -> Result<(), Error> {
     config.backend = backend.to_string();
     // Every tensor must fit one binding (the memory itself is what this benchmark measures).
     let fused = config.fused_attention && hearth_core::nn::attention::is_wgpu(&device);
-    let mut tensors = hearth_core::fit::param_sizes(&model_config);
-    tensors.extend(hearth_core::fit::activation_sizes(
-        &model_config,
-        (config.batch_size / world).max(1),
-        config.block_size,
-        fused,
-        true,
-    ));
-    hearth_core::fit::check_tensors(&tensors, &crate::backend::limits(backend, &device), "training")?;
+    let local = ((config.batch_size / world).max(1), config.block_size);
+    let limits = crate::backend::limits(backend, &device);
+    hearth_core::fit::check_model(&model_config, local, fused, true, &limits, "training")?;
     device.seed(config.seed);
     let mut model = model_config.init(&device);
     model.set_fused_attention(config.fused_attention);

@@ -31,6 +31,8 @@ pub struct Loaded {
     pub tokenizer: Tokenizer,
     pub device: Device,
     pub backend: hearth_core::Backend,
+    /// What the device can hold (read once; see `hearth_core::fit`).
+    pub limits: fit::DeviceLimits,
     pub dir: PathBuf,
 }
 
@@ -54,12 +56,11 @@ pub fn load(args: &ModelArgs) -> Result<Loaded, Error> {
     let (backend, device) = crate::backend::choose(&args.backend)?;
     // Every parameter, and a one-sequence forward, must fit the device before anything is loaded.
     let seq = config.max_positions().unwrap_or(512);
-    let mut tensors = fit::param_sizes(&config);
-    tensors.extend(fit::activation_sizes(&config, 1, seq, is_wgpu(&device), false));
-    fit::check_tensors(&tensors, &crate::backend::limits(backend, &device), "loading the model")?;
+    let limits = crate::backend::limits(backend, &device);
+    fit::check_model(&config, (1, seq), is_wgpu(&device), false, &limits, "loading the model")?;
     let model = Model::from_hf(&config, &checkpoint::read(&dir, "model.safetensors")?, &device)
         .map_err(|e| e.in_file(dir.join("model.safetensors").display()))?;
-    Ok(Loaded { config, model, tokenizer, device, backend, dir })
+    Ok(Loaded { config, model, tokenizer, device, backend, limits, dir })
 }
 
 impl Loaded {
@@ -68,7 +69,7 @@ impl Loaded {
     pub fn check_batch(&self, batch: usize, seq: usize, lm_logits: bool, work: &str) -> Result<(), Error> {
         let mut tensors = fit::activation_sizes(&self.config, batch, seq, is_wgpu(&self.device), false);
         tensors.retain(|t| lm_logits || t.name != "logits");
-        fit::check_tensors(&tensors, &crate::backend::limits(self.backend, &self.device), work)
+        fit::check_tensors(&tensors, &self.limits, work)
     }
 }
 

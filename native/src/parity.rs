@@ -46,9 +46,7 @@ fn check_fits(config: &[u8], io: &[u8], backend: Backend, device: &burn::tensor:
         Ok(s) if s.len() == 2 => (s[0], s[1]),
         _ => (1, config.max_positions().unwrap_or(512)),
     };
-    let mut tensors = fit::param_sizes(&config);
-    tensors.extend(fit::activation_sizes(&config, batch, seq, is_wgpu(device), false));
-    fit::check_tensors(&tensors, &crate::backend::limits(backend, device), "parity")
+    fit::check_model(&config, (batch, seq), is_wgpu(device), false, &crate::backend::limits(backend, device), "parity")
 }
 
 /// Prefixes the file named in an error with the folder it is in.
