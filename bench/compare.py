@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Hearth against PyTorch, alternately, on the same machine: `hearth bench train` and
-`bench/pytorch_reference.py` run in turn for several rounds (so that a change in the machine's
-load hits both), for the tiny GPT and the 10M GPT; prints the median tokens/s of each and the
-median of the per-round ratios Hearth / PyTorch. Without PyTorch it says so and prints Hearth's
-numbers alone.
+"""Hearth against PyTorch, alternately, on the same machine and at the same CPU thread count:
+`hearth --threads T bench train` and `bench/pytorch_reference.py --threads T` run in turn for
+several rounds (so that a change in the machine's load hits both), for the tiny GPT and the 10M
+GPT; prints the median tokens/s of each and the median of the per-round ratios Hearth / PyTorch.
+Without PyTorch it says so and prints Hearth's numbers alone.
 
-    python3 bench/compare.py                       # 5 rounds, flex, PyTorch at 1 thread
+    python3 bench/compare.py                       # 5 rounds, flex, 1 thread
     python3 bench/compare.py --rounds 3 --threads 1,2 --json compare.json
 """
 
@@ -44,7 +44,7 @@ def main():
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--models", default="tiny,10m", help="comma-separated: " + ",".join(MODELS))
     p.add_argument("--backend", default="flex")
-    p.add_argument("--threads", default="1", help="PyTorch thread counts, comma-separated (e.g. 1,2)")
+    p.add_argument("--threads", default="1", help="CPU thread counts, comma-separated (e.g. 1,2): each runs both")
     p.add_argument("--hearth", default=os.path.join(ROOT, "target", "release", "hearth"),
                    help="the hearth binary (default: target/release/hearth; $CARGO_TARGET_DIR is honoured)")
     p.add_argument("--json", help="write every measurement and the summary here")
@@ -59,7 +59,7 @@ def main():
     except ImportError:
         have_torch = False
         print("compare.py: PyTorch is not installed (see README, 'Speed'); measuring Hearth alone")
-    threads = [int(t) for t in a.threads.split(",")] if have_torch else []
+    threads = [int(t) for t in a.threads.split(",")]
     ref = [sys.executable, os.path.join(ROOT, "bench", "pytorch_reference.py")]
 
     results = {}
@@ -67,35 +67,40 @@ def main():
         preset, batch, seq, warmup, steps = MODELS[name]
         shape = ["--preset", preset, "--batch-size", str(batch), "--seq", str(seq),
                  "--warmup", str(warmup), "--steps", str(steps)]
-        rows = {"hearth": [], **{f"pytorch-{t}t": [] for t in threads}}
+        rows = {**{f"hearth-{t}t": [] for t in threads}, **{f"pytorch-{t}t": [] for t in threads if have_torch}}
         for r in range(a.rounds):
-            h = run_json([a.hearth, "bench", "train", "--backend", a.backend] + shape)
-            rows["hearth"].append(h)
-            line = f"{name} round {r + 1}/{a.rounds}: hearth {h['tokens_per_s']:.0f} tok/s"
+            line = f"{name} round {r + 1}/{a.rounds}:"
             for t in threads:
-                pt = run_json(ref + shape + ["--threads", str(t)])
-                rows[f"pytorch-{t}t"].append(pt)
-                line += f", pytorch {t}t {pt['tokens_per_s']:.0f}"
-            print(line, flush=True)
+                h = run_json([a.hearth, "--threads", str(t), "bench", "train", "--backend", a.backend] + shape)
+                rows[f"hearth-{t}t"].append(h)
+                line += f" hearth {t}t {h['tokens_per_s']:.0f}"
+                if have_torch:
+                    pt = run_json(ref + shape + ["--threads", str(t)])
+                    rows[f"pytorch-{t}t"].append(pt)
+                    line += f", pytorch {t}t {pt['tokens_per_s']:.0f};"
+            print(line + " tok/s", flush=True)
         results[name] = rows
 
     print()
-    header = f"{'model':<7} {'params':>8} {'batch×seq':>10} {'hearth ' + a.backend:>13}"
+    header = f"{'model':<7} {'params':>8} {'batch×seq':>10}"
     for t in threads:
-        header += f" {f'torch {t}t':>10} {f'ratio/{t}t':>9}"
-    print(header + "   (tokens/s, medians of the rounds; ratio = median of hearth/pytorch per round)")
+        header += f" {f'hearth {t}t':>10}" + (f" {f'torch {t}t':>10} {'ratio':>6}" if have_torch else "")
+    print(header + f"   (hearth on {a.backend}; tokens/s, medians of the rounds; ratio = median of hearth/pytorch per round)")
     summary = {}
     for name, rows in results.items():
-        h = [m["tokens_per_s"] for m in rows["hearth"]]
-        first = rows["hearth"][0]
-        line = f"{name:<7} {first['params'] / 1e6:>7.2f}M {first['batch_size']:>4}×{first['seq']:<5} {statistics.median(h):>13.0f}"
-        summary[name] = {"hearth_tokens_per_s": statistics.median(h)}
+        first = rows[f"hearth-{threads[0]}t"][0]
+        line = f"{name:<7} {first['params'] / 1e6:>7.2f}M {first['batch_size']:>4}×{first['seq']:<5}"
+        summary[name] = {}
         for t in threads:
-            pt = [m["tokens_per_s"] for m in rows[f"pytorch-{t}t"]]
-            ratio = statistics.median(x / y for x, y in zip(h, pt))
-            line += f" {statistics.median(pt):>10.0f} {ratio:>9.2f}"
-            summary[name][f"pytorch_{t}t_tokens_per_s"] = statistics.median(pt)
-            summary[name][f"ratio_{t}t"] = ratio
+            h = [m["tokens_per_s"] for m in rows[f"hearth-{t}t"]]
+            line += f" {statistics.median(h):>10.0f}"
+            summary[name][f"hearth_{t}t_tokens_per_s"] = statistics.median(h)
+            if have_torch:
+                pt = [m["tokens_per_s"] for m in rows[f"pytorch-{t}t"]]
+                ratio = statistics.median(x / y for x, y in zip(h, pt))
+                line += f" {statistics.median(pt):>10.0f} {ratio:>6.2f}"
+                summary[name][f"pytorch_{t}t_tokens_per_s"] = statistics.median(pt)
+                summary[name][f"ratio_{t}t"] = ratio
         print(line)
     if a.json:
         with open(a.json, "w") as f:

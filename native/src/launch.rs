@@ -36,6 +36,9 @@ pub fn launch(program: &Path, plan: &LaunchPlan) -> Result<(), String> {
         ));
     }
     let world = nproc * nnodes;
+    // The CPU backend's threads: the machine's cores shared among this node's ranks (as torchrun
+    // sets OMP_NUM_THREADS), unless the user chose them.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).div_ceil(nproc).max(1);
     let mut children: Vec<(usize, Child)> = Vec::with_capacity(nproc);
     for local in 0..nproc {
         let rank = node_rank * nproc + local;
@@ -47,6 +50,9 @@ pub fn launch(program: &Path, plan: &LaunchPlan) -> Result<(), String> {
             .env("LOCAL_WORLD_SIZE", nproc.to_string())
             .env("MASTER_ADDR", &plan.master_addr)
             .env("MASTER_PORT", plan.master_port.to_string());
+        if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+            cmd.env("RAYON_NUM_THREADS", threads.to_string());
+        }
         if rank != 0 {
             cmd.env("HEARTH_QUIET", "1");
         }

@@ -25,6 +25,10 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "hearth", version, about = "Pretraining of transformer language models on any GPU, through WebGPU")]
 struct Cli {
+    /// CPU threads for the flex backend's kernels and matrix products (default: every core this
+    /// process may use, or $RAYON_NUM_THREADS; `hearth launch` divides the cores among its ranks).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
     #[command(subcommand)]
     command: Command,
 }
@@ -175,6 +179,13 @@ fn main() -> ExitCode {
         unsafe { std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir()) };
     }
     let cli = Cli::parse();
+    if let Some(threads) = cli.threads {
+        // Before any kernel runs: the first parallel call would build the default pool instead.
+        if threads == 0 || rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().is_err() {
+            eprintln!("error: --threads {threads}: give a positive number of CPU threads");
+            return ExitCode::from(2);
+        }
+    }
     let result = match cli.command {
         Command::Parity(args) => parity::run(args),
         Command::Train(args) => train::run(args).map(|()| ExitCode::SUCCESS),

@@ -344,7 +344,7 @@ impl BertForMaskedLm {
         let p = &self.cls.predictions;
         let h = p.transform.LayerNorm.forward(p.transform.act.forward(p.transform.dense.forward(h)));
         let decoder = self.bert.embeddings.word_embeddings.weight.val().transpose(); // [d, vocab]
-        h.matmul(decoder.unsqueeze()) + p.bias.val().unsqueeze()
+        crate::nn::project(h, decoder, Some(p.bias.val()))
     }
 
     /// The encoder's output `[b, t, d]`.

@@ -252,7 +252,7 @@ impl Gpt2LmHeadModel {
         let h = self.hidden_states(input_ids, attention_mask);
         match &self.lm_head {
             Some(head) => head.forward(h),
-            None => h.matmul(self.transformer.wte.weight.val().transpose().unsqueeze()),
+            None => crate::nn::project(h, self.transformer.wte.weight.val().transpose(), None), // tied: h·wteᵀ
         }
     }
 

@@ -490,7 +490,7 @@ impl T5ForConditionalGeneration {
         }
         match &self.lm_head {
             Some(head) => head.forward(h),
-            None => h.matmul(self.shared.weight.val().transpose().unsqueeze()),
+            None => crate::nn::project(h, self.shared.weight.val().transpose(), None), // tied: h·sharedᵀ
         }
     }
 

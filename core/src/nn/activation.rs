@@ -43,7 +43,11 @@ fn gelu_exact<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 /// composes `powf(x, 3)` and `tanh`, whose backward takes another `powf`: on the CPU backend those
 /// libm calls were a quarter of a tiny GPT's training step. Here: products, one `exp` per element
 /// (the sigmoid) and a sigmoid backward that reuses its output.
+/// On flex in f32: one kernel pass forward and backward (`hearth_shaders::cpu::gelu`).
 fn gelu_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if hearth_shaders::cpu::applies(&x.device(), x.dtype()) {
+        return hearth_shaders::cpu::gelu::gelu_tanh(x);
+    }
     const TWO_SQRT_2_OVER_PI: f64 = 2.0 * std::f64::consts::FRAC_2_SQRT_PI * std::f64::consts::FRAC_1_SQRT_2;
     let z2 = x.clone() * ((x.clone() * x.clone()) * (TWO_SQRT_2_OVER_PI * 0.044715) + TWO_SQRT_2_OVER_PI);
     x * activation::sigmoid(z2)

@@ -2,7 +2,6 @@
 //! `torch.nn.Linear`). See `transformers/pytorch_utils.py::Conv1D`.
 
 use burn::module::{Module, Param};
-use burn::tensor::module::linear;
 use burn::tensor::{Device, Tensor};
 
 #[derive(Module, Debug)]
@@ -20,6 +19,6 @@ impl Conv1D {
 
     /// `[.., d_input]` -> `[.., d_output]`
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        linear(x, self.weight.val(), Some(self.bias.val()))
+        super::project(x, self.weight.val(), Some(self.bias.val()))
     }
 }

@@ -3,7 +3,6 @@
 //! tensor loads and saves as is, with no transpose table.)
 
 use burn::module::{Module, Param};
-use burn::tensor::module::linear;
 use burn::tensor::{Device, Tensor};
 
 #[derive(Module, Debug)]
@@ -25,6 +24,6 @@ impl Linear {
 
     /// `[.., d_input]` -> `[.., d_output]`
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        linear(x, self.weight.val().transpose(), self.bias.as_ref().map(|b| b.val()))
+        super::project(x, self.weight.val().transpose(), self.bias.as_ref().map(|b| b.val()))
     }
 }

@@ -1,0 +1,228 @@
+//! LayerNorm over the last dimension, `(x − mean)/√(var + eps)·weight + bias` with the biased
+//! variance (`torch.nn.LayerNorm`), forward and backward in one pass over the rows each.
+
+use burn::backend::autodiff::Autodiff;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::{Flex, FlexTensor};
+use burn::backend::tensor::FloatTensor;
+use rayon::prelude::*;
+
+use super::{CpuKernelOps, contiguous, rows_per_task, tensor, values};
+use crate::multiversion;
+
+/// `y`, and per row the mean and `1/√(var + eps)` (`[n]` each) that the backward reads.
+pub(crate) fn forward(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    bias: &FlexTensor,
+    eps: f32,
+) -> (FlexTensor, Vec<f32>, Vec<f32>) {
+    let shape = x.layout().shape().clone();
+    let (x, w, b) = (contiguous(x), contiguous(weight), contiguous(bias));
+    let (x, w, b) = (values(&x), values(&w), values(&b));
+    let d = w.len();
+    let n = x.len() / d;
+    let (mut y, mut mean, mut rstd) = (vec![0.0; x.len()], vec![0.0; n], vec![0.0; n]);
+    let rows = rows_per_task(d);
+    y.par_chunks_mut(rows * d)
+        .zip(mean.par_chunks_mut(rows))
+        .zip(rstd.par_chunks_mut(rows))
+        .zip(x.par_chunks(rows * d))
+        .for_each(|(((y, mean), rstd), x)| forward_rows(x, w, b, eps, y, mean, rstd));
+    (tensor(y, shape), mean, rstd)
+}
+
+multiversion! {
+    fn forward_rows(x: &[f32], w: &[f32], b: &[f32], eps: f32, y: &mut [f32], mean: &mut [f32], rstd: &mut [f32]) {
+        let d = w.len();
+        for (((x, y), mean), rstd) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)).zip(mean.iter_mut()).zip(rstd.iter_mut()) {
+            let m = super::simd::sum_map(x, |v| v) / d as f32;
+            let var = super::simd::sum_map(x, |v| (v - m) * (v - m)) / d as f32;
+            let r = 1.0 / (var + eps).sqrt();
+            for j in 0..d {
+                y[j] = (x[j] - m) * r * w[j] + b[j];
+            }
+            (*mean, *rstd) = (m, r);
+        }
+    }
+}
+
+/// `dx`, `dweight`, `dbias` from the upstream gradient `dy`.
+pub(crate) fn backward(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    mean: &[f32],
+    rstd: &[f32],
+    dy: &FlexTensor,
+) -> [FlexTensor; 3] {
+    let shape = x.layout().shape().clone();
+    let (x, w, dy) = (contiguous(x), contiguous(weight), contiguous(dy));
+    let (x, w, dy) = (values(&x), values(&w), values(&dy));
+    let d = w.len();
+    let rows = rows_per_task(d);
+    let mut dx = vec![0.0; x.len()];
+    // Per-task partial sums of dweight and dbias, added in task order: the same result whatever
+    // thread ran which task (a resumed run must repeat an uninterrupted one bit for bit).
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = dx
+        .par_chunks_mut(rows * d)
+        .zip(x.par_chunks(rows * d))
+        .zip(dy.par_chunks(rows * d))
+        .zip(mean.par_chunks(rows).zip(rstd.par_chunks(rows)))
+        .map(|(((dx, x), dy), (mean, rstd))| {
+            let (mut dw, mut db) = (vec![0.0; d], vec![0.0; d]);
+            backward_rows(x, w, dy, mean, rstd, dx, &mut dw, &mut db);
+            (dw, db)
+        })
+        .collect();
+    let (mut dw, mut db) = (vec![0.0f32; d], vec![0.0f32; d]);
+    for (pw, pb) in partials {
+        dw.iter_mut().zip(pw).for_each(|(a, b)| *a += b);
+        db.iter_mut().zip(pb).for_each(|(a, b)| *a += b);
+    }
+    [tensor(dx, shape), tensor(dw, [d]), tensor(db, [d])]
+}
+
+multiversion! {
+    #[allow(clippy::too_many_arguments)]
+    fn backward_rows(x: &[f32], w: &[f32], dy: &[f32], mean: &[f32], rstd: &[f32], dx: &mut [f32], dw: &mut [f32], db: &mut [f32]) {
+        let d = w.len();
+        let chunks = x.chunks_exact(d).zip(dy.chunks_exact(d)).zip(dx.chunks_exact_mut(d));
+        for (((x, dy), dx), (&m, &r)) in chunks.zip(mean.iter().zip(rstd)) {
+            // g = dy·w; dx = r·(g − mean(g) − x̂·mean(g·x̂)), x̂ = (x − m)·r
+            let g_mean = super::simd::sum_zip(dy, w, |a, b| a * b) / d as f32;
+            let gx_mean = r * super::simd::sum_zip3(dy, w, x, |g, w, x| g * w * (x - m)) / d as f32;
+            for j in 0..d {
+                let xhat = (x[j] - m) * r;
+                dx[j] = r * (dy[j] * w[j] - g_mean - xhat * gx_mean);
+                dw[j] += dy[j] * xhat;
+                db[j] += dy[j];
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct LayerNormBackward;
+
+#[derive(Clone, Debug)]
+struct State {
+    x: FlexTensor,
+    weight: FlexTensor,
+    mean: Vec<f32>,
+    rstd: Vec<f32>,
+}
+
+impl Backward<Flex, 3> for LayerNormBackward {
+    type State = State;
+
+    fn backward(self, ops: Ops<State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let dy = grads.consume::<Flex>(&ops.node);
+        let s = ops.state;
+        let [dx, dw, db] = backward(&s.x, &s.weight, &s.mean, &s.rstd, &dy);
+        for (node, grad) in ops.parents.into_iter().zip([dx, dw, db]) {
+            if let Some(node) = node {
+                grads.register::<Flex>(node.id, grad);
+            }
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> CpuKernelOps for Autodiff<Flex, C> {
+    fn cpu_layer_norm(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        eps: f32,
+    ) -> FloatTensor<Self> {
+        let nodes = [x.node(), weight.node(), bias.node()];
+        let (x, weight, bias) = (x.into_primitive(), weight.into_primitive(), bias.into_primitive());
+        match LayerNormBackward.prepare::<C>(nodes).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let (y, mean, rstd) = forward(&x, &weight, &bias, eps);
+                prep.finish(State { x, weight, mean, rstd }, y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(forward(&x, &weight, &bias, eps).0),
+        }
+    }
+
+    fn cpu_gelu_tanh(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        super::gelu::autodiff::<C>(x)
+    }
+
+    fn cpu_cross_entropy(
+        logits: FloatTensor<Self>,
+        labels: burn::backend::tensor::IntTensor<Self>,
+        ignore_index: i64,
+    ) -> FloatTensor<Self> {
+        super::cross_entropy::autodiff::<C>(logits, labels, ignore_index)
+    }
+
+    fn cpu_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        key_padding: burn::backend::tensor::IntTensor<Self>,
+        scale: f32,
+        causal: bool,
+        has_padding: bool,
+    ) -> FloatTensor<Self> {
+        super::attention::autodiff::<C>(q, k, v, key_padding, scale, causal, has_padding)
+    }
+}
+
+/// `x [.., d]`, `weight, bias [d]` -> `[.., d]` through the kernel (see [`super::applies`]).
+pub fn layer_norm<const D: usize>(
+    x: burn::tensor::Tensor<D>,
+    weight: burn::tensor::Tensor<1>,
+    bias: burn::tensor::Tensor<1>,
+    eps: f64,
+) -> burn::tensor::Tensor<D> {
+    use burn::backend::Dispatch;
+    burn::tensor::Tensor::from_dispatch(Dispatch::cpu_layer_norm(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+        eps as f32,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{assert_close, random};
+    use burn::tensor::Tensor;
+
+    /// burn's composition, as `hearth_core::nn::LayerNorm` writes it.
+    fn composed(x: Tensor<3>, w: Tensor<1>, b: Tensor<1>, eps: f64) -> Tensor<3> {
+        let (var, mean) = x.clone().var_mean_bias(2);
+        (x - mean) / (var + eps).sqrt() * w.unsqueeze() + b.unsqueeze()
+    }
+
+    #[test]
+    fn values_and_gradients_match_the_composition() {
+        for (shape, seed) in [([2, 3, 20], 1), ([4, 33, 128], 2), ([1, 1, 7], 3)] {
+            let x = random(shape, seed) * 3.0 + 0.5;
+            let w = random([shape[2]], seed + 10) + 1.0;
+            let b = random([shape[2]], seed + 20);
+            let up = random(shape, seed + 30);
+            let run = |fused: bool| {
+                let (x, w, b) = (x.clone().require_grad(), w.clone().require_grad(), b.clone().require_grad());
+                let y = if fused {
+                    super::layer_norm(x.clone(), w.clone(), b.clone(), 1e-5)
+                } else {
+                    composed(x.clone(), w.clone(), b.clone(), 1e-5)
+                };
+                let grads = (y.clone() * up.clone()).sum().backward();
+                (y, x.grad(&grads).unwrap(), w.grad(&grads).unwrap(), b.grad(&grads).unwrap())
+            };
+            let (y, dx, dw, db) = run(true);
+            let (y0, dx0, dw0, db0) = run(false);
+            assert_close(y, y0, 1e-5, "y");
+            assert_close(dx, dx0, 1e-4, "dx");
+            assert_close(dw, dw0, 1e-5, "dweight");
+            assert_close(db, db0, 1e-5, "dbias");
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! CPU kernels for burn's flex backend, registered as burn custom ops with their own backward:
+//! the memory-bound layers of a transformer as one pass each over their data, forward and
+//! backward, threaded over rows (rayon) and vectorised (see [`simd`]).
+//!
+//! - [`layer_norm`]: LayerNorm over the last dimension (the mean and 1/σ kept for backward).
+//! - [`gelu_tanh`]: GELU's tanh approximation (GPT-2's `gelu_new`).
+//! - [`cross_entropy`]: log-softmax and the negative log-likelihood of the labels in one pass; the
+//!   backward writes `softmax − one-hot` straight from the logits and the kept log-sum-exp (the
+//!   `[n, vocab]` log-probabilities are never stored).
+//! - [`attention`]: scaled dot-product attention per (batch, head), query blocks at a time: the
+//!   scores of one block live in a scratch buffer (memory linear in the sequence length), the
+//!   backward recomputes them from the kept log-sum-exp, as the WGSL kernel does on the GPU.
+//!
+//! Each kernel's test compares its values and gradients with burn's composition of the same
+//! layer (the code path every other backend takes). The kernels take f32; callers in
+//! `hearth_core::nn` use them on flex for f32 tensors when [`enabled`], and the composition
+//! otherwise.
+
+pub mod attention;
+pub mod cross_entropy;
+pub mod gelu;
+pub mod layer_norm;
+pub mod simd;
+
+use std::cell::Cell;
+
+use burn::backend::flex::{Flex, FlexTensor};
+use burn::backend::tensor::{FloatTensor, IntTensor};
+use burn::backend::{Backend, backend_extension};
+use burn::tensor::{DType, Device, Shape, TensorData};
+
+/// The flex implementations of the kernels (Autodiff's are in each kernel's module).
+#[backend_extension(Autodiff, Flex)]
+pub trait CpuKernelOps: Backend {
+    /// `x [.., d]`, `weight, bias [d]` -> `[.., d]`.
+    fn cpu_layer_norm(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        eps: f32,
+    ) -> FloatTensor<Self>;
+    /// `[..]` -> `[..]`.
+    fn cpu_gelu_tanh(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// `logits [n, v]`, `labels [n]` -> the negative log-likelihood per row `[n]`, `0` where the
+    /// label is `ignore_index`.
+    fn cpu_cross_entropy(logits: FloatTensor<Self>, labels: IntTensor<Self>, ignore_index: i64) -> FloatTensor<Self>;
+    /// `q [b, h, tq, dh]`, `k, v [b, h, tk, dh]`, `key_padding [b, tk]` (non-zero = masked; read
+    /// only when `has_padding`) -> `[b, h, tq, dh]` (stored as `[b, tq, h, dh]`, so that merging the
+    /// heads afterwards is a view).
+    fn cpu_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        key_padding: IntTensor<Self>,
+        scale: f32,
+        causal: bool,
+        has_padding: bool,
+    ) -> FloatTensor<Self>;
+}
+
+impl CpuKernelOps for Flex {
+    fn cpu_layer_norm(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, eps: f32) -> FlexTensor {
+        layer_norm::forward(&x, &weight, &bias, eps).0
+    }
+    fn cpu_gelu_tanh(x: FlexTensor) -> FlexTensor {
+        gelu::forward(&x)
+    }
+    fn cpu_cross_entropy(logits: FlexTensor, labels: FlexTensor, ignore_index: i64) -> FlexTensor {
+        cross_entropy::forward(&logits, &labels, ignore_index).0
+    }
+    fn cpu_attention(
+        q: FlexTensor,
+        k: FlexTensor,
+        v: FlexTensor,
+        key_padding: FlexTensor,
+        scale: f32,
+        causal: bool,
+        has_padding: bool,
+    ) -> FlexTensor {
+        let params = attention::Params::new(&q, &k, scale, causal, has_padding);
+        attention::forward(&params, &q, &k, &v, &key_padding).0
+    }
+}
+
+thread_local! {
+    static ENABLED: Cell<bool> = const { Cell::new(true) };
+}
+
+/// Turns the CPU kernels on or off for the layers this thread builds (on by default); off, every
+/// layer runs burn's composition (the reference the kernels are tested against).
+pub fn set_enabled(on: bool) {
+    ENABLED.with(|e| e.set(on));
+}
+
+/// Whether the CPU kernels are on for this thread (see [`set_enabled`]).
+pub fn enabled() -> bool {
+    ENABLED.with(|e| e.get())
+}
+
+/// Whether a tensor on `device` with `dtype` goes through the CPU kernels: flex (autodiff or
+/// not), f32, kernels [`enabled`].
+pub fn applies(device: &Device, dtype: DType) -> bool {
+    use burn::backend::DispatchDevice;
+    let mut d = device.as_dispatch();
+    if let DispatchDevice::Autodiff(inner) = d {
+        d = inner;
+    }
+    enabled() && dtype == DType::F32 && matches!(d, DispatchDevice::Flex(_))
+}
+
+/// `t`'s f32 elements in order, copied only when `t` is a strided view.
+pub(crate) fn contiguous(t: &FlexTensor) -> FlexTensor {
+    assert_eq!(t.dtype(), DType::F32, "the CPU kernels take f32 tensors");
+    t.to_contiguous()
+}
+
+/// The f32 elements of a contiguous tensor.
+pub(crate) fn values(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>().expect("a contiguous f32 tensor")
+}
+
+/// A contiguous f32 tensor of `shape` holding `data`.
+pub(crate) fn tensor(data: Vec<f32>, shape: impl Into<Shape>) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(data, shape.into()))
+}
+
+/// An int tensor's elements as i64 (flex keeps ints as i64 or i32).
+pub(crate) fn ints(t: &FlexTensor) -> Vec<i64> {
+    let t = t.to_contiguous();
+    match t.dtype() {
+        DType::I64 => t.as_slice::<i64>().expect("contiguous").to_vec(),
+        DType::I32 => t.as_slice::<i32>().expect("contiguous").iter().map(|&v| v as i64).collect(),
+        other => panic!("the CPU kernels take i64 or i32 labels and masks, not {other:?}"),
+    }
+}
+
+/// Rows per rayon task for rows of `d` elements: tasks of at least ~16K elements, so that the
+/// small tensors of a tiny model are not split into more tasks than they are worth.
+pub(crate) fn rows_per_task(d: usize) -> usize {
+    (16_384 / d.max(1)).max(1)
+}
+
+/// A pointer that rayon tasks writing disjoint parts of one buffer may share.
+#[derive(Clone, Copy)]
+pub(crate) struct SharedMut(pub *mut f32);
+// SAFETY: every task writes elements no other task reads or writes (see each use).
+unsafe impl Send for SharedMut {}
+unsafe impl Sync for SharedMut {}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! What the kernel tests share: random tensors on flex with autodiff, and a comparison.
+    use burn::tensor::{Device, Tensor, TensorData};
+
+    pub fn device() -> Device {
+        Device::flex().autodiff()
+    }
+
+    /// Uniform in [-1, 1), the same for the same seed.
+    pub fn random<const D: usize>(shape: [usize; D], seed: u64) -> Tensor<D> {
+        let n = shape.iter().product();
+        let mut s = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let data: Vec<f32> = (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+            })
+            .collect();
+        Tensor::from_data(TensorData::new(data, shape), &device())
+    }
+
+    /// `a` and `b` agree within `tol` relative to `b`'s largest magnitude.
+    pub fn assert_close<const D: usize>(a: Tensor<D>, b: Tensor<D>, tol: f32, what: &str) {
+        assert_eq!(a.dims(), b.dims(), "{what}: shapes");
+        let a: Vec<f32> = a.into_data().try_to_vec().unwrap();
+        let b: Vec<f32> = b.into_data().try_to_vec().unwrap();
+        let scale = b.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+        let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        assert!(worst <= tol * scale, "{what}: largest difference {worst:e} against a largest value {scale:e}");
+    }
+}

@@ -1,0 +1,109 @@
+//! The CPU kernels (`hearth_shaders::cpu`: LayerNorm, tanh GELU, cross-entropy, attention) in real
+//! training on flex: the same steps of the same run with the kernels and with burn's composition
+//! (the path before them, and every other backend's) give the same loss at every step and the same
+//! weights at the end (1e-5 per step for the loss, 1e-4 for the weights). Each kernel's own test (values and gradients against the
+//! composition) is beside it in `shaders/src/cpu/`.
+
+use burn::module::Module;
+use burn::tensor::Tensor;
+use hearth_core::models::presets::preset;
+use hearth_core::objectives::masked::MaskingConfig;
+use hearth_core::train::trainer::ObjectiveSpec;
+use hearth_core::train::{TrainConfig, Trainer};
+use hearth_core::{Backend, Model};
+
+const STEPS: usize = 6;
+
+fn config() -> TrainConfig {
+    TrainConfig { batch_size: 4, block_size: 48, max_steps: STEPS as u64, warmup_steps: 2, ..TrainConfig::default() }
+}
+
+/// Random tokens from a fixed generator (the step's numbers do not depend on the text).
+fn tokens(vocab: u32) -> Vec<u32> {
+    let mut s = 7u64;
+    (0..20_000)
+        .map(|_| {
+            s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            ((s >> 33) % vocab as u64) as u32
+        })
+        .collect()
+}
+
+fn model_config(name: &str) -> hearth_core::ModelConfig {
+    let mut config = preset(name, &Default::default()).unwrap();
+    config.set_dropout(0.0);
+    config
+}
+
+/// Every parameter of a model, flattened in module order.
+fn weights<M: Module>(model: &M) -> Vec<f32> {
+    struct Collect(Vec<f32>);
+    impl burn::module::ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+            self.0.extend(param.val().into_data().try_to_vec::<f32>().unwrap());
+        }
+    }
+    let mut c = Collect(Vec::new());
+    model.visit(&mut c);
+    c.0
+}
+
+/// The losses of `STEPS` steps from `model` and the final weights, with the CPU kernels on or off.
+fn run(name: &str, model: Model, kernels: bool) -> (Vec<f64>, Vec<f32>) {
+    hearth_shaders::cpu::set_enabled(kernels);
+    let device = Backend::Flex.device();
+    let model_config = model_config(name);
+    let cfg = config();
+    let (losses, weights) = match model {
+        Model::Gpt2(model) => {
+            let data = tokens(512);
+            let mut t = Trainer::new(model, model_config, cfg, ObjectiveSpec::Causal, &device);
+            let losses = (0..STEPS).map(|_| t.step(&data).unwrap().loss).collect();
+            (losses, weights(&t.model))
+        }
+        Model::Bert(model) => {
+            let data = tokens(1000);
+            let masking = MaskingConfig::bert(1000, 1024, vec![1001, 1002, 1003]);
+            let objective = ObjectiveSpec::Masked { masking, cls: 1001, sep: 1002, word_start: None };
+            let mut t = Trainer::new(model, model_config, cfg, objective, &device);
+            let losses = (0..STEPS).map(|_| t.step(&data).unwrap().loss).collect();
+            (losses, weights(&t.model))
+        }
+        _ => unreachable!("{name} is neither GPT-2 nor BERT"),
+    };
+    hearth_shaders::cpu::set_enabled(true);
+    (losses, weights)
+}
+
+fn assert_same_run(name: &str) {
+    // One initial model for both runs (the device's generator is shared by the tests' threads).
+    // No dropout: its masks come from that generator too, and attention dropout takes the composition.
+    let model = model_config(name).init(&Backend::Flex.device());
+    let (losses, w) = run(name, model.clone(), true);
+    let (losses0, w0) = run(name, model, false);
+    for (step, (a, b)) in losses.iter().zip(&losses0).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+            "{name} step {}: loss {a} with the kernels, {b} without",
+            step + 1
+        );
+    }
+    assert!(losses.iter().all(|l| l.is_finite()), "{name}: {losses:?}");
+    assert_ne!(losses[0], losses[STEPS - 1], "{name}: the run did not train");
+    let worst = w.iter().zip(&w0).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    // AdamW divides each gradient by its running RMS, so a float-order difference in a near-zero
+    // gradient moves a weight by up to lr (3e-3) per step: 1e-4 is 0.6% of what 6 steps can move one.
+    assert!(worst <= 1e-4, "{name}: weights differ by {worst:e} after {STEPS} steps");
+    let loss_diff = losses.iter().zip(&losses0).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    println!("{name}: largest loss difference {loss_diff:e} over {STEPS} steps, weights {worst:e}");
+}
+
+#[test]
+fn gpt2_trains_the_same_with_and_without_the_cpu_kernels() {
+    assert_same_run("gpt-bench-tiny");
+}
+
+#[test]
+fn bert_trains_the_same_with_and_without_the_cpu_kernels() {
+    assert_same_run("bert-tiny");
+}
