@@ -179,12 +179,20 @@ fn main() -> ExitCode {
         unsafe { std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir()) };
     }
     let cli = Cli::parse();
+    // The CPU backend's thread pool, with the main thread as one of its workers: a kernel called
+    // from the training loop starts on this thread instead of waking another and waiting for it
+    // (at one thread, everything runs here). Built before the first parallel call would build the
+    // default pool.
+    let mut pool = rayon::ThreadPoolBuilder::new().use_current_thread();
     if let Some(threads) = cli.threads {
-        // Before any kernel runs: the first parallel call would build the default pool instead.
-        if threads == 0 || rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().is_err() {
-            eprintln!("error: --threads {threads}: give a positive number of CPU threads");
+        if threads == 0 {
+            eprintln!("error: --threads 0: give a positive number of CPU threads");
             return ExitCode::from(2);
         }
+        pool = pool.num_threads(threads);
+    }
+    if let Err(e) = pool.build_global() {
+        eprintln!("warning: the CPU thread pool could not be set up ({e}); flex uses rayon's default");
     }
     let result = match cli.command {
         Command::Parity(args) => parity::run(args),

@@ -34,7 +34,11 @@ impl Activation {
 /// burn 0.22.1's fused `gelu` has a backward that, on the cubecl (wgpu) backend, is the derivative
 /// of the *tanh approximation*: BERT's gradients then drift ~1e-4 from PyTorch's (the parity test
 /// caught it). `erf`'s own backward is exact on every backend.
+/// On flex in f32: one kernel pass forward and backward (`hearth_shaders::cpu::gelu`).
 fn gelu_exact<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if hearth_shaders::cpu::applies(&x.device(), x.dtype()) {
+        return hearth_shaders::cpu::gelu::gelu(x, true);
+    }
     x.clone() * ((x / std::f64::consts::SQRT_2).erf() + 1.0) * 0.5
 }
 
@@ -46,7 +50,7 @@ fn gelu_exact<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 /// On flex in f32: one kernel pass forward and backward (`hearth_shaders::cpu::gelu`).
 fn gelu_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     if hearth_shaders::cpu::applies(&x.device(), x.dtype()) {
-        return hearth_shaders::cpu::gelu::gelu_tanh(x);
+        return hearth_shaders::cpu::gelu::gelu(x, false);
     }
     const TWO_SQRT_2_OVER_PI: f64 = 2.0 * std::f64::consts::FRAC_2_SQRT_PI * std::f64::consts::FRAC_1_SQRT_2;
     let z2 = x.clone() * ((x.clone() * x.clone()) * (TWO_SQRT_2_OVER_PI * 0.044715) + TWO_SQRT_2_OVER_PI);

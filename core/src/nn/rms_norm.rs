@@ -20,10 +20,15 @@ impl RmsNorm {
 
     /// `[.., d]` -> `[.., d]`: `x / sqrt(mean(x²) + eps) * weight`, in f32 whatever the input's
     /// dtype; HF too takes the variance in f32 and scales in the weight's dtype.
+    /// On flex in f32 this is one kernel pass forward and backward (`hearth_shaders::cpu`).
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let weight = self.weight.val();
+        if [x.dtype(), weight.dtype()].into_iter().all(|t| hearth_shaders::cpu::applies(&x.device(), t)) {
+            return hearth_shaders::cpu::rms_norm::rms_norm(x, weight, self.eps);
+        }
         let (x, dtype) = upcast(x);
         let variance = x.clone().square().mean_dim(D - 1);
         let x = downcast(x * (variance + self.eps).sqrt().recip(), dtype);
-        x * self.weight.val().unsqueeze()
+        x * weight.unsqueeze()
     }
 }

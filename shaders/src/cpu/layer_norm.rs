@@ -10,7 +10,7 @@ use burn::backend::flex::{Flex, FlexTensor};
 use burn::backend::tensor::FloatTensor;
 use rayon::prelude::*;
 
-use super::{CpuKernelOps, contiguous, rows_per_task, tensor, values};
+use super::{contiguous, rows_per_task, tensor, values};
 use crate::multiversion;
 
 /// `y`, and per row the mean and `1/√(var + eps)` (`[n]` each) that the backward reads.
@@ -130,46 +130,20 @@ impl Backward<Flex, 3> for LayerNormBackward {
     }
 }
 
-impl<C: CheckpointStrategy> CpuKernelOps for Autodiff<Flex, C> {
-    fn cpu_layer_norm(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        bias: FloatTensor<Self>,
-        eps: f32,
-    ) -> FloatTensor<Self> {
-        let nodes = [x.node(), weight.node(), bias.node()];
-        let (x, weight, bias) = (x.into_primitive(), weight.into_primitive(), bias.into_primitive());
-        match LayerNormBackward.prepare::<C>(nodes).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => {
-                let (y, mean, rstd) = forward(&x, &weight, &bias, eps);
-                prep.finish(State { x, weight, mean, rstd }, y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(forward(&x, &weight, &bias, eps).0),
+pub(crate) fn autodiff<C: CheckpointStrategy>(
+    x: FloatTensor<Autodiff<Flex, C>>,
+    weight: FloatTensor<Autodiff<Flex, C>>,
+    bias: FloatTensor<Autodiff<Flex, C>>,
+    eps: f32,
+) -> FloatTensor<Autodiff<Flex, C>> {
+    let nodes = [x.node(), weight.node(), bias.node()];
+    let (x, weight, bias) = (x.into_primitive(), weight.into_primitive(), bias.into_primitive());
+    match LayerNormBackward.prepare::<C>(nodes).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            let (y, mean, rstd) = forward(&x, &weight, &bias, eps);
+            prep.finish(State { x, weight, mean, rstd }, y)
         }
-    }
-
-    fn cpu_gelu_tanh(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        super::gelu::autodiff::<C>(x)
-    }
-
-    fn cpu_cross_entropy(
-        logits: FloatTensor<Self>,
-        labels: burn::backend::tensor::IntTensor<Self>,
-        ignore_index: i64,
-    ) -> FloatTensor<Self> {
-        super::cross_entropy::autodiff::<C>(logits, labels, ignore_index)
-    }
-
-    fn cpu_attention(
-        q: FloatTensor<Self>,
-        k: FloatTensor<Self>,
-        v: FloatTensor<Self>,
-        key_padding: burn::backend::tensor::IntTensor<Self>,
-        scale: f32,
-        causal: bool,
-        has_padding: bool,
-    ) -> FloatTensor<Self> {
-        super::attention::autodiff::<C>(q, k, v, key_padding, scale, causal, has_padding)
+        OpsKind::UnTracked(prep) => prep.finish(forward(&x, &weight, &bias, eps).0),
     }
 }
 
@@ -180,6 +154,7 @@ pub fn layer_norm<const D: usize>(
     bias: burn::tensor::Tensor<1>,
     eps: f64,
 ) -> burn::tensor::Tensor<D> {
+    use super::CpuKernelOps;
     use burn::backend::Dispatch;
     burn::tensor::Tensor::from_dispatch(Dispatch::cpu_layer_norm(
         x.into_dispatch(),

@@ -3,7 +3,8 @@
 //! backward, threaded over rows (rayon) and vectorised (see [`simd`]).
 //!
 //! - [`layer_norm`]: LayerNorm over the last dimension (the mean and 1/σ kept for backward).
-//! - [`gelu_tanh`]: GELU's tanh approximation (GPT-2's `gelu_new`).
+//! - [`rms_norm`]: T5's RMS norm (1/RMS kept for backward).
+//! - [`gelu`]: GELU, exact (BERT) and the tanh approximation (GPT-2's `gelu_new`).
 //! - [`cross_entropy`]: log-softmax and the negative log-likelihood of the labels in one pass; the
 //!   backward writes `softmax − one-hot` straight from the logits and the kept log-sum-exp (the
 //!   `[n, vocab]` log-probabilities are never stored).
@@ -20,16 +21,19 @@ pub mod attention;
 pub mod cross_entropy;
 pub mod gelu;
 pub mod layer_norm;
+pub mod rms_norm;
 pub mod simd;
 
 use std::cell::Cell;
 
+use burn::backend::autodiff::Autodiff;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::flex::{Flex, FlexTensor};
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Backend, backend_extension};
 use burn::tensor::{DType, Device, Shape, TensorData};
 
-/// The flex implementations of the kernels (Autodiff's are in each kernel's module).
+/// The kernels as burn ops: flex runs the forward alone, Autodiff<flex> keeps what backward reads.
 #[backend_extension(Autodiff, Flex)]
 pub trait CpuKernelOps: Backend {
     /// `x [.., d]`, `weight, bias [d]` -> `[.., d]`.
@@ -39,8 +43,10 @@ pub trait CpuKernelOps: Backend {
         bias: FloatTensor<Self>,
         eps: f32,
     ) -> FloatTensor<Self>;
-    /// `[..]` -> `[..]`.
-    fn cpu_gelu_tanh(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// `x [.., d]`, `weight [d]` -> `[.., d]`.
+    fn cpu_rms_norm(x: FloatTensor<Self>, weight: FloatTensor<Self>, eps: f32) -> FloatTensor<Self>;
+    /// `[..]` -> `[..]`: exact GELU, or the tanh approximation when `exact` is false.
+    fn cpu_gelu(x: FloatTensor<Self>, exact: bool) -> FloatTensor<Self>;
     /// `logits [n, v]`, `labels [n]` -> the negative log-likelihood per row `[n]`, `0` where the
     /// label is `ignore_index`.
     fn cpu_cross_entropy(logits: FloatTensor<Self>, labels: IntTensor<Self>, ignore_index: i64) -> FloatTensor<Self>;
@@ -62,8 +68,11 @@ impl CpuKernelOps for Flex {
     fn cpu_layer_norm(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, eps: f32) -> FlexTensor {
         layer_norm::forward(&x, &weight, &bias, eps).0
     }
-    fn cpu_gelu_tanh(x: FlexTensor) -> FlexTensor {
-        gelu::forward(&x)
+    fn cpu_rms_norm(x: FlexTensor, weight: FlexTensor, eps: f32) -> FlexTensor {
+        rms_norm::forward(&x, &weight, eps).0
+    }
+    fn cpu_gelu(x: FlexTensor, exact: bool) -> FlexTensor {
+        gelu::forward(&x, exact)
     }
     fn cpu_cross_entropy(logits: FlexTensor, labels: FlexTensor, ignore_index: i64) -> FlexTensor {
         cross_entropy::forward(&logits, &labels, ignore_index).0
@@ -79,6 +88,38 @@ impl CpuKernelOps for Flex {
     ) -> FlexTensor {
         let params = attention::Params::new(&q, &k, scale, causal, has_padding);
         attention::forward(&params, &q, &k, &v, &key_padding).0
+    }
+}
+
+/// The autodiff versions: each kernel's forward, keeping what its backward reads.
+impl<C: CheckpointStrategy> CpuKernelOps for Autodiff<Flex, C> {
+    fn cpu_layer_norm(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        eps: f32,
+    ) -> FloatTensor<Self> {
+        layer_norm::autodiff::<C>(x, weight, bias, eps)
+    }
+    fn cpu_rms_norm(x: FloatTensor<Self>, weight: FloatTensor<Self>, eps: f32) -> FloatTensor<Self> {
+        rms_norm::autodiff::<C>(x, weight, eps)
+    }
+    fn cpu_gelu(x: FloatTensor<Self>, exact: bool) -> FloatTensor<Self> {
+        gelu::autodiff::<C>(x, exact)
+    }
+    fn cpu_cross_entropy(logits: FloatTensor<Self>, labels: IntTensor<Self>, ignore_index: i64) -> FloatTensor<Self> {
+        cross_entropy::autodiff::<C>(logits, labels, ignore_index)
+    }
+    fn cpu_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        key_padding: IntTensor<Self>,
+        scale: f32,
+        causal: bool,
+        has_padding: bool,
+    ) -> FloatTensor<Self> {
+        attention::autodiff::<C>(q, k, v, key_padding, scale, causal, has_padding)
     }
 }
 

@@ -52,17 +52,19 @@ pub fn exp(x: f32) -> f32 {
     const LN2_LO: f32 = -2.121_944_4e-4;
     const HI: f32 = 88.376_26;
     const LO: f32 = -87.336_55;
+    // Round to nearest by adding and removing 1.5·2²³ (no `round`, which is a libm call on wasm
+    // and on x86-64 without SSE4.1), and Horner steps as plain products and sums (`mul_add` is a
+    // libm call wherever the target has no FMA instruction, wasm included).
+    const ROUND: f32 = 12_582_912.0;
     let xc = x.clamp(LO, HI);
-    let n = (xc * LOG2E).round();
+    let n = (xc * LOG2E + ROUND) - ROUND;
     let r = xc - n * LN2_HI - n * LN2_LO;
     let r2 = r * r;
-    let mut p = 1.987_569_1e-4_f32;
-    p = p.mul_add(r, 1.398_199_9e-3);
-    p = p.mul_add(r, 8.333_452e-3);
-    p = p.mul_add(r, 4.166_579_6e-2);
-    p = p.mul_add(r, 1.666_666_5e-1);
-    p = p.mul_add(r, 0.5);
-    let e = p.mul_add(r2, r) + 1.0;
+    let p = ((((1.987_569_1e-4_f32 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
+        + 1.666_666_5e-1)
+        * r
+        + 0.5;
+    let e = p * r2 + r + 1.0;
     let scaled = e * f32::from_bits(((n as i32 + 127) as u32) << 23);
     if x < LO {
         0.0

@@ -1,0 +1,171 @@
+//! T5's RMS norm, `weight·x/√(mean(x²) + eps)` over the last dimension (no mean subtracted, no
+//! bias), forward and backward one pass over the rows each.
+
+use burn::backend::autodiff::Autodiff;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::{Flex, FlexTensor};
+use burn::backend::tensor::FloatTensor;
+use rayon::prelude::*;
+
+use super::simd::{sum_map, sum_zip3};
+use super::{contiguous, rows_per_task, tensor, values};
+use crate::multiversion;
+
+/// `y` and per row `1/√(mean(x²) + eps)` (`[n]`), which the backward reads.
+pub(crate) fn forward(x: &FlexTensor, weight: &FlexTensor, eps: f32) -> (FlexTensor, Vec<f32>) {
+    let shape = x.layout().shape().clone();
+    let (x, w) = (contiguous(x), contiguous(weight));
+    let (x, w) = (values(&x), values(&w));
+    let d = w.len();
+    let mut y = vec![0.0; x.len()];
+    let mut rstd = vec![0.0; x.len() / d];
+    let rows = rows_per_task(d);
+    y.par_chunks_mut(rows * d)
+        .zip(rstd.par_chunks_mut(rows))
+        .zip(x.par_chunks(rows * d))
+        .for_each(|((y, rstd), x)| forward_rows(x, w, eps, y, rstd));
+    (tensor(y, shape), rstd)
+}
+
+multiversion! {
+    fn forward_rows(x: &[f32], w: &[f32], eps: f32, y: &mut [f32], rstd: &mut [f32]) {
+        let d = w.len();
+        for ((x, y), rstd) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)).zip(rstd.iter_mut()) {
+            let r = 1.0 / (sum_map(x, |v| v * v) / d as f32 + eps).sqrt();
+            for j in 0..d {
+                y[j] = w[j] * (x[j] * r);
+            }
+            *rstd = r;
+        }
+    }
+}
+
+/// `dx = r·(g − x·r²·mean(g·x))` with `g = dy·weight`, and `dweight = Σ_rows dy·x·r`.
+pub(crate) fn backward(x: &FlexTensor, weight: &FlexTensor, rstd: &[f32], dy: &FlexTensor) -> [FlexTensor; 2] {
+    let shape = x.layout().shape().clone();
+    let (x, w, dy) = (contiguous(x), contiguous(weight), contiguous(dy));
+    let (x, w, dy) = (values(&x), values(&w), values(&dy));
+    let d = w.len();
+    let rows = rows_per_task(d);
+    let mut dx = vec![0.0; x.len()];
+    // Per-task partial sums of dweight, added in task order (deterministic, as in layer_norm).
+    let partials: Vec<Vec<f32>> = dx
+        .par_chunks_mut(rows * d)
+        .zip(x.par_chunks(rows * d).zip(dy.par_chunks(rows * d)))
+        .zip(rstd.par_chunks(rows))
+        .map(|((dx, (x, dy)), rstd)| {
+            let mut dw = vec![0.0; d];
+            backward_rows(x, w, dy, rstd, dx, &mut dw);
+            dw
+        })
+        .collect();
+    let mut dw = vec![0.0f32; d];
+    for p in partials {
+        dw.iter_mut().zip(p).for_each(|(a, b)| *a += b);
+    }
+    [tensor(dx, shape), tensor(dw, [d])]
+}
+
+multiversion! {
+    fn backward_rows(x: &[f32], w: &[f32], dy: &[f32], rstd: &[f32], dx: &mut [f32], dw: &mut [f32]) {
+        let d = w.len();
+        let rows = x.chunks_exact(d).zip(dy.chunks_exact(d)).zip(dx.chunks_exact_mut(d));
+        for (((x, dy), dx), &r) in rows.zip(rstd) {
+            let gx_mean = sum_zip3(dy, w, x, |g, w, x| g * w * x) / d as f32;
+            for j in 0..d {
+                dx[j] = r * (dy[j] * w[j] - x[j] * r * r * gx_mean);
+                dw[j] += dy[j] * x[j] * r;
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct RmsNormBackward;
+
+#[derive(Clone, Debug)]
+struct State {
+    x: FlexTensor,
+    weight: FlexTensor,
+    rstd: Vec<f32>,
+}
+
+impl Backward<Flex, 2> for RmsNormBackward {
+    type State = State;
+
+    fn backward(self, ops: Ops<State, 2>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let dy = grads.consume::<Flex>(&ops.node);
+        let s = ops.state;
+        let dxw = backward(&s.x, &s.weight, &s.rstd, &dy);
+        for (node, grad) in ops.parents.into_iter().zip(dxw) {
+            if let Some(node) = node {
+                grads.register::<Flex>(node.id, grad);
+            }
+        }
+    }
+}
+
+pub(crate) fn autodiff<C: CheckpointStrategy>(
+    x: FloatTensor<Autodiff<Flex, C>>,
+    weight: FloatTensor<Autodiff<Flex, C>>,
+    eps: f32,
+) -> FloatTensor<Autodiff<Flex, C>> {
+    let nodes = [x.node(), weight.node()];
+    let (x, weight) = (x.into_primitive(), weight.into_primitive());
+    match RmsNormBackward.prepare::<C>(nodes).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            let (y, rstd) = forward(&x, &weight, eps);
+            prep.finish(State { x, weight, rstd }, y)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(forward(&x, &weight, eps).0),
+    }
+}
+
+/// `x [.., d]`, `weight [d]` -> `[.., d]` through the kernel (see [`super::applies`]).
+pub fn rms_norm<const D: usize>(
+    x: burn::tensor::Tensor<D>,
+    weight: burn::tensor::Tensor<1>,
+    eps: f64,
+) -> burn::tensor::Tensor<D> {
+    use super::CpuKernelOps;
+    use burn::backend::Dispatch;
+    burn::tensor::Tensor::from_dispatch(Dispatch::cpu_rms_norm(x.into_dispatch(), weight.into_dispatch(), eps as f32))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{assert_close, random};
+    use burn::tensor::Tensor;
+
+    /// burn's composition, as `hearth_core::nn::RmsNorm` writes it.
+    fn composed(x: Tensor<3>, w: Tensor<1>, eps: f64) -> Tensor<3> {
+        let variance = x.clone().square().mean_dim(2);
+        x * (variance + eps).sqrt().recip() * w.unsqueeze()
+    }
+
+    #[test]
+    fn values_and_gradients_match_the_composition() {
+        for (shape, seed) in [([2, 3, 20], 1), ([4, 33, 128], 2), ([1, 1, 7], 3)] {
+            let x = random(shape, seed) * 3.0 + 0.5;
+            let w = random([shape[2]], seed + 10) + 1.0;
+            let up = random(shape, seed + 30);
+            let run = |fused: bool| {
+                let (x, w) = (x.clone().require_grad(), w.clone().require_grad());
+                let y = if fused {
+                    super::rms_norm(x.clone(), w.clone(), 1e-6)
+                } else {
+                    composed(x.clone(), w.clone(), 1e-6)
+                };
+                let grads = (y.clone() * up.clone()).sum().backward();
+                (y, x.grad(&grads).unwrap(), w.grad(&grads).unwrap())
+            };
+            let ((y, dx, dw), (y0, dx0, dw0)) = (run(true), run(false));
+            assert_close(y, y0, 1e-5, "y");
+            assert_close(dx, dx0, 1e-4, "dx");
+            assert_close(dw, dw0, 1e-5, "dweight");
+        }
+    }
+}
