@@ -133,6 +133,18 @@ try {
   await choose('causal', 'cpu');
   s = await trainFor(CPU_STEPS, 600_000);
   summary.causal_cpu = { ...lossFell(s, 'causal'), tokens_per_s: s.tps, params: s.info.params };
+  if (process.env.HEARTH_BIN) {
+    // The same model and batch natively, on flex at one thread (the page's wasm runs on one):
+    // reported beside the page's number, never asserted (speed is measured, not tested).
+    const json = path.join(OUT, 'native-demo-bench.json');
+    execFileSync(process.env.HEARTH_BIN, ['--threads', '1', 'bench', 'train', '--preset', 'gpt-bench-tiny',
+      '--model.n_embd', '64', '--model.n_positions', '64', '--batch-size', '8', '--seq', '64', '--steps', '40',
+      '--json', json], { encoding: 'utf8' });
+    const native = JSON.parse(await readFile(json, 'utf8')).tokens_per_s;
+    summary.causal_cpu.native_flex_1t_tokens_per_s = native;
+    summary.causal_cpu.page_over_native = s.tps / native;
+    console.log(`  page ${Math.round(s.tps)} tok/s, native flex 1 thread ${Math.round(native)} tok/s: ${(s.tps / native).toFixed(2)}×`);
+  }
   await page.fill('#prompt', 'It is a truth universally');
   await page.click('#predict');
   await page.waitForFunction(() => window.hearth.lastTop || window.hearth.error, null, { timeout: 60_000 });

@@ -362,11 +362,7 @@ impl Backward<Flex, 3> for AttentionBackward {
         let dout = grads.consume::<Flex>(&ops.node);
         let s = ops.state;
         let dqkv = backward(&s.params, &s.q, &s.k, &s.v, &s.pad, &s.o, &s.lse, &dout);
-        for (node, grad) in ops.parents.into_iter().zip(dqkv) {
-            if let Some(node) = node {
-                grads.register::<Flex>(node.id, grad);
-            }
-        }
+        super::register(grads, ops.parents, dqkv, |n| n.id);
     }
 }
 

@@ -122,11 +122,7 @@ impl Backward<Flex, 3> for LayerNormBackward {
         let dy = grads.consume::<Flex>(&ops.node);
         let s = ops.state;
         let [dx, dw, db] = backward(&s.x, &s.weight, &s.mean, &s.rstd, &dy);
-        for (node, grad) in ops.parents.into_iter().zip([dx, dw, db]) {
-            if let Some(node) = node {
-                grads.register::<Flex>(node.id, grad);
-            }
-        }
+        super::register(grads, ops.parents, [dx, dw, db], |n| n.id);
     }
 }
 

@@ -149,6 +149,21 @@ pub fn applies(device: &Device, dtype: DType) -> bool {
     enabled() && dtype == DType::F32 && matches!(d, DispatchDevice::Flex(_))
 }
 
+/// Gives each parent of a kernel's node (`ops.parents`, with `id` reading a node's id: burn does
+/// not export the node's type) its gradient; a parent autodiff does not track gets none.
+pub(crate) fn register<P, const N: usize>(
+    grads: &mut burn::backend::autodiff::grads::Gradients,
+    parents: [Option<P>; N],
+    values: [FlexTensor; N],
+    id: impl Fn(&P) -> burn::backend::autodiff::NodeId,
+) {
+    for (node, grad) in parents.into_iter().zip(values) {
+        if let Some(node) = node {
+            grads.register::<Flex>(id(&node), grad);
+        }
+    }
+}
+
 /// `t`'s f32 elements in order, copied only when `t` is a strided view.
 pub(crate) fn contiguous(t: &FlexTensor) -> FlexTensor {
     assert_eq!(t.dtype(), DType::F32, "the CPU kernels take f32 tensors");

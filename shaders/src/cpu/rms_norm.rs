@@ -100,11 +100,7 @@ impl Backward<Flex, 2> for RmsNormBackward {
         let dy = grads.consume::<Flex>(&ops.node);
         let s = ops.state;
         let dxw = backward(&s.x, &s.weight, &s.rstd, &dy);
-        for (node, grad) in ops.parents.into_iter().zip(dxw) {
-            if let Some(node) = node {
-                grads.register::<Flex>(node.id, grad);
-            }
-        }
+        super::register(grads, ops.parents, dxw, |n| n.id);
     }
 }
 
