@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use hearth_core::fit::FusedAttention;
 use hearth_core::hf::weights::SafetensorsFile;
-use hearth_core::nn::attention::is_wgpu;
 use hearth_core::parity::{ParityReport, check};
 use hearth_core::{Backend, Error, ModelConfig, fit};
 
@@ -46,7 +46,14 @@ fn check_fits(config: &[u8], io: &[u8], backend: Backend, device: &burn::tensor:
         Ok(s) if s.len() == 2 => (s[0], s[1]),
         _ => (1, config.max_positions().unwrap_or(512)),
     };
-    fit::check_model(&config, (batch, seq), is_wgpu(device), false, &crate::backend::limits(backend, device), "parity")
+    fit::check_model(
+        &config,
+        (batch, seq),
+        FusedAttention::on(device, true).f32,
+        false,
+        &crate::backend::limits(backend, device),
+        "parity",
+    )
 }
 
 /// Prefixes the file named in an error with the folder it is in.

@@ -8,7 +8,6 @@ use burn::tensor::Device;
 use hearth_core::generate::{Sampling, fill_mask, generate, text2text};
 use hearth_core::models::presets::preset;
 use hearth_core::models::{LanguageModel, Model, ModelConfig};
-use hearth_core::nn::attention::is_wgpu;
 use hearth_core::objectives::Rng;
 use hearth_core::parallel::Collective;
 use hearth_core::parallel::tcp::TcpCollective;
@@ -253,7 +252,7 @@ pub fn run(mut args: Args) -> Result<(), Error> {
     // Before any work: every tensor fits one binding, and the step's estimated peak fits the memory.
     let var = |key: &str| std::env::var(key).ok().and_then(|w| w.parse::<usize>().ok()).unwrap_or(1).max(1);
     let (world, local_world) = (var("WORLD_SIZE"), var("LOCAL_WORLD_SIZE"));
-    let fused = config.fused_attention && is_wgpu(&device);
+    let fused = fit::FusedAttention::on(&device, config.fused_attention);
     let mut limits = crate::backend::limits(backend, &device);
     if let Some(gib) = config.max_memory_gib {
         limits.memory = Some((gib * (1u64 << 30) as f64) as u64);

@@ -319,7 +319,7 @@ fn check_fits(
     backend: &BackendInfo,
 ) -> Result<(), JsValue> {
     let limits = DeviceLimits::of(device, format!("{} ({})", backend.kind, backend.name), None);
-    let fused = config.fused_attention && hearth_core::nn::attention::is_wgpu(device);
+    let fused = fit::FusedAttention::on(device, config.fused_attention);
     fit::check_training(model_config, config, 1, fused, &limits).map(|_| ()).map_err(js_err)
 }
 
