@@ -180,6 +180,10 @@ unsafe fn forward_head(
             // S = scale · Q Kᵀ   [m, kend]
             matmul([m, kend, p.dh], (s.as_mut_ptr(), kend, 1), false, (q.add(i0 * qs), qs, 1), (k, 1, ks), p.scale);
         }
+        if kend == 0 {
+            // No row of the block sees a key (causal with tq > tk): all uniform.
+            lse[i0..i0 + m].fill(UNIFORM);
+        }
         for (r, row) in s.chunks_exact_mut(kend.max(1)).take(m).enumerate() {
             lse[i0 + r] = softmax_row(row, p.key_end(i0 + r), pad);
         }
@@ -483,6 +487,7 @@ mod tests {
         check(2, 4, 64, 64, 32, true, None, 1);
         check(1, 2, 150, 150, 16, true, None, 2); // ragged last block
         check(1, 1, 5, 9, 8, true, None, 3); // tq < tk: the first query sees tk − tq + 1 keys
+        check(1, 2, 70, 5, 8, true, None, 7); // tq > tk: the first 65 queries see no key (uniform)
     }
 
     #[test]
