@@ -35,12 +35,14 @@ impl fmt::Display for Backend {
 }
 
 impl FromStr for Backend {
-    type Err = crate::Error;
-    fn from_str(s: &str) -> crate::Result<Self> {
+    type Err = crate::error::Error;
+    fn from_str(s: &str) -> crate::error::Result<Self> {
         match s {
             "wgpu" => Ok(Backend::Wgpu),
             "flex" | "cpu" => Ok(Backend::Flex),
-            other => Err(crate::Error::Config(format!("unknown backend \"{other}\"; choose \"wgpu\" or \"flex\""))),
+            other => {
+                Err(crate::error::Error::Config(format!("unknown backend \"{other}\"; choose \"wgpu\" or \"flex\"")))
+            }
         }
     }
 }

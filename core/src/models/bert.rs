@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::nn::attention::{AttentionBias, merge_heads, split_heads};
 use crate::nn::{
-    Activation, Checkpoint, LayerNorm, Linear, dropout, embedding_table, scaled_dot_product_attention, zeros,
+    Activation, LayerNorm, Linear, dropout, embedding_table, recompute, scaled_dot_product_attention, zeros,
 };
 
 /// HF `BertConfig`, as `config.json` spells it; unused keys are kept in `extra`.
@@ -373,10 +373,7 @@ impl BertModel {
             bias = bias.with_key_padding(mask);
         }
         for layer in &self.encoder.layer {
-            x = match Checkpoint::begin(self.gradient_checkpointing, &x) {
-                Some(c) => c.outside(c.module(layer).forward(c.inside(x), &c.inside(bias.clone()))),
-                None => layer.forward(x, &bias),
-            };
+            x = recompute(self.gradient_checkpointing, layer, x, |l, x, r| l.forward(x, &r.inside(bias.clone())));
         }
         x
     }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::nn::attention::{AttentionBias, merge_heads, split_heads};
 use crate::nn::{
-    Activation, Checkpoint, Conv1D, LayerNorm, Linear, dropout, embedding_table, scaled_dot_product_attention,
+    Activation, Conv1D, LayerNorm, Linear, dropout, embedding_table, recompute, scaled_dot_product_attention,
 };
 
 /// HF `GPT2Config`, as `config.json` spells it. Keys Hearth does not use are kept in `extra` and
@@ -275,10 +275,7 @@ impl Gpt2Model {
             bias = bias.with_key_padding(mask);
         }
         for block in &self.h {
-            x = match Checkpoint::begin(self.gradient_checkpointing, &x) {
-                Some(c) => c.outside(c.module(block).forward(c.inside(x), &c.inside(bias.clone()))),
-                None => block.forward(x, &bias),
-            };
+            x = recompute(self.gradient_checkpointing, block, x, |b, x, r| b.forward(x, &r.inside(bias.clone())));
         }
         self.ln_f.forward(x)
     }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::nn::attention::{AttentionBias, merge_heads, split_heads};
 use crate::nn::loss::IGNORE_INDEX;
-use crate::nn::{Activation, Checkpoint, Linear, RmsNorm, dropout, embedding_table, scaled_dot_product_attention};
+use crate::nn::{Activation, Linear, RmsNorm, dropout, embedding_table, recompute, scaled_dot_product_attention};
 
 /// HF `T5Config`, as `config.json` spells it; unused keys are kept in `extra`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -439,13 +439,9 @@ impl T5ForConditionalGeneration {
         }
         let mut x = enc.dropout.forward(self.shared.forward(input_ids));
         for block in &enc.block {
-            x = match Checkpoint::begin(self.gradient_checkpointing, &x) {
-                Some(c) => {
-                    let (b, x) = (c.module(block), c.inside(x));
-                    c.outside(b.layer.1.forward(b.layer.0.forward(x, &c.inside(bias.clone()))))
-                }
-                None => block.layer.1.forward(block.layer.0.forward(x, &bias)),
-            };
+            x = recompute(self.gradient_checkpointing, block, x, |b, x, r| {
+                b.layer.1.forward(b.layer.0.forward(x, &r.inside(bias.clone())))
+            });
         }
         enc.dropout.forward(enc.final_layer_norm.forward(x))
     }
@@ -470,19 +466,11 @@ impl T5ForConditionalGeneration {
         }
         let mut x = dec.dropout.forward(self.shared.forward(decoder_input_ids));
         for block in &dec.block {
-            x = match Checkpoint::begin(self.gradient_checkpointing, &x) {
-                Some(c) => {
-                    let (b, x) = (c.module(block), c.inside(x));
-                    let x = b.layer.0.forward(x, &c.inside(self_bias.clone()));
-                    let x = b.layer.1.forward(x, c.inside(encoder_hidden.clone()), &c.inside(cross_bias.clone()));
-                    c.outside(b.layer.2.forward(x))
-                }
-                None => {
-                    let x = block.layer.0.forward(x, &self_bias);
-                    let x = block.layer.1.forward(x, encoder_hidden.clone(), &cross_bias);
-                    block.layer.2.forward(x)
-                }
-            };
+            x = recompute(self.gradient_checkpointing, block, x, |b, x, r| {
+                let x = b.layer.0.forward(x, &r.inside(self_bias.clone()));
+                let x = b.layer.1.forward(x, r.inside(encoder_hidden.clone()), &r.inside(cross_bias.clone()));
+                b.layer.2.forward(x)
+            });
         }
         let mut h = dec.dropout.forward(dec.final_layer_norm.forward(x)); // [b, tt, d]
         if let Some(scale) = self.output_scale {

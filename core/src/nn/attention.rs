@@ -7,7 +7,7 @@
 use burn::nn::Dropout;
 use burn::tensor::{Bool, Device, Int, Tensor, activation::softmax};
 
-use crate::train::precision::{downcast, upcast};
+use super::dtype::{downcast, upcast};
 
 /// What HF fills masked scores with.
 pub const MASKED_SCORE: f32 = f32::MIN;

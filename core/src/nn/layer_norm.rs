@@ -4,7 +4,7 @@ use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 use hearth_shaders::cpu;
 
-use crate::train::precision::{downcast, upcast};
+use super::dtype::{downcast, upcast};
 
 #[derive(Module, Debug)]
 pub struct LayerNorm {

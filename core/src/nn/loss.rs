@@ -19,7 +19,7 @@ pub fn cross_entropy_with_ignore(logits: Tensor<2>, labels: Tensor<1, Int>) -> T
 /// log-softmax and the pick are one kernel pass (`hearth_shaders::cpu::cross_entropy`), which
 /// never stores the `[n, v]` log-probabilities.
 pub fn nll_sum_and_count(logits: Tensor<2>, labels: Tensor<1, Int>) -> (Tensor<1>, Tensor<1>) {
-    let (logits, _) = crate::train::precision::upcast(logits);
+    let (logits, _) = super::dtype::upcast(logits);
     let is_target = labels.clone().not_equal_elem(IGNORE_INDEX); // [n]
     if hearth_shaders::cpu::applies(&logits.device(), logits.dtype()) {
         let nll = hearth_shaders::cpu::cross_entropy::cross_entropy(logits, labels, IGNORE_INDEX); // [n]

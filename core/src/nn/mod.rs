@@ -3,20 +3,21 @@
 
 pub mod activation;
 pub mod attention;
-pub mod checkpoint;
 pub mod conv1d;
+pub mod dtype;
 pub mod layer_norm;
 pub mod linear;
 pub mod loss;
+pub mod recompute;
 pub mod rms_norm;
 
 pub use activation::Activation;
 pub use attention::{AttentionBias, scaled_dot_product_attention};
-pub use checkpoint::Checkpoint;
 pub use conv1d::Conv1D;
 pub use layer_norm::LayerNorm;
 pub use linear::Linear;
 pub use loss::cross_entropy_with_ignore;
+pub use recompute::recompute;
 pub use rms_norm::RmsNorm;
 
 use burn::module::{Initializer, Param};

@@ -6,7 +6,7 @@
 //! `torch.autocast` + `torch.amp.GradScaler` do:
 //! 1. each micro-step casts the f32 master parameters to a half-precision copy with the *same*
 //!    `ParamId`s ([`half_copy`]); the model runs on it, with the numerically fragile parts (layer
-//!    and RMS norms, the attention softmax, the loss) upcast to f32 inside `nn` ([`upcast`]);
+//!    and RMS norms, the attention softmax, the loss) upcast to f32 inside `nn` ([`crate::nn::dtype::upcast`]);
 //! 2. the loss is multiplied by the scale before `backward`; the half gradients are cast to f32 and
 //!    divided by the scale ([`grads_to_f32`]), then accumulated, clipped and applied in f32;
 //! 3. [`LossScaler::update`]: a non-finite gradient halves the scale and skips the step; the scale
@@ -107,18 +107,6 @@ impl LossScaler {
         }
         finite
     }
-}
-
-/// `x` in f32 with its dtype before, for an op that must run in f32 (norms, softmax, the loss);
-/// f32 input passes through untouched (no graph node).
-pub fn upcast<const D: usize>(x: Tensor<D>) -> (Tensor<D>, DType) {
-    let dtype = x.dtype();
-    if dtype == DType::F32 { (x, dtype) } else { (x.cast(FloatDType::F32), dtype) }
-}
-
-/// `x` back in `dtype` (from [`upcast`]).
-pub fn downcast<const D: usize>(x: Tensor<D>, dtype: DType) -> Tensor<D> {
-    if x.dtype() == dtype { x } else { x.cast(FloatDType::from(dtype)) }
 }
 
 /// A copy of `model` whose parameters are `dtype` leaves that require gradients, under the master

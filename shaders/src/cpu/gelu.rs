@@ -4,7 +4,10 @@
 //!   computed as the identical `x·σ(2z)`.
 
 use burn::backend::autodiff::Autodiff;
+use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::retro_forward::RetroForward;
+use burn::backend::autodiff::checkpoint::state::BackwardStates;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
@@ -91,29 +94,46 @@ multiversion! {
 struct GeluBackward;
 
 impl Backward<Flex, 1> for GeluBackward {
-    type State = (FlexTensor, bool);
+    /// The input's node (kept, or recomputed under activation checkpointing) and the form.
+    type State = (NodeId, bool);
 
-    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
         let dy = grads.consume::<Flex>(&ops.node);
+        let (x, exact) = ops.state;
+        let x: FlexTensor = checkpointer.retrieve_node_output(x);
         if let [Some(node)] = ops.parents {
-            let (x, exact) = ops.state;
             grads.register::<Flex>(node.id, backward(&x, &dy, exact));
         }
     }
 }
 
+/// Recomputes the output from the input, for activation checkpointing.
+#[derive(Debug)]
+struct RetroGelu {
+    x: NodeId,
+    exact: bool,
+}
+
+impl RetroForward for RetroGelu {
+    fn forward(&self, states: &mut BackwardStates, out: NodeId) {
+        let x: FlexTensor = states.get_state(&self.x);
+        states.save(out, forward(&x, self.exact));
+    }
+}
+
+/// Memory-bound, as burn's own elementwise ops: under activation checkpointing the output is
+/// recomputed rather than kept.
 pub(crate) fn autodiff<C: CheckpointStrategy>(
     x: FloatTensor<Autodiff<Flex, C>>,
     exact: bool,
 ) -> FloatTensor<Autodiff<Flex, C>> {
-    let nodes = [x.node()];
-    let x = x.into_primitive();
-    match GeluBackward.prepare::<C>(nodes).compute_bound().stateful() {
-        OpsKind::Tracked(prep) => {
-            let y = forward(&x, exact);
-            prep.finish((x, exact), y)
+    let prep = GeluBackward.prepare::<C>([x.node()]).memory_bound().retro_forward(RetroGelu { x: x.id(), exact });
+    match prep.parents([&x]).stateful() {
+        OpsKind::Tracked(mut prep) => {
+            let id = prep.checkpoint(&x);
+            prep.finish((id, exact), forward(x.primitive(), exact))
         }
-        OpsKind::UnTracked(prep) => prep.finish(forward(&x, exact)),
+        OpsKind::UnTracked(prep) => prep.finish(forward(x.primitive(), exact)),
     }
 }
 

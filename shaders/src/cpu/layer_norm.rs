@@ -2,7 +2,10 @@
 //! variance (`torch.nn.LayerNorm`), forward and backward in one pass over the rows each.
 
 use burn::backend::autodiff::Autodiff;
+use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::retro_forward::RetroForward;
+use burn::backend::autodiff::checkpoint::state::BackwardStates;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
@@ -107,39 +110,77 @@ multiversion! {
 #[derive(Debug)]
 struct LayerNormBackward;
 
-#[derive(Clone, Debug)]
-struct State {
-    x: FlexTensor,
-    weight: FlexTensor,
-    mean: Vec<f32>,
-    rstd: Vec<f32>,
-}
-
 impl Backward<Flex, 3> for LayerNormBackward {
-    type State = State;
+    /// The nodes of x and the weight (kept, or recomputed under activation checkpointing), and eps.
+    type State = (NodeId, NodeId, f32);
 
-    fn backward(self, ops: Ops<State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
         let dy = grads.consume::<Flex>(&ops.node);
-        let s = ops.state;
-        let [dx, dw, db] = backward(&s.x, &s.weight, &s.mean, &s.rstd, &dy);
-        super::register(grads, ops.parents, [dx, dw, db], |n| n.id);
+        let (x, weight, eps) = ops.state;
+        let (x, weight): (FlexTensor, FlexTensor) =
+            (checkpointer.retrieve_node_output(x), checkpointer.retrieve_node_output(weight));
+        let (mean, rstd) = statistics(&x, weight.layout().num_elements(), eps);
+        super::register(grads, ops.parents, backward(&x, &weight, &mean, &rstd, &dy), |n| n.id);
     }
 }
 
+/// Recomputes the output from the inputs, for activation checkpointing.
+#[derive(Debug)]
+struct RetroLayerNorm {
+    x: NodeId,
+    weight: NodeId,
+    bias: NodeId,
+    eps: f32,
+}
+
+impl RetroForward for RetroLayerNorm {
+    fn forward(&self, states: &mut BackwardStates, out: NodeId) {
+        let (x, weight, bias): (FlexTensor, FlexTensor, FlexTensor) =
+            (states.get_state(&self.x), states.get_state(&self.weight), states.get_state(&self.bias));
+        states.save(out, forward(&x, &weight, &bias, self.eps).0);
+    }
+}
+
+/// The mean and `1/√(var + eps)` of each row of `x` (rows of `d`), as the forward takes them.
+fn statistics(x: &FlexTensor, d: usize, eps: f32) -> (Vec<f32>, Vec<f32>) {
+    let x = contiguous(x);
+    let x = values(&x);
+    let (mut mean, mut rstd) = (vec![0.0; x.len() / d], vec![0.0; x.len() / d]);
+    let rows = rows_per_task(d);
+    mean.par_chunks_mut(rows)
+        .zip(rstd.par_chunks_mut(rows))
+        .zip(x.par_chunks(rows * d))
+        .for_each(|((mean, rstd), x)| statistics_rows(x, d, eps, mean, rstd));
+    (mean, rstd)
+}
+
+multiversion! {
+    fn statistics_rows(x: &[f32], d: usize, eps: f32, mean: &mut [f32], rstd: &mut [f32]) {
+        for ((x, mean), rstd) in x.chunks_exact(d).zip(mean.iter_mut()).zip(rstd.iter_mut()) {
+            let m = super::simd::sum_map(x, |v| v) / d as f32;
+            let var = super::simd::sum_map(x, |v| (v - m) * (v - m)) / d as f32;
+            (*mean, *rstd) = (m, 1.0 / (var + eps).sqrt());
+        }
+    }
+}
+
+/// Memory-bound, as burn's own composition of it: under activation checkpointing the output is
+/// recomputed rather than kept, and the backward takes the row statistics again (one pass).
 pub(crate) fn autodiff<C: CheckpointStrategy>(
     x: FloatTensor<Autodiff<Flex, C>>,
     weight: FloatTensor<Autodiff<Flex, C>>,
     bias: FloatTensor<Autodiff<Flex, C>>,
     eps: f32,
 ) -> FloatTensor<Autodiff<Flex, C>> {
-    let nodes = [x.node(), weight.node(), bias.node()];
-    let (x, weight, bias) = (x.into_primitive(), weight.into_primitive(), bias.into_primitive());
-    match LayerNormBackward.prepare::<C>(nodes).compute_bound().stateful() {
-        OpsKind::Tracked(prep) => {
-            let (y, mean, rstd) = forward(&x, &weight, &bias, eps);
-            prep.finish(State { x, weight, mean, rstd }, y)
+    let retro = RetroLayerNorm { x: x.id(), weight: weight.id(), bias: bias.id(), eps };
+    let prep =
+        LayerNormBackward.prepare::<C>([x.node(), weight.node(), bias.node()]).memory_bound().retro_forward(retro);
+    match prep.parents([&x, &weight, &bias]).stateful() {
+        OpsKind::Tracked(mut prep) => {
+            let state = (prep.checkpoint(&x), prep.checkpoint(&weight), eps);
+            prep.finish(state, forward(x.primitive(), weight.primitive(), bias.primitive(), eps).0)
         }
-        OpsKind::UnTracked(prep) => prep.finish(forward(&x, &weight, &bias, eps).0),
+        OpsKind::UnTracked(prep) => prep.finish(forward(x.primitive(), weight.primitive(), bias.primitive(), eps).0),
     }
 }
 

@@ -2,7 +2,10 @@
 //! bias), forward and backward one pass over the rows each.
 
 use burn::backend::autodiff::Autodiff;
+use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::retro_forward::RetroForward;
+use burn::backend::autodiff::checkpoint::state::BackwardStates;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
@@ -86,37 +89,67 @@ multiversion! {
 #[derive(Debug)]
 struct RmsNormBackward;
 
-#[derive(Clone, Debug)]
-struct State {
-    x: FlexTensor,
-    weight: FlexTensor,
-    rstd: Vec<f32>,
-}
-
 impl Backward<Flex, 2> for RmsNormBackward {
-    type State = State;
+    /// The nodes of x and the weight (kept, or recomputed under activation checkpointing), and eps.
+    type State = (NodeId, NodeId, f32);
 
-    fn backward(self, ops: Ops<State, 2>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
         let dy = grads.consume::<Flex>(&ops.node);
-        let s = ops.state;
-        let dxw = backward(&s.x, &s.weight, &s.rstd, &dy);
-        super::register(grads, ops.parents, dxw, |n| n.id);
+        let (x, weight, eps) = ops.state;
+        let (x, weight): (FlexTensor, FlexTensor) =
+            (checkpointer.retrieve_node_output(x), checkpointer.retrieve_node_output(weight));
+        let rstd = inverse_rms(&x, weight.layout().num_elements(), eps);
+        super::register(grads, ops.parents, backward(&x, &weight, &rstd, &dy), |n| n.id);
     }
 }
 
+/// Recomputes the output from the inputs, for activation checkpointing.
+#[derive(Debug)]
+struct RetroRmsNorm {
+    x: NodeId,
+    weight: NodeId,
+    eps: f32,
+}
+
+impl RetroForward for RetroRmsNorm {
+    fn forward(&self, states: &mut BackwardStates, out: NodeId) {
+        let (x, weight): (FlexTensor, FlexTensor) = (states.get_state(&self.x), states.get_state(&self.weight));
+        states.save(out, forward(&x, &weight, self.eps).0);
+    }
+}
+
+/// `1/√(mean(x²) + eps)` of each row of `x` (rows of `d`), as the forward takes it.
+fn inverse_rms(x: &FlexTensor, d: usize, eps: f32) -> Vec<f32> {
+    let x = contiguous(x);
+    let x = values(&x);
+    let mut rstd = vec![0.0; x.len() / d];
+    let rows = rows_per_task(d);
+    rstd.par_chunks_mut(rows).zip(x.par_chunks(rows * d)).for_each(|(rstd, x)| inverse_rms_rows(x, d, eps, rstd));
+    rstd
+}
+
+multiversion! {
+    fn inverse_rms_rows(x: &[f32], d: usize, eps: f32, rstd: &mut [f32]) {
+        for (x, rstd) in x.chunks_exact(d).zip(rstd.iter_mut()) {
+            *rstd = 1.0 / (sum_map(x, |v| v * v) / d as f32 + eps).sqrt();
+        }
+    }
+}
+
+/// Memory-bound (see `layer_norm::autodiff`).
 pub(crate) fn autodiff<C: CheckpointStrategy>(
     x: FloatTensor<Autodiff<Flex, C>>,
     weight: FloatTensor<Autodiff<Flex, C>>,
     eps: f32,
 ) -> FloatTensor<Autodiff<Flex, C>> {
-    let nodes = [x.node(), weight.node()];
-    let (x, weight) = (x.into_primitive(), weight.into_primitive());
-    match RmsNormBackward.prepare::<C>(nodes).compute_bound().stateful() {
-        OpsKind::Tracked(prep) => {
-            let (y, rstd) = forward(&x, &weight, eps);
-            prep.finish(State { x, weight, rstd }, y)
+    let retro = RetroRmsNorm { x: x.id(), weight: weight.id(), eps };
+    let prep = RmsNormBackward.prepare::<C>([x.node(), weight.node()]).memory_bound().retro_forward(retro);
+    match prep.parents([&x, &weight]).stateful() {
+        OpsKind::Tracked(mut prep) => {
+            let state = (prep.checkpoint(&x), prep.checkpoint(&weight), eps);
+            prep.finish(state, forward(x.primitive(), weight.primitive(), eps).0)
         }
-        OpsKind::UnTracked(prep) => prep.finish(forward(&x, &weight, eps).0),
+        OpsKind::UnTracked(prep) => prep.finish(forward(x.primitive(), weight.primitive(), eps).0),
     }
 }
 

@@ -1,4 +1,4 @@
-//! Activation checkpointing per transformer block, on burn-autodiff's own strategy.
+//! Activation checkpointing (recomputation) per transformer block, on burn-autodiff's own strategy.
 //!
 //! burn 0.22 carries a gradient-checkpointing strategy on every autodiff tensor. Under
 //! `Balanced`, operations marked memory-bound (elementwise, norms, softmax, reshapes) keep no
@@ -6,7 +6,8 @@
 //! fused attention kernel) keep theirs. Tensors in one operation must share a strategy, so a block
 //! runs checkpointed by moving its parameters and its inputs to `Balanced` on the way in and its
 //! output back on the way out; the embeddings, the final norm and the loss stay as they were.
-//! This is `torch.utils.checkpoint` at block granularity with burn's recompute rule inside.
+//! This is `torch.utils.checkpoint` at block granularity with burn's recompute rule inside:
+//! [`recompute`] runs one block so.
 
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{GradientCheckpointingStrategy, Tensor, kind::Autodiff};
@@ -39,22 +40,25 @@ impl Strategic for AttentionBias {
     }
 }
 
-/// One block's trip through checkpointing: from the strategy outside to `Balanced` and back.
+/// How one block runs inside [`recompute`]: [`Recompute::inside`] moves any further input of the
+/// block (masks, the encoder's states) to the block's strategy.
 #[derive(Clone, Copy, Debug)]
-pub struct Checkpoint {
-    outer: GradientCheckpointingStrategy,
+pub struct Recompute {
+    /// The strategy outside the block, when it is recomputed.
+    outer: Option<GradientCheckpointingStrategy>,
 }
 
-impl Checkpoint {
-    /// `None` (run the block plainly) when `on` is false or `x` is not tracked by autodiff
-    /// (inference, evaluation).
-    pub fn begin<const D: usize>(on: bool, x: &Tensor<D>) -> Option<Self> {
-        let outer = x.gradient_checkpointing_strategy()?;
-        (on && outer != GradientCheckpointingStrategy::Balanced).then_some(Self { outer })
+impl Recompute {
+    /// An input of the block, under `Balanced` when the block is recomputed.
+    pub fn inside<T: Strategic>(&self, t: T) -> T {
+        match self.outer {
+            Some(_) => t.with_strategy(GradientCheckpointingStrategy::Balanced),
+            None => t,
+        }
     }
 
     /// `block` with its parameters under `Balanced` (the same `ParamId`s and graph leaves).
-    pub fn module<M: Module>(&self, block: &M) -> M {
+    fn module<M: Module>(&self, block: &M) -> M {
         struct Balanced;
         impl ModuleMapper for Balanced {
             fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
@@ -63,14 +67,21 @@ impl Checkpoint {
         }
         block.clone().map(&mut Balanced)
     }
+}
 
-    /// An input of the block, under `Balanced`.
-    pub fn inside<T: Strategic>(&self, t: T) -> T {
-        t.with_strategy(GradientCheckpointingStrategy::Balanced)
-    }
-
-    /// The block's output, back under the strategy outside it.
-    pub fn outside<T: Strategic>(&self, t: T) -> T {
-        t.with_strategy(self.outer)
+/// `f(block, x, r)`, as one activation-checkpointed block when `on` and `x` is tracked by autodiff
+/// (training): the block's parameters and inputs under `Balanced`, its output back under the
+/// strategy outside; otherwise plainly (inference, evaluation, `on` false).
+pub fn recompute<M: Module, const D: usize>(
+    on: bool,
+    block: &M,
+    x: Tensor<D>,
+    f: impl FnOnce(&M, Tensor<D>, &Recompute) -> Tensor<D>,
+) -> Tensor<D> {
+    let outer = x.gradient_checkpointing_strategy().filter(|&s| on && s != GradientCheckpointingStrategy::Balanced);
+    let r = Recompute { outer };
+    match outer {
+        None => f(block, x, &r),
+        Some(outer) => f(&r.module(block), r.inside(x), &r).with_strategy(outer),
     }
 }

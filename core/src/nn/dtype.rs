@@ -1,0 +1,16 @@
+//! The two dtype helpers of mixed precision that the layers use: the f32-only ops (norms, softmax,
+//! the loss) upcast their input and return the result in the input's dtype.
+
+use burn::tensor::{DType, FloatDType, Tensor};
+
+/// `x` in f32 with its dtype before, for an op that must run in f32 (norms, softmax, the loss);
+/// f32 input passes through untouched (no graph node).
+pub fn upcast<const D: usize>(x: Tensor<D>) -> (Tensor<D>, DType) {
+    let dtype = x.dtype();
+    if dtype == DType::F32 { (x, dtype) } else { (x.cast(FloatDType::F32), dtype) }
+}
+
+/// `x` back in `dtype` (from [`upcast`]).
+pub fn downcast<const D: usize>(x: Tensor<D>, dtype: DType) -> Tensor<D> {
+    if x.dtype() == dtype { x } else { x.cast(FloatDType::from(dtype)) }
+}
