@@ -240,7 +240,13 @@ async function openFiles(files, ui, history) {
   if (OBJECTIVE_OF[modelType]) $('objective').value = OBJECTIVE_OF[modelType];
   $('paste').hidden = $('corpus').value !== 'paste';
   const weights = new Uint8Array(await byName['model.safetensors'].arrayBuffer());
-  const s = await Session.open(config, weights, await byName['tokenizer.json'].text(), JSON.stringify(settings()),
+  // The page's block size, at most the model's position table (core refuses a longer one, as
+  // `hearth train` does).
+  const run = settings();
+  const parsed = JSON.parse(config);
+  const positions = parsed.n_positions ?? parsed.max_position_embeddings;
+  if (positions) run.block_size = Math.min(run.block_size, positions);
+  const s = await Session.open(config, weights, await byName['tokenizer.json'].text(), JSON.stringify(run),
     await corpusText(), $('backend').value);
   state.session?.free();
   state.session = s;

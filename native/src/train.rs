@@ -14,6 +14,7 @@ use hearth_core::parallel::tcp::TcpCollective;
 use hearth_core::readback::block_on;
 use hearth_core::tokenizer::Tokenizer;
 use hearth_core::train::corpus::{paragraphs, split_validation, tokenizer_kind};
+use hearth_core::train::run::{Start, build_model, document_separator, fit_model_config};
 use hearth_core::train::trainer::ObjectiveSpec;
 use hearth_core::train::{TokenSource, TrainConfig, Trainer};
 use hearth_core::{Backend, Error, fit};
@@ -128,9 +129,7 @@ fn load_data(config: &TrainConfig, model: &ModelConfig, resume_tokenizer: Option
             (t, true)
         }
     };
-    let eos = tokenizer
-        .eos_id()
-        .ok_or_else(|| Error::Config("the tokenizer has no end-of-text token to separate documents".into()))?;
+    let eos = document_separator(&tokenizer)?;
     let train = corpus::tokenize_documents(&tokenizer, &train_docs, eos)?;
     let val = corpus::tokenize_documents(&tokenizer, &val_docs, eos)?;
     Ok(Data { tokenizer, tokenizer_trained_here: trained, train: Box::new(train), val: Box::new(val), source })
@@ -228,24 +227,17 @@ pub fn run(mut args: Args) -> Result<(), Error> {
         }
         None => load_data(&config, &model_config, resume_tokenizer)?,
     };
-    if resume_from.is_none() && config.init_from.is_none() {
-        if data.tokenizer_trained_here {
-            model_config.set_vocab_size(data.tokenizer.vocab_size());
-        }
-        model_config.set_special_tokens(&data.tokenizer);
-    }
-    data.tokenizer.check_fits(model_config.vocab_size())?;
-    if let Some(max) = model_config.max_positions()
-        && config.block_size > max
-    {
-        return Err(Error::Config(format!(
-            "block_size {} is longer than the model's position table ({max}); lower block_size or enlarge the table (n_positions / max_position_embeddings)",
-            config.block_size
-        )));
-    }
-    if let Some(p) = config.dropout {
-        model_config.set_dropout(p);
-    }
+    // Where the weights come from: the checkpoint resumed, init_from, or new from the seed.
+    let saved = match (&resume_from, &config.init_from) {
+        (Some((_, dir)), _) => Some(checkpoint::read(dir, "model.safetensors")?),
+        (None, Some(dir)) => Some(checkpoint::read(Path::new(dir), "model.safetensors")?),
+        (None, None) => None,
+    };
+    let start = match &saved {
+        Some(weights) => Start::Saved(weights),
+        None => Start::New { vocab_from_tokenizer: data.tokenizer_trained_here },
+    };
+    fit_model_config(&config, &mut model_config, &data.tokenizer, start)?;
     let objective = ObjectiveSpec::new(&config, &model_config, &data.tokenizer)?;
     let (backend, device) = crate::backend::choose_for_rank(&config.backend)?;
     config.backend = backend.to_string();
@@ -285,18 +277,7 @@ pub fn run(mut args: Args) -> Result<(), Error> {
         std::fs::create_dir_all(&out_dir)
             .map_err(|e| Error::Input(format!("cannot create it ({e})")).in_file(out_dir.display()))?;
     }
-    let mut model = match (&resume_from, &config.init_from) {
-        (Some((_, dir)), _) => Model::from_hf(&model_config, &checkpoint::read(dir, "model.safetensors")?, &device)?,
-        (None, Some(dir)) => {
-            Model::from_hf(&model_config, &checkpoint::read(Path::new(dir), "model.safetensors")?, &device)?
-        }
-        (None, None) => {
-            device.seed(config.seed); // the same weights for the same seed
-            model_config.init(&device)
-        }
-    };
-    model.set_fused_attention(config.fused_attention);
-    model.set_gradient_checkpointing(config.gradient_checkpointing);
+    let model = build_model(&config, &model_config, start, &device)?;
     let collective = collective.map(|c| Box::new(c) as Box<dyn Collective>);
     let ctx = RunContext {
         config,

@@ -6,17 +6,18 @@ use std::rc::Rc;
 
 use burn::module::Module;
 use burn::tensor::Device;
+use hearth_core::each_trainer;
 use hearth_core::fit::{self, DeviceLimits};
 use hearth_core::generate::{
     Sampling, fill_mask, generate, max_new_tokens as max_new_tokens_checked, next_token_logits, text2text, top_k,
 };
 use hearth_core::models::presets::preset;
-use hearth_core::models::{BertForMaskedLm, Gpt2LmHeadModel, T5ForConditionalGeneration};
 use hearth_core::objectives::Rng;
 use hearth_core::tokenizer::Tokenizer;
 use hearth_core::train::corpus::{paragraphs, split_validation, tokenize_documents, tokenizer_kind};
+use hearth_core::train::run::{AnyTrainer, Start, build_model, document_separator, fit_model_config};
 use hearth_core::train::trainer::ObjectiveSpec;
-use hearth_core::train::{StepStats, TrainConfig, Trainer};
+use hearth_core::train::{StepStats, TrainConfig};
 use hearth_core::{Model, ModelConfig};
 use js_sys::{Object, Promise, Reflect, Uint8Array};
 use rand::SeedableRng;
@@ -25,23 +26,6 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use crate::backend::{BackendInfo, choose};
-
-/// A trainer over whichever family the session holds.
-enum AnyTrainer {
-    Gpt2(Trainer<Gpt2LmHeadModel>),
-    Bert(Trainer<BertForMaskedLm>),
-    T5(Trainer<T5ForConditionalGeneration>),
-}
-
-macro_rules! each_trainer {
-    ($trainer:expr, $t:ident => $body:expr) => {
-        match $trainer {
-            AnyTrainer::Gpt2($t) => $body,
-            AnyTrainer::Bert($t) => $body,
-            AnyTrainer::T5($t) => $body,
-        }
-    };
-}
 
 struct Inner {
     trainer: AnyTrainer,
@@ -137,17 +121,12 @@ impl Inner {
         device: Device,
         backend: BackendInfo,
     ) -> Result<Self, JsValue> {
-        let eos =
-            tokenizer.eos_id().ok_or_else(|| js_err("the tokenizer has no end-of-text token to separate documents"))?;
+        let eos = document_separator(&tokenizer).map_err(js_err)?;
         let train = tokenize_documents(&tokenizer, &train_docs, eos).map_err(js_err)?;
         let val = tokenize_documents(&tokenizer, &val_docs, eos).map_err(js_err)?;
         let objective = ObjectiveSpec::new(&config, &model_config, &tokenizer).map_err(js_err)?;
         let rng = Rng::seed_from_u64(config.seed);
-        let trainer = match model {
-            Model::Gpt2(m) => AnyTrainer::Gpt2(Trainer::new(m, model_config.clone(), config, objective, &device)),
-            Model::Bert(m) => AnyTrainer::Bert(Trainer::new(m, model_config.clone(), config, objective, &device)),
-            Model::T5(m) => AnyTrainer::T5(Trainer::new(m, model_config.clone(), config, objective, &device)),
-        };
+        let trainer = AnyTrainer::new(model, model_config.clone(), config, objective, &device);
         Ok(Self { trainer, model_config, tokenizer, train, val, device, backend, rng, train_ms: 0.0 })
     }
 
@@ -300,16 +279,6 @@ fn parse_config(config_json: &str) -> Result<TrainConfig, JsValue> {
     Ok(config)
 }
 
-fn check_block_size(config: &TrainConfig, model_config: &ModelConfig) -> Result<(), JsValue> {
-    match model_config.max_positions() {
-        Some(max) if config.block_size > max => Err(js_err(format!(
-            "block_size {} is longer than the model's position table ({max}); lower it",
-            config.block_size
-        ))),
-        _ => Ok(()),
-    }
-}
-
 /// Every tensor must fit one WebGPU binding (the adapter's own limit, not WebGPU's 128 MiB
 /// default), checked before the model is built, as `hearth train` checks it.
 fn check_fits(
@@ -336,18 +305,11 @@ impl Session {
         let tokenizer =
             Tokenizer::train(kind, config.tokenizer_vocab_size, &kind.default_special_tokens(), docs.0.iter())
                 .map_err(js_err)?;
-        model_config.set_vocab_size(tokenizer.vocab_size());
-        model_config.set_special_tokens(&tokenizer);
-        if let Some(p) = config.dropout {
-            model_config.set_dropout(p);
-        }
-        check_block_size(&config, &model_config)?;
+        let start = Start::New { vocab_from_tokenizer: true };
+        fit_model_config(&config, &mut model_config, &tokenizer, start).map_err(js_err)?;
         let (device, backend) = choose(&backend).await.map_err(js_err)?;
         check_fits(&model_config, &config, &device, &backend)?;
-        device.seed(config.seed); // the same weights for the same seed, as natively
-        let mut model = model_config.init(&device);
-        model.set_fused_attention(config.fused_attention);
-        model.set_gradient_checkpointing(config.gradient_checkpointing);
+        let model = build_model(&config, &model_config, start, &device).map_err(js_err)?;
         let inner = Inner::build(model, model_config, tokenizer, config, docs, device, backend)?;
         Ok(Session { inner: Rc::new(RefCell::new(inner)) })
     }
@@ -362,20 +324,17 @@ impl Session {
         text: String,
         backend: String,
     ) -> Result<Session, JsValue> {
-        let mut config = parse_config(&settings_json)?;
-        let model_config =
+        let config = parse_config(&settings_json)?;
+        let mut model_config =
             ModelConfig::from_json(config_json.as_bytes()).map_err(|e| js_err(e.in_file("config.json")))?;
         let tokenizer =
             Tokenizer::from_json(tokenizer_json.as_bytes()).map_err(|e| js_err(e.in_file("tokenizer.json")))?;
-        tokenizer.check_fits(model_config.vocab_size()).map_err(js_err)?;
-        if let Some(max) = model_config.max_positions() {
-            config.block_size = config.block_size.min(max);
-        }
+        let start = Start::Saved(&model_safetensors);
+        fit_model_config(&config, &mut model_config, &tokenizer, start).map_err(js_err)?;
         let (device, backend) = choose(&backend).await.map_err(js_err)?;
         check_fits(&model_config, &config, &device, &backend)?;
-        let mut model = Model::from_hf(&model_config, &model_safetensors, &device)
-            .map_err(|e| js_err(e.in_file("model.safetensors")))?;
-        model.set_fused_attention(config.fused_attention);
+        let model =
+            build_model(&config, &model_config, start, &device).map_err(|e| js_err(e.in_file("model.safetensors")))?;
         let docs = documents(&text, &config)?;
         let inner = Inner::build(model, model_config, tokenizer, config, docs, device, backend)?;
         Ok(Session { inner: Rc::new(RefCell::new(inner)) })

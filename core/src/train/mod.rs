@@ -9,6 +9,7 @@ pub mod data;
 pub mod keys;
 pub mod optim;
 pub mod precision;
+pub mod run;
 pub mod schedule;
 pub mod trainer;
 
