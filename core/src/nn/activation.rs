@@ -34,10 +34,10 @@ impl Activation {
 /// burn 0.22.1's fused `gelu` has a backward that, on the cubecl (wgpu) backend, is the derivative
 /// of the *tanh approximation*: BERT's gradients then drift ~1e-4 from PyTorch's (the parity test
 /// caught it). `erf`'s own backward is exact on every backend.
-/// On flex in f32: one kernel pass forward and backward (`hearth_shaders::cpu::gelu`).
+/// On flex: one kernel pass forward and backward (`hearth_shaders::cpu::gelu`), in f32.
 fn gelu_exact<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    if hearth_shaders::cpu::applies(&x.device(), x.dtype()) {
-        return hearth_shaders::cpu::gelu::gelu(x, true);
+    if hearth_shaders::cpu::applies(&x.device(), burn::tensor::DType::F32) {
+        return on_cpu_in_f32(x, |x| hearth_shaders::cpu::gelu::gelu(x, true));
     }
     x.clone() * ((x / std::f64::consts::SQRT_2).erf() + 1.0) * 0.5
 }
@@ -47,12 +47,18 @@ fn gelu_exact<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 /// composes `powf(x, 3)` and `tanh`, whose backward takes another `powf`: on the CPU backend those
 /// libm calls were a quarter of a tiny GPT's training step. Here: products, one `exp` per element
 /// (the sigmoid) and a sigmoid backward that reuses its output.
-/// On flex in f32: one kernel pass forward and backward (`hearth_shaders::cpu::gelu`).
+/// On flex: one kernel pass forward and backward (`hearth_shaders::cpu::gelu`), in f32.
 fn gelu_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    if hearth_shaders::cpu::applies(&x.device(), x.dtype()) {
-        return hearth_shaders::cpu::gelu::gelu(x, false);
+    if hearth_shaders::cpu::applies(&x.device(), burn::tensor::DType::F32) {
+        return on_cpu_in_f32(x, |x| hearth_shaders::cpu::gelu::gelu(x, false));
     }
     const TWO_SQRT_2_OVER_PI: f64 = 2.0 * std::f64::consts::FRAC_2_SQRT_PI * std::f64::consts::FRAC_1_SQRT_2;
     let z2 = x.clone() * ((x.clone() * x.clone()) * (TWO_SQRT_2_OVER_PI * 0.044715) + TWO_SQRT_2_OVER_PI);
     x * activation::sigmoid(z2)
+}
+
+/// `kernel` on `x` in f32 (the CPU kernels take f32), the result in `x`'s dtype.
+fn on_cpu_in_f32<const D: usize>(x: Tensor<D>, kernel: impl FnOnce(Tensor<D>) -> Tensor<D>) -> Tensor<D> {
+    let (x, dtype) = super::dtype::upcast(x);
+    super::dtype::downcast(kernel(x), dtype)
 }

@@ -120,7 +120,7 @@ pub fn is_wgpu(device: &Device) -> bool {
 /// `q [b, h, tq, dh]`, `k, v [b, h, tk, dh]` -> `[b, h, tq, dh]`
 ///
 /// On wgpu, with `bias.fused`, this runs the fused kernel of `hearth_shaders::attention` (forward
-/// and backward, memory linear in the sequence length), and on flex in f32 the CPU kernel of
+/// and backward, memory linear in the sequence length), and on flex the CPU kernel of
 /// `hearth_shaders::cpu::attention` (the same, threaded per head), unless one of these sends it
 /// to the composition: an additive bias (T5 self-attention's relative position bias, which needs its own
 /// O(T²) gradient), a general `mask`, attention dropout that is active (training with `p > 0`), or
@@ -151,11 +151,14 @@ pub fn scaled_dot_product_attention(
         && bias.additive.is_none()
         && bias.mask.is_none()
         && !dropout_active
-        && hearth_shaders::cpu::applies(&q.device(), q.dtype())
+        && hearth_shaders::cpu::applies(&q.device(), burn::tensor::DType::F32)
         && hearth_shaders::cpu::attention::supports(q.dims(), k.dims(), v.dims())
     {
         let scale = scale.unwrap_or(1.0) as f32;
-        return hearth_shaders::cpu::attention::attention(q, k, v, bias.causal, bias.key_padding.clone(), scale);
+        let (q, dtype) = upcast(q);
+        let (k, v) = (upcast(k).0, upcast(v).0);
+        let o = hearth_shaders::cpu::attention::attention(q, k, v, bias.causal, bias.key_padding.clone(), scale);
+        return downcast(o, dtype);
     }
     composed_attention(q, k, v, bias, scale, dropout)
 }

@@ -22,13 +22,14 @@ impl LayerNorm {
 
     /// `[.., d]` -> `[.., d]`: `(x - mean) / sqrt(var + eps) * weight + bias` (biased variance),
     /// computed in f32 whatever the input's dtype (as under `torch.autocast`), returned in it.
-    /// On flex in f32 this is one kernel pass forward and backward (`hearth_shaders::cpu`).
+    /// On flex this is one kernel pass forward and backward (`hearth_shaders::cpu`), in f32.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         let (weight, bias) = (self.weight.val(), self.bias.val());
-        if [x.dtype(), weight.dtype(), bias.dtype()].into_iter().all(|t| cpu::applies(&x.device(), t)) {
-            return cpu::layer_norm::layer_norm(x, weight, bias, self.eps);
-        }
         let (x, dtype) = upcast(x);
+        if cpu::applies(&x.device(), x.dtype()) {
+            let y = cpu::layer_norm::layer_norm(x, upcast(weight).0, upcast(bias).0, self.eps);
+            return downcast(y, dtype);
+        }
         let (var, mean) = x.clone().var_mean_bias(D - 1);
         let x = (x - mean) / (var + self.eps).sqrt();
         let y = x * upcast(weight).0.unsqueeze() + upcast(bias).0.unsqueeze();

@@ -20,13 +20,13 @@ impl RmsNorm {
 
     /// `[.., d]` -> `[.., d]`: `x / sqrt(mean(x²) + eps) * weight`, in f32 whatever the input's
     /// dtype; HF too takes the variance in f32 and scales in the weight's dtype.
-    /// On flex in f32 this is one kernel pass forward and backward (`hearth_shaders::cpu`).
+    /// On flex this is one kernel pass forward and backward (`hearth_shaders::cpu`), in f32.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         let weight = self.weight.val();
-        if [x.dtype(), weight.dtype()].into_iter().all(|t| hearth_shaders::cpu::applies(&x.device(), t)) {
-            return hearth_shaders::cpu::rms_norm::rms_norm(x, weight, self.eps);
-        }
         let (x, dtype) = upcast(x);
+        if hearth_shaders::cpu::applies(&x.device(), x.dtype()) {
+            return downcast(hearth_shaders::cpu::rms_norm::rms_norm(x, upcast(weight).0, self.eps), dtype);
+        }
         let variance = x.clone().square().mean_dim(D - 1);
         let x = downcast(x * (variance + self.eps).sqrt().recip(), dtype);
         x * weight.unsqueeze()

@@ -69,13 +69,10 @@ impl View {
     fn of(t: &FlexTensor) -> View {
         let layout = t.layout();
         let s = layout.strides();
-        let t = if s[3] == 1 && s[..3].iter().all(|&s| s >= 0) { t.clone() } else { t.to_contiguous() };
-        let (layout, s) = (t.layout(), t.layout().strides());
-        View {
-            offset: layout.start_offset(),
-            strides: [s[0] as usize, s[1] as usize, s[2] as usize],
-            tensor: t.clone(),
-        }
+        let tensor = if s[3] == 1 && s[..3].iter().all(|&s| s >= 0) { t.clone() } else { t.to_contiguous() };
+        let (offset, s) = (tensor.layout().start_offset(), tensor.layout().strides());
+        let strides = [s[0] as usize, s[1] as usize, s[2] as usize];
+        View { tensor, offset, strides }
     }
 
     /// Pointer to row 0 of (batch, head) and the row stride.
