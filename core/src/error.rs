@@ -16,6 +16,11 @@ pub enum Error {
     /// A loss or gradient that is NaN or infinite.
     #[error("non-finite {what} at step {step}; lower lr, enable grad_clip, or check the data")]
     NonFinite { step: u64, what: String },
+    /// The file system said no: a file that cannot be read, a folder that cannot be created, a
+    /// write that failed (a full disk, no permission). `action` says what was tried ("read",
+    /// "write", "create"); wrap it with [`Error::in_file`] to name the file.
+    #[error("cannot {action} it ({source})")]
+    Io { action: &'static str, source: std::io::Error },
     /// Data-parallel training: a peer, the rendezvous or the ranks' agreement failed.
     #[error("distributed: {0}")]
     Distributed(String),
@@ -33,6 +38,11 @@ impl Error {
     pub fn in_file(self, path: impl std::fmt::Display) -> Self {
         Error::InFile { path: path.to_string(), source: Box::new(self) }
     }
+}
+
+/// `Error::Io` for `action` on `path`, for `map_err`: `fs::read(p).map_err(io("read", p.display()))`.
+pub fn io(action: &'static str, path: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> Error {
+    move |source| Error::Io { action, source }.in_file(path)
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use burn::nn::DropoutConfig;
 use burn::tensor::{Distribution, Tensor};
+use hearth_core::error::io;
 use hearth_core::nn::attention::{AttentionBias, composed_attention, fused_attention, fused_launches};
 use hearth_core::{Backend, Error};
 use hearth_shaders::memory;
@@ -182,7 +183,7 @@ fn attention(args: AttentionArgs) -> Result<(), Error> {
             "rows": rows,
         });
         std::fs::write(path, serde_json::to_string_pretty(&json).expect("json"))
-            .map_err(|e| Error::Input(format!("cannot write it ({e})")).in_file(path.display()))?;
+            .map_err(io("write", path.display()))?;
         println!("wrote {}", path.display());
     }
     Ok(())

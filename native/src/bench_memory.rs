@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use hearth_core::Error;
+use hearth_core::error::io;
 use hearth_core::train::Precision;
 
 #[derive(clap::Args)]
@@ -140,8 +141,7 @@ pub fn run(args: MemoryArgs) -> Result<(), Error> {
     }
     let exe = std::env::current_exe().map_err(|e| Error::Input(format!("cannot find the hearth executable ({e})")))?;
     let work = std::env::temp_dir().join(format!("hearth-bench-memory-{}", std::process::id()));
-    std::fs::create_dir_all(&work)
-        .map_err(|e| Error::Input(format!("cannot create it ({e})")).in_file(work.display()))?;
+    std::fs::create_dir_all(&work).map_err(io("create", work.display()))?;
     println!(
         "hearth bench memory: {} on {}, batch {} × seq {} per step ({} per rank with {} ranks), {} warm-up + {} steps per run",
         args.preset,
@@ -257,7 +257,7 @@ pub fn run(args: MemoryArgs) -> Result<(), Error> {
             })).collect::<Vec<_>>(),
         });
         std::fs::write(path, serde_json::to_string_pretty(&json).expect("json"))
-            .map_err(|e| Error::Input(format!("cannot write it ({e})")).in_file(path.display()))?;
+            .map_err(io("write", path.display()))?;
         println!("wrote {}", path.display());
     }
     Ok(())

@@ -10,6 +10,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use hearth_core::error::io;
 use hearth_core::models::presets::preset;
 use hearth_core::models::{Model, ModelConfig};
 use hearth_core::objectives::Rng;
@@ -328,7 +329,7 @@ pub fn run(mut args: TrainArgs) -> Result<(), Error> {
         let path = if world > 1 { rank_json(path, rank) } else { path.clone() };
         let path = &path;
         std::fs::write(path, serde_json::to_string_pretty(&json).expect("json"))
-            .map_err(|e| Error::Input(format!("cannot write it ({e})")).in_file(path.display()))?;
+            .map_err(io("write", path.display()))?;
         say(format!("wrote {}", path.display()));
     }
     Ok(())

@@ -11,12 +11,13 @@
 use std::path::{Path, PathBuf};
 
 use hearth_core::Error;
+use hearth_core::error::io;
 use hearth_core::train::Checkpoint;
 
 /// Writes `bytes` to `path` through a temporary file and a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let tmp = path.with_extension(format!("{}.tmp", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
-    let fail = |e: std::io::Error| Error::Input(format!("cannot write it ({e})")).in_file(path.display());
+    let fail = |e: std::io::Error| io("write", path.display())(e);
     std::fs::write(&tmp, bytes).map_err(fail)?;
     std::fs::rename(&tmp, path).map_err(fail)
 }
@@ -98,7 +99,7 @@ pub fn save(
 ) -> Result<PathBuf, Error> {
     let final_dir = step_dir(out_dir, step);
     let tmp = out_dir.join(format!(".step-{step:08}.partial"));
-    let fail = |p: &Path, e: std::io::Error| Error::Input(format!("cannot write it ({e})")).in_file(p.display());
+    let fail = |p: &Path, e: std::io::Error| io("write", p.display())(e);
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(|e| fail(&tmp, e))?;
     }
@@ -293,5 +294,5 @@ pub fn remove_run(files: &[PathBuf]) -> Result<(), Error> {
 
 pub fn read(dir: &Path, name: &str) -> Result<Vec<u8>, Error> {
     let path = dir.join(name);
-    std::fs::read(&path).map_err(|e| Error::Input(format!("cannot read it ({e})")).in_file(path.display()))
+    std::fs::read(&path).map_err(io("read", path.display()))
 }

@@ -5,6 +5,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use hearth_core::Error;
+use hearth_core::error::io;
 use hearth_core::tokenizer::Tokenizer;
 use hearth_core::train::TokenSource;
 use hearth_core::train::corpus::paragraphs;
@@ -23,7 +24,7 @@ pub fn read_documents(path: &Path) -> Result<Vec<String>, Error> {
     if path.extension().is_some_and(|e| e == "parquet") {
         return read_parquet(path);
     }
-    let bytes = std::fs::read(path).map_err(|e| io_error(path, format!("cannot read it ({e})")))?;
+    let bytes = std::fs::read(path).map_err(io("read", path.display()))?;
     let text = String::from_utf8(bytes).map_err(|e| {
         io_error(
             path,
@@ -129,7 +130,7 @@ pub fn write_shards(dir: &Path, tokenizer: &Tokenizer, docs: &[String], val_frac
     let eos = tokenizer
         .eos_id()
         .ok_or_else(|| Error::Config("the tokenizer has no end-of-text token to separate documents".into()))?;
-    std::fs::create_dir_all(dir).map_err(|e| io_error(dir, format!("cannot create it ({e})")))?;
+    std::fs::create_dir_all(dir).map_err(io("create", dir.display()))?;
     let n_val = ((docs.len() as f64 * val_fraction).round() as usize).min(docs.len().saturating_sub(1));
     let (train_docs, val_docs) = docs.split_at(docs.len() - n_val);
     let wide = tokenizer.vocab_size() > u16::MAX as usize + 1;
@@ -204,8 +205,7 @@ impl TokenSource for MmapShard {
 /// A prepared folder: its meta and shards.
 pub fn open_prepared(dir: &Path) -> Result<(ShardMeta, MmapShard, MmapShard, PathBuf), Error> {
     let meta_path = dir.join("meta.json");
-    let text =
-        std::fs::read_to_string(&meta_path).map_err(|e| io_error(&meta_path, format!("cannot read it ({e})")))?;
+    let text = std::fs::read_to_string(&meta_path).map_err(io("read", meta_path.display()))?;
     let meta: ShardMeta = serde_json::from_str(&text)
         .map_err(|e| io_error(&meta_path, format!("not a `hearth prepare` meta.json ({e})")))?;
     let train = MmapShard::open(&dir.join("train.bin"), &meta.dtype)?;

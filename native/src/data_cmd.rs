@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use hearth_core::Error;
+use hearth_core::error::io;
 use hearth_core::tokenizer::{Tokenizer, TokenizerKind};
 
 use crate::corpus;
@@ -54,8 +55,7 @@ pub struct PrepareArgs {
 }
 
 pub fn run_prepare(args: PrepareArgs) -> Result<(), Error> {
-    let bytes = std::fs::read(&args.tokenizer)
-        .map_err(|e| Error::Input(format!("cannot read it ({e})")).in_file(args.tokenizer.display()))?;
+    let bytes = std::fs::read(&args.tokenizer).map_err(io("read", args.tokenizer.display()))?;
     let tok = Tokenizer::from_json(&bytes).map_err(|e| e.in_file(args.tokenizer.display()))?;
     let bar = indicatif::ProgressBar::new(args.files.len() as u64);
     let mut docs = Vec::new();

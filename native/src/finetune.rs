@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use hearth_core::Error;
+use hearth_core::error::io;
 use hearth_core::eval::{ClassificationMetrics, majority_class};
 use hearth_core::finetune::{
     AnyClassifier, Classifier, Encoded, FinetuneConfig, Finetuner, InputFormat, LabeledText, classifier_config_json,
@@ -187,8 +188,7 @@ impl Context {
     fn run<C: Classifier>(self, model: C, device: &burn::tensor::Device) -> Result<(), Error> {
         let Context { args, labels, format, train, dev, test, config, tokenizer, base } = self;
         let k = labels.len();
-        std::fs::create_dir_all(&args.out_dir)
-            .map_err(|e| Error::Input(format!("cannot create it ({e})")).in_file(args.out_dir.display()))?;
+        std::fs::create_dir_all(&args.out_dir).map_err(io("create", args.out_dir.display()))?;
         let mut metrics_log = Metrics::open(&args.out_dir.join("metrics.jsonl"), true)?;
         let mut tuner = Finetuner::new(model, config.clone(), device);
         let eval_every =

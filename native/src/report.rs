@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::Path;
 
 use hearth_core::Error;
+use hearth_core::error::io;
 
 /// The progress bar of a loop of optimizer steps (`msg`: loss, learning rate, speed…).
 pub fn steps_bar(steps: u64) -> indicatif::ProgressBar {
@@ -39,9 +40,7 @@ impl Metrics {
 
     /// Appends `record`; a failed write (a full disk) is an error, never a silently lost line.
     pub fn log(&mut self, record: serde_json::Value) -> Result<(), Error> {
-        writeln!(self.file, "{record}")
-            .and_then(|()| self.file.flush())
-            .map_err(|e| Error::Input(format!("cannot write it ({e})")).in_file(self.path.display()))
+        writeln!(self.file, "{record}").and_then(|()| self.file.flush()).map_err(io("write", self.path.display()))
     }
 }
 

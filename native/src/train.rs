@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::tensor::Device;
+use hearth_core::error::io;
 use hearth_core::generate::{Sampling, fill_mask, generate, text2text};
 use hearth_core::models::presets::preset;
 use hearth_core::models::{LanguageModel, Model, ModelConfig};
@@ -59,8 +60,7 @@ fn run_file_keys_help() -> String {
 pub fn load_config(file: Option<&Path>, overrides: &[String]) -> Result<TrainConfig, Error> {
     let mut table: toml::Table = match file {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| Error::Input(format!("cannot read it ({e})")).in_file(path.display()))?;
+            let text = std::fs::read_to_string(path).map_err(io("read", path.display()))?;
             toml::from_str(&text).map_err(|e| Error::Config(e.message().to_string()).in_file(path.display()))?
         }
         None => Default::default(),
@@ -82,9 +82,8 @@ fn load_data(config: &TrainConfig, model: &ModelConfig, resume_tokenizer: Option
     let given_tokenizer = match (&resume_tokenizer, &config.tokenizer) {
         (Some(t), _) => Some(t.clone()),
         (None, Some(path)) => {
-            let bytes = checkpoint::read(Path::new(path), "").or_else(|_| {
-                std::fs::read(path).map_err(|e| Error::Input(format!("cannot read it ({e})")).in_file(path))
-            })?;
+            let bytes =
+                checkpoint::read(Path::new(path), "").or_else(|_| std::fs::read(path).map_err(io("read", path)))?;
             Some(Tokenizer::from_json(&bytes).map_err(|e| e.in_file(path))?)
         }
         (None, None) => None,
@@ -274,8 +273,7 @@ pub fn run(mut args: Args) -> Result<(), Error> {
                 earlier_run.len()
             );
         }
-        std::fs::create_dir_all(&out_dir)
-            .map_err(|e| Error::Input(format!("cannot create it ({e})")).in_file(out_dir.display()))?;
+        std::fs::create_dir_all(&out_dir).map_err(io("create", out_dir.display()))?;
     }
     let model = build_model(&config, &model_config, start, &device)?;
     let collective = collective.map(|c| Box::new(c) as Box<dyn Collective>);
@@ -425,12 +423,13 @@ impl RunContext {
             }
             let stats = match trainer.step(data.train.as_ref()) {
                 Ok(s) => s,
-                Err(e @ Error::NonFinite { .. }) => {
+                Err(Error::NonFinite { step, what }) => {
                     bar.abandon();
                     let kept = last_ckpt.as_ref().map_or("no checkpoint was written yet".to_string(), |d| {
                         format!("the last good checkpoint is {}", d.display())
                     });
-                    return Err(Error::Config(format!("{e}; stopped, {kept}")));
+                    // Still a non-finite error (its kind kept), saying where the run stopped.
+                    return Err(Error::NonFinite { step, what: format!("{what} (stopped; {kept})") });
                 }
                 Err(e) => return Err(e),
             };
