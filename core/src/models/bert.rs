@@ -315,19 +315,56 @@ impl BertEmbeddings {
     }
 }
 
+impl BertSelfAttention {
+    /// `[b, t, d]` -> the heads' context `[b, t, d]`.
+    pub fn forward(&self, x: Tensor<3>, bias: &AttentionBias) -> Tensor<3> {
+        let [q, k, v] =
+            [&self.query, &self.key, &self.value].map(|l| split_heads(l.forward(x.clone()), self.num_attention_heads));
+        let dh = q.dims()[3];
+        merge_heads(scaled_dot_product_attention(q, k, v, bias, Some(1.0 / (dh as f64).sqrt()), &self.dropout))
+    }
+}
+
+impl BertSelfOutput {
+    /// `hidden [b, t, d]`, the residual `x [b, t, d]` -> `LayerNorm(dropout(dense(hidden)) + x)`.
+    pub fn forward(&self, hidden: Tensor<3>, x: Tensor<3>) -> Tensor<3> {
+        self.LayerNorm.forward(self.dropout.forward(self.dense.forward(hidden)) + x)
+    }
+}
+
+impl BertAttention {
+    /// `[b, t, d]` -> `[b, t, d]`: self-attention, then projection, residual and post-LN.
+    pub fn forward(&self, x: Tensor<3>, bias: &AttentionBias) -> Tensor<3> {
+        self.output.forward(self.self_.forward(x.clone(), bias), x)
+    }
+}
+
+impl BertIntermediate {
+    /// `[b, t, d]` -> `[b, t, d_ff]`
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        self.act.forward(self.dense.forward(x))
+    }
+}
+
+impl BertOutput {
+    /// `hidden [b, t, d_ff]`, the residual `x [b, t, d]` -> `LayerNorm(dropout(dense(hidden)) + x)`.
+    pub fn forward(&self, hidden: Tensor<3>, x: Tensor<3>) -> Tensor<3> {
+        self.LayerNorm.forward(self.dropout.forward(self.dense.forward(hidden)) + x)
+    }
+}
+
+impl BertPredictionHeadTransform {
+    /// `[b, t, d]` -> `LayerNorm(act(dense(x)))` `[b, t, d]`
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        self.LayerNorm.forward(self.act.forward(self.dense.forward(x)))
+    }
+}
+
 impl BertLayer {
     /// `[b, t, d]` -> `[b, t, d]`, post-LN.
     pub fn forward(&self, x: Tensor<3>, bias: &AttentionBias) -> Tensor<3> {
-        let sa = &self.attention.self_;
-        let [q, k, v] =
-            [&sa.query, &sa.key, &sa.value].map(|l| split_heads(l.forward(x.clone()), sa.num_attention_heads));
-        let dh = q.dims()[3];
-        let ctx = merge_heads(scaled_dot_product_attention(q, k, v, bias, Some(1.0 / (dh as f64).sqrt()), &sa.dropout));
-        let out = &self.attention.output;
-        let x = out.LayerNorm.forward(out.dropout.forward(out.dense.forward(ctx)) + x); // [b, t, d]
-        let h = self.intermediate.act.forward(self.intermediate.dense.forward(x.clone())); // [b, t, d_ff]
-        let out = &self.output;
-        out.LayerNorm.forward(out.dropout.forward(out.dense.forward(h)) + x)
+        let x = self.attention.forward(x, bias); // [b, t, d]
+        self.output.forward(self.intermediate.forward(x.clone()), x)
     }
 }
 
@@ -342,7 +379,7 @@ impl BertForMaskedLm {
     ) -> Tensor<3> {
         let h = self.hidden_states(input_ids, attention_mask, token_type_ids);
         let p = &self.cls.predictions;
-        let h = p.transform.LayerNorm.forward(p.transform.act.forward(p.transform.dense.forward(h)));
+        let h = p.transform.forward(h);
         let decoder = self.bert.embeddings.word_embeddings.weight.val().transpose(); // [d, vocab]
         crate::nn::project(h, decoder, Some(p.bias.val()))
     }

@@ -424,13 +424,57 @@ fn position_bias(table: Option<&Embedding>, positions: RelativePositions, tq: us
     table.map(|t| positions.bias(t.weight.val(), tq, tk))
 }
 
+/// HF keeps a block's sub-layers as `layer.0`, `layer.1`, … (the checkpoint keys); these name them.
+impl T5EncoderBlock {
+    pub fn self_attention(&self) -> &T5LayerSelfAttention {
+        &self.layer.0
+    }
+
+    pub fn ff(&self) -> &T5LayerFF {
+        &self.layer.1
+    }
+
+    /// `[b, ts, d]` -> `[b, ts, d]`: self-attention, then the feed-forward (each pre-norm, residual).
+    pub fn forward(&self, x: Tensor<3>, bias: &AttentionBias) -> Tensor<3> {
+        self.ff().forward(self.self_attention().forward(x, bias))
+    }
+}
+
+impl T5DecoderBlock {
+    pub fn self_attention(&self) -> &T5LayerSelfAttention {
+        &self.layer.0
+    }
+
+    pub fn cross_attention(&self) -> &T5LayerCrossAttention {
+        &self.layer.1
+    }
+
+    pub fn ff(&self) -> &T5LayerFF {
+        &self.layer.2
+    }
+
+    /// `x [b, tt, d]`, `encoder_hidden [b, ts, d]` -> `[b, tt, d]`: causal self-attention,
+    /// cross-attention over the encoder, the feed-forward.
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        encoder_hidden: Tensor<3>,
+        self_bias: &AttentionBias,
+        cross_bias: &AttentionBias,
+    ) -> Tensor<3> {
+        let x = self.self_attention().forward(x, self_bias);
+        let x = self.cross_attention().forward(x, encoder_hidden, cross_bias);
+        self.ff().forward(x)
+    }
+}
+
 impl T5ForConditionalGeneration {
     /// `input_ids [b, ts]`, `attention_mask [b, ts]` -> encoder output `[b, ts, d]`.
     pub fn encode(&self, input_ids: Tensor<2, Int>, attention_mask: Option<Tensor<2, Int>>) -> Tensor<3> {
         let enc = &self.encoder;
         let [_, t] = input_ids.dims();
         let mut bias = AttentionBias::default().with_fused(self.fused_attention);
-        let table = enc.block.first().and_then(|b| b.layer.0.SelfAttention.relative_attention_bias.as_ref());
+        let table = enc.block.first().and_then(|b| b.self_attention().SelfAttention.relative_attention_bias.as_ref());
         if let Some(pb) = position_bias(table, enc.positions, t, t) {
             bias = bias.with_additive(pb);
         }
@@ -439,9 +483,7 @@ impl T5ForConditionalGeneration {
         }
         let mut x = enc.dropout.forward(self.shared.forward(input_ids));
         for block in &enc.block {
-            x = recompute(self.gradient_checkpointing, block, x, |b, x, r| {
-                b.layer.1.forward(b.layer.0.forward(x, &r.inside(bias.clone())))
-            });
+            x = recompute(self.gradient_checkpointing, block, x, |b, x, r| b.forward(x, &r.inside(bias.clone())));
         }
         enc.dropout.forward(enc.final_layer_norm.forward(x))
     }
@@ -456,7 +498,7 @@ impl T5ForConditionalGeneration {
         let dec = &self.decoder;
         let [_, t] = decoder_input_ids.dims();
         let mut self_bias = AttentionBias::default().with_causal().with_fused(self.fused_attention);
-        let table = dec.block.first().and_then(|b| b.layer.0.SelfAttention.relative_attention_bias.as_ref());
+        let table = dec.block.first().and_then(|b| b.self_attention().SelfAttention.relative_attention_bias.as_ref());
         if let Some(pb) = position_bias(table, dec.positions, t, t) {
             self_bias = self_bias.with_additive(pb);
         }
@@ -467,9 +509,12 @@ impl T5ForConditionalGeneration {
         let mut x = dec.dropout.forward(self.shared.forward(decoder_input_ids));
         for block in &dec.block {
             x = recompute(self.gradient_checkpointing, block, x, |b, x, r| {
-                let x = b.layer.0.forward(x, &r.inside(self_bias.clone()));
-                let x = b.layer.1.forward(x, r.inside(encoder_hidden.clone()), &r.inside(cross_bias.clone()));
-                b.layer.2.forward(x)
+                b.forward(
+                    x,
+                    r.inside(encoder_hidden.clone()),
+                    &r.inside(self_bias.clone()),
+                    &r.inside(cross_bias.clone()),
+                )
             });
         }
         let mut h = dec.dropout.forward(dec.final_layer_norm.forward(x)); // [b, tt, d]
