@@ -10,11 +10,11 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use crate::tcp::TcpCollective;
 use hearth_core::error::io;
 use hearth_core::models::presets::preset;
 use hearth_core::models::{Model, ModelConfig};
 use hearth_core::objectives::Rng;
-use hearth_core::parallel::tcp::TcpCollective;
 use hearth_core::train::Trainer;
 use hearth_core::train::trainer::ObjectiveSpec;
 use hearth_core::{Backend, Error};

@@ -15,6 +15,7 @@ mod launch;
 mod overrides;
 mod parity;
 mod report;
+mod tcp;
 mod train;
 
 use std::alloc::GlobalAlloc;

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::tcp::TcpCollective;
 use burn::tensor::Device;
 use hearth_core::error::io;
 use hearth_core::generate::{Sampling, fill_mask, generate, text2text};
@@ -11,7 +12,6 @@ use hearth_core::models::presets::preset;
 use hearth_core::models::{LanguageModel, Model, ModelConfig};
 use hearth_core::objectives::Rng;
 use hearth_core::parallel::Collective;
-use hearth_core::parallel::tcp::TcpCollective;
 use hearth_core::readback::block_on;
 use hearth_core::tokenizer::Tokenizer;
 use hearth_core::train::corpus::{paragraphs, split_validation, tokenizer_kind};

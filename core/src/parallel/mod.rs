@@ -4,19 +4,15 @@
 //! burn 0.22.1's collectives (`burn::tensor::distributed::all_reduce`, the DDP strategy of
 //! burn-train) run between devices of one process, and only the CUDA backend (NCCL) implements
 //! them; flex and wgpu do not, and there is no multi-process or multi-machine transport (the
-//! `burn-collective` crate with one stops at 0.21). So the trainer talks to a [`Collective`]: on
-//! native builds [`tcp::TcpCollective`] (ring all-reduce over TCP between processes on one or many
-//! machines, started by `hearth launch` or any launcher that sets torchrun's variables). Gradients
-//! cross it as host f32 vectors, which works for every backend.
-
-#[cfg(not(target_family = "wasm"))]
-pub mod tcp;
+//! `burn-collective` crate with one stops at 0.21). So the trainer talks to a [`Collective`], which the
+//! front end supplies: the CLI's is a ring all-reduce over TCP between processes on one or many
+//! machines (`native/src/tcp.rs`, started by `hearth launch` or any launcher that sets torchrun's
+//! variables). Gradients cross it as host f32 vectors, which works for every backend; the socket
+//! transport lives with the CLI, so this crate does no I/O.
 
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::tensor::Tensor;
 
-#[cfg(not(target_family = "wasm"))]
-use crate::error::Error;
 use crate::error::Result;
 
 /// What data-parallel training needs from the processes' transport. Every rank calls the same
@@ -64,31 +60,6 @@ pub fn partition<M: Module>(model: &M, world: usize) -> Vec<(ParamId, usize)> {
         owner[i] = rank;
     }
     sizes.iter().zip(owner).map(|(&(id, _), rank)| (id, rank)).collect()
-}
-
-#[cfg(not(target_family = "wasm"))]
-impl Collective for tcp::TcpCollective {
-    fn rank(&self) -> usize {
-        tcp::TcpCollective::rank(self)
-    }
-    fn world(&self) -> usize {
-        tcp::TcpCollective::world(self)
-    }
-    fn all_reduce_sum(&mut self, data: &mut [f32]) -> Result<()> {
-        tcp::TcpCollective::all_reduce_sum(self, data).map_err(Error::Distributed)
-    }
-    fn all_gather(&mut self, data: &mut [f32], bounds: &[usize]) -> Result<()> {
-        tcp::TcpCollective::all_gather(self, data, bounds).map_err(Error::Distributed)
-    }
-    fn gather_bytes(&mut self, bytes: &[u8]) -> Result<Option<Vec<Vec<u8>>>> {
-        tcp::TcpCollective::gather_bytes(self, bytes).map_err(Error::Distributed)
-    }
-    fn broadcast_bytes(&mut self, bytes: Vec<u8>) -> Result<Vec<u8>> {
-        tcp::TcpCollective::broadcast_bytes(self, bytes).map_err(Error::Distributed)
-    }
-    fn barrier(&mut self) -> Result<()> {
-        tcp::TcpCollective::barrier(self).map_err(Error::Distributed)
-    }
 }
 
 #[cfg(test)]

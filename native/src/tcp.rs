@@ -17,6 +17,9 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
+use hearth_core::Error;
+use hearth_core::parallel::Collective;
+
 /// "HEARTH" + protocol version 1; bump the version when the wire format changes.
 const MAGIC: u64 = 0x4845_4152_5448_0001;
 
@@ -496,6 +499,31 @@ fn recv_frame(mut s: &TcpStream) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; len as usize];
     s.read_exact(&mut buf)?;
     Ok(buf)
+}
+
+/// The trainer's view of the ring (see `hearth_core::parallel`).
+impl Collective for TcpCollective {
+    fn rank(&self) -> usize {
+        TcpCollective::rank(self)
+    }
+    fn world(&self) -> usize {
+        TcpCollective::world(self)
+    }
+    fn all_reduce_sum(&mut self, data: &mut [f32]) -> hearth_core::Result<()> {
+        TcpCollective::all_reduce_sum(self, data).map_err(Error::Distributed)
+    }
+    fn all_gather(&mut self, data: &mut [f32], bounds: &[usize]) -> hearth_core::Result<()> {
+        TcpCollective::all_gather(self, data, bounds).map_err(Error::Distributed)
+    }
+    fn gather_bytes(&mut self, bytes: &[u8]) -> hearth_core::Result<Option<Vec<Vec<u8>>>> {
+        TcpCollective::gather_bytes(self, bytes).map_err(Error::Distributed)
+    }
+    fn broadcast_bytes(&mut self, bytes: Vec<u8>) -> hearth_core::Result<Vec<u8>> {
+        TcpCollective::broadcast_bytes(self, bytes).map_err(Error::Distributed)
+    }
+    fn barrier(&mut self) -> hearth_core::Result<()> {
+        TcpCollective::barrier(self).map_err(Error::Distributed)
+    }
 }
 
 #[cfg(test)]
