@@ -93,11 +93,11 @@ async function trainFor(steps, timeout) {
   check(s.error == null, `trained ${s.info?.step} steps in ${((Date.now() - t0) / 1000).toFixed(1)} s${s.error ? `: ${s.error}` : ''}`);
   return s;
 }
-function lossFell(s, label) {
+function lossFell(s, label, by = 0.5) {
   const losses = s.losses.map((p) => p[1]);
   check(losses.every(Number.isFinite), `${label}: every loss finite`);
   const first = mean(losses.slice(0, 5)), last = mean(losses.slice(-5));
-  check(last < first - 0.5, `${label}: loss fell, first 5 steps ${first.toFixed(3)} → last 5 ${last.toFixed(3)}`);
+  check(last < first - by, `${label}: loss fell by more than ${by}, first 5 steps ${first.toFixed(3)} → last 5 ${last.toFixed(3)}`);
   return { first, last };
 }
 function rankedProbabilities(top, k, label) {
@@ -117,7 +117,10 @@ try {
   await choose('masked', 'cpu');
   let s = await trainFor(CPU_STEPS, 600_000);
   check((await page.getAttribute('#backend-line', 'data-backend')) === 'cpu', 'ran on the CPU backend');
-  summary.masked_cpu = { ...lossFell(s, 'masked'), tokens_per_s: s.tps, params: s.info.params };
+  // Masked LM predicts 15% of the tokens, so its loss is noisier, and the page's WordPiece
+  // training is not deterministic (huggingface/tokenizers#1794): over 40 steps it fell by 0.50 to
+  // 0.70 in eight runs, so it must fall by 0.35 (ln 512 = 6.24 at the start).
+  summary.masked_cpu = { ...lossFell(s, 'masked', 0.35), tokens_per_s: s.tps, params: s.info.params };
   await page.fill('#masked-text', 'she was [MASK] happy to see him');
   await page.click('#fill');
   await page.waitForFunction(() => window.hearth.lastFill || window.hearth.error, null, { timeout: 60_000 });
