@@ -109,6 +109,36 @@ impl LossScaler {
     }
 }
 
+/// Whether step `step`'s update applies, from its loss and gradient norm: with a loss scaler (f16)
+/// a non-finite step is skipped and the scale halved (an error only once the scale has collapsed,
+/// as `torch.amp.GradScaler` would spin forever); without one, a non-finite loss or gradient
+/// stops the run.
+pub fn apply_or_fail(
+    scaler: Option<&mut LossScaler>,
+    step: u64,
+    loss: f64,
+    grad_norm: f64,
+) -> crate::error::Result<bool> {
+    let finite = loss.is_finite() && grad_norm.is_finite();
+    match scaler {
+        Some(scaler) => {
+            let apply = scaler.update(finite);
+            if scaler.scale < LossScaler::MIN_SCALE {
+                return Err(crate::error::Error::NonFinite {
+                    step: step + 1,
+                    what: format!("f16 gradient (the loss scale fell to {}; try precision = \"bf16\")", scaler.scale),
+                });
+            }
+            Ok(apply)
+        }
+        None if !finite => {
+            let what = if loss.is_finite() { format!("gradient norm {grad_norm}") } else { format!("loss {loss}") };
+            Err(crate::error::Error::NonFinite { step: step + 1, what })
+        }
+        None => Ok(true),
+    }
+}
+
 /// A copy of `model` whose parameters are `dtype` leaves that require gradients, under the master
 /// parameters' `ParamId`s (so gradients of the copy address the master weights).
 pub fn half_copy<M: Module>(model: &M, dtype: FloatDType) -> M {
@@ -146,6 +176,22 @@ pub fn grads_to_f32<M: Module>(master: &M, mut grads: GradientsParams, scale: f6
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
+
+    #[test]
+    fn a_non_finite_step_fails_without_a_scaler_and_is_skipped_with_one() {
+        assert!(apply_or_fail(None, 4, 2.0, 0.5).unwrap());
+        let err = apply_or_fail(None, 4, f64::NAN, 0.5).unwrap_err();
+        assert!(matches!(&err, Error::NonFinite { step: 5, what } if what.starts_with("loss")), "{err}");
+        let err = apply_or_fail(None, 4, 2.0, f64::INFINITY).unwrap_err();
+        assert!(matches!(&err, Error::NonFinite { what, .. } if what.starts_with("gradient norm")), "{err}");
+        let mut scaler = LossScaler::new(4.0, 100);
+        assert!(!apply_or_fail(Some(&mut scaler), 4, 2.0, f64::INFINITY).unwrap(), "skipped");
+        assert_eq!(scaler.scale, 2.0);
+        let mut collapsed = LossScaler::new(LossScaler::MIN_SCALE, 100);
+        let err = apply_or_fail(Some(&mut collapsed), 9, f64::NAN, 1.0).unwrap_err();
+        assert!(err.to_string().contains("loss scale fell"), "{err}");
+    }
 
     #[test]
     fn the_scale_halves_on_overflow_and_doubles_after_clean_steps() {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::data::{Cursor, TokenSource, Windows};
 use super::optim::{adamw, global_norm, scale_grads, without_state_for};
-use super::precision::{LossScaler, Precision, grads_to_f32, half_copy};
+use super::precision::{LossScaler, Precision, apply_or_fail, grads_to_f32, half_copy};
 use super::{Objective, TrainConfig};
 use crate::error::{Error, Result};
 use crate::hf::params::{trainable, with_stable_ids};
@@ -401,27 +401,7 @@ impl<M: LanguageModel> Trainer<M> {
             loss = self.all_reduce_grads(&mut grads, loss).await?;
         }
         let grad_norm = global_norm(&self.model, &grads).await?;
-        let finite = loss.is_finite() && grad_norm.is_finite();
-        let apply = match &mut self.state.loss_scaler {
-            Some(scaler) => {
-                let apply = scaler.update(finite);
-                if scaler.scale < LossScaler::MIN_SCALE {
-                    return Err(Error::NonFinite {
-                        step: step + 1,
-                        what: format!(
-                            "f16 gradient (the loss scale fell to {}; try precision = \"bf16\")",
-                            scaler.scale
-                        ),
-                    });
-                }
-                apply
-            }
-            None if !finite => {
-                let what = if loss.is_finite() { format!("gradient norm {grad_norm}") } else { format!("loss {loss}") };
-                return Err(Error::NonFinite { step: step + 1, what });
-            }
-            None => true,
-        };
+        let apply = apply_or_fail(self.state.loss_scaler.as_mut(), step, loss, grad_norm)?; // or skip (f16)
         let lr = config.schedule().lr(step);
         if apply {
             if config.grad_clip > 0.0 && grad_norm > config.grad_clip {
