@@ -10,6 +10,8 @@
 //! variables). Gradients cross it as host f32 vectors, which works for every backend; the socket
 //! transport lives with the CLI, so this crate does no I/O.
 
+pub mod data_parallel;
+
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::tensor::Tensor;
 

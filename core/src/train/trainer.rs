@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::module::ParamId;
 use burn::optim::{GradientsAccumulator, GradientsParams, ModuleOptimizer};
-use burn::tensor::{Bytes, Device, Tensor, TensorData};
+use burn::tensor::{Bytes, Device};
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +18,7 @@ use crate::hf::params::{trainable, with_stable_ids};
 use crate::models::{LanguageModel, ModelConfig};
 use crate::objectives::span::encoder_decoder_batch;
 use crate::objectives::{Batch, MaskingConfig, Rng, SpanCorruption, causal_batch, mask_tokens};
-use crate::parallel::{Collective, param_sizes, partition};
+use crate::parallel::{Collective, data_parallel, partition};
 use crate::readback::{self, block_on};
 use crate::tokenizer::Tokenizer;
 
@@ -255,7 +255,8 @@ impl<M: LanguageModel> Trainer<M> {
             )));
         }
         self.state = shared;
-        self.model = self.sync_params(&|_| 0).await?;
+        let collective = self.parallel.as_mut().expect("just set").collective.as_mut();
+        self.model = data_parallel::sync_params(&self.model, &|_| 0, collective).await?;
         self.parallel.as_mut().expect("set above").owner = owner;
         Ok(self)
     }
@@ -398,7 +399,8 @@ impl<M: LanguageModel> Trainer<M> {
         let mut grads = accumulator.grads();
         let mut loss = loss_sum / accum as f64;
         if self.parallel.is_some() {
-            loss = self.all_reduce_grads(&mut grads, loss).await?;
+            let collective = self.parallel.as_mut().expect("checked").collective.as_mut();
+            loss = data_parallel::all_reduce_mean(&self.model, &mut grads, loss, collective).await?;
         }
         let grad_norm = global_norm(&self.model, &grads).await?;
         let apply = apply_or_fail(self.state.loss_scaler.as_mut(), step, loss, grad_norm)?; // or skip (f16)
@@ -409,112 +411,17 @@ impl<M: LanguageModel> Trainer<M> {
             }
             let owner = self.parallel.as_ref().and_then(|p| p.owner.clone());
             if let Some(owner) = &owner {
-                keep_grads(&self.model, &mut grads, |id| owner[&id] == rank);
+                data_parallel::keep_grads(&self.model, &mut grads, |id| owner[&id] == rank);
             }
             self.model = self.optim.step(lr, self.model.clone(), grads);
             if let Some(owner) = &owner {
-                self.model = self.sync_params(&|id| owner[&id]).await?;
+                let collective = self.parallel.as_mut().expect("checked").collective.as_mut();
+                self.model = data_parallel::sync_params(&self.model, &|id| owner[&id], collective).await?;
             }
         }
         self.state.step += 1;
         self.state.tokens += tokens;
         Ok(StepStats { step: self.state.step, loss, lr, grad_norm, tokens, skipped: !apply, loss_scale: scale })
-    }
-
-    /// Averages the gradients (and this rank's `loss`) over the ranks, in one all-reduce of a flat
-    /// host vector; returns the mean loss.
-    async fn all_reduce_grads(&mut self, grads: &mut GradientsParams, loss: f64) -> Result<f64> {
-        struct Flatten<'a> {
-            grads: &'a GradientsParams,
-            parts: Vec<Tensor<1>>,
-            shapes: Vec<(ParamId, Vec<usize>)>,
-        }
-        impl ModuleVisitor for Flatten<'_> {
-            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-                if let Some(g) = self.grads.get::<D>(param.id) {
-                    self.shapes.push((param.id, g.dims().to_vec()));
-                    self.parts.push(g.reshape([-1]));
-                }
-            }
-        }
-        let mut flat = Flatten { grads, parts: Vec::new(), shapes: Vec::new() };
-        self.model.visit(&mut flat);
-        let Flatten { parts, shapes, .. } = flat;
-        let device = match parts.first() {
-            Some(p) => p.device(),
-            None => return Ok(loss),
-        };
-        let mut values = readback::f32s(Tensor::cat(parts, 0)).await?;
-        values.push(loss as f32);
-        let parallel = self.parallel.as_mut().expect("called with data parallelism");
-        parallel.collective.all_reduce_sum(&mut values)?;
-        let world = parallel.collective.world() as f32;
-        values.iter_mut().for_each(|v| *v /= world);
-        let mean_loss = values.pop().expect("the loss was pushed") as f64;
-        let mut offset = 0;
-        for (id, shape) in shapes {
-            let n: usize = shape.iter().product();
-            register_grad(grads, id, values[offset..offset + n].to_vec(), shape, &device);
-            offset += n;
-        }
-        Ok(mean_loss)
-    }
-
-    /// The model with every parameter set, on every rank, to the value on the rank that owns it
-    /// (`owner_of`): each rank reads its own parameters back and one all-gather hands everyone the
-    /// rest, the flat vector laid out by owner (then module order) so that each rank's share is one
-    /// segment.
-    async fn sync_params(&mut self, owner_of: &dyn Fn(ParamId) -> usize) -> Result<M> {
-        let sizes = param_sizes(&self.model);
-        let (rank, world) = self.rank_and_world();
-        let mut bounds = vec![0usize; world + 1];
-        let mut offsets = HashMap::new();
-        for r in 0..world {
-            bounds[r + 1] = bounds[r];
-            for &(id, n) in sizes.iter().filter(|(id, _)| owner_of(*id) == r) {
-                offsets.insert(id, bounds[r + 1]);
-                bounds[r + 1] += n;
-            }
-        }
-        struct Mine<'a> {
-            rank: usize,
-            owner_of: &'a dyn Fn(ParamId) -> usize,
-            parts: Vec<Tensor<1>>,
-        }
-        impl ModuleVisitor for Mine<'_> {
-            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-                if (self.owner_of)(param.id) == self.rank {
-                    self.parts.push(param.val().inner().reshape([-1]));
-                }
-            }
-        }
-        let mut mine = Mine { rank, owner_of, parts: Vec::new() };
-        self.model.visit(&mut mine);
-        let mut values = vec![0f32; bounds[world]];
-        if !mine.parts.is_empty() {
-            let own = readback::f32s(Tensor::cat(mine.parts, 0)).await?;
-            values[bounds[rank]..bounds[rank + 1]].copy_from_slice(&own);
-        }
-        let parallel = self.parallel.as_mut().expect("called with data parallelism");
-        parallel.collective.all_gather(&mut values, &bounds)?;
-        struct Write {
-            values: Vec<f32>,
-            offsets: HashMap<ParamId, usize>,
-        }
-        impl ModuleMapper for Write {
-            fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-                let at = self.offsets[&param.id];
-                let values = &self.values;
-                param
-                    .map(|t| {
-                        let shape = t.dims();
-                        let n: usize = shape.iter().product();
-                        Tensor::from_data(TensorData::new(values[at..at + n].to_vec(), shape), &t.device())
-                    })
-                    .set_require_grad(true)
-            }
-        }
-        Ok(self.model.clone().map(&mut Write { values, offsets }))
     }
 
     /// Mean loss per target over the first `eval_batches` batches of `val`, in file order, with
@@ -583,33 +490,5 @@ impl<M: LanguageModel> Trainer<M> {
     /// Bytes of optimizer state this rank holds (the saving ZeRO stage 1 makes, measured).
     pub fn optimizer_state_bytes(&self) -> usize {
         self.optim.into_bytes().map(|b| b.len()).unwrap_or(0)
-    }
-}
-
-/// Drops every gradient whose parameter `keep` refuses (ZeRO stage 1: another rank updates it).
-fn keep_grads<M: Module>(model: &M, grads: &mut GradientsParams, keep: impl Fn(ParamId) -> bool) {
-    struct Keep<'a, F> {
-        grads: &'a mut GradientsParams,
-        keep: F,
-    }
-    impl<F: Fn(ParamId) -> bool> ModuleVisitor for Keep<'_, F> {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            if !(self.keep)(param.id) {
-                self.grads.remove::<D>(param.id);
-            }
-        }
-    }
-    model.visit(&mut Keep { grads, keep });
-}
-
-/// `values` as the gradient of parameter `id`, replacing what was there.
-fn register_grad(grads: &mut GradientsParams, id: ParamId, values: Vec<f32>, shape: Vec<usize>, device: &Device) {
-    let (rank, data) = (shape.len(), TensorData::new(values, shape));
-    match rank {
-        1 => grads.register(id, Tensor::<1>::from_data(data, device)),
-        2 => grads.register(id, Tensor::<2>::from_data(data, device)),
-        3 => grads.register(id, Tensor::<3>::from_data(data, device)),
-        4 => grads.register(id, Tensor::<4>::from_data(data, device)),
-        d => panic!("a {d}-dimensional parameter"),
     }
 }
