@@ -37,14 +37,13 @@ pub(crate) struct Params {
     dh: usize,
     scale: f32,
     causal: bool,
-    has_padding: bool,
 }
 
 impl Params {
-    pub(crate) fn new(q: &FlexTensor, k: &FlexTensor, scale: f32, causal: bool, has_padding: bool) -> Self {
+    pub(crate) fn new(q: &FlexTensor, k: &FlexTensor, scale: f32, causal: bool) -> Self {
         let (qs, ks) = (q.layout().shape(), k.layout().shape());
         assert_eq!(qs.num_dims(), 4, "attention takes [b, h, t, dh]");
-        Params { b: qs[0], h: qs[1], tq: qs[2], tk: ks[2], dh: qs[3], scale, causal, has_padding }
+        Params { b: qs[0], h: qs[1], tq: qs[2], tk: ks[2], dh: qs[3], scale, causal }
     }
 
     /// Keys query `i` sees before the padding: `0..end` (for `tq == tk` and causal: `0..=i`).
@@ -126,9 +125,9 @@ unsafe fn matmul(
     }
 }
 
-/// The key padding as one flag per key (`[b·tk]`), when there is one.
-fn padding(p: &Params, key_padding: &FlexTensor) -> Option<Vec<bool>> {
-    p.has_padding.then(|| ints(key_padding).iter().map(|&m| m != 0).collect())
+/// The key padding as one flag per key (`[b·tk]`), converted once per call and kept for backward.
+pub(crate) fn padding(key_padding: &FlexTensor) -> Vec<bool> {
+    ints(key_padding).iter().map(|&m| m != 0).collect()
 }
 
 /// O (`[b, h, tq, dh]`, stored `[b, tq, h, dh]`) and the log-sum-exp per query (`[b·h·tq]`).
@@ -137,16 +136,15 @@ pub(crate) fn forward(
     q: &FlexTensor,
     k: &FlexTensor,
     v: &FlexTensor,
-    key_padding: &FlexTensor,
+    pad: Option<&[bool]>,
 ) -> (FlexTensor, Vec<f32>) {
     let (q, k, v) = (View::of(q), View::of(k), View::of(v));
-    let pad = padding(p, key_padding);
     let mut o = vec![0.0f32; p.b * p.tq * p.h * p.dh];
     let mut lse = vec![0.0f32; p.b * p.h * p.tq];
     let out = SharedMut(o.as_mut_ptr());
     lse.par_chunks_mut(p.tq.max(1)).enumerate().for_each(|(bh, lse)| {
         let (bi, hi) = (bh / p.h, bh % p.h);
-        let pad = pad.as_ref().map(|m| &m[bi * p.tk..(bi + 1) * p.tk]);
+        let pad = pad.map(|m| &m[bi * p.tk..(bi + 1) * p.tk]);
         // SAFETY: task (bi, hi) writes only the rows of head hi of batch bi in `o`.
         unsafe { forward_head(p, &q, &k, &v, pad, bi, hi, out, lse) };
     });
@@ -232,20 +230,19 @@ pub(crate) fn backward(
     q: &FlexTensor,
     k: &FlexTensor,
     v: &FlexTensor,
-    key_padding: &FlexTensor,
+    pad: Option<&[bool]>,
     o: &FlexTensor,
     lse: &[f32],
     dout: &FlexTensor,
 ) -> [FlexTensor; 3] {
     let (q, k, v, o, dout) = (View::of(q), View::of(k), View::of(v), View::of(o), View::of(dout));
-    let pad = padding(p, key_padding);
     let mut dq = vec![0.0f32; p.b * p.tq * p.h * p.dh];
     let mut dk = vec![0.0f32; p.b * p.tk * p.h * p.dh];
     let mut dv = vec![0.0f32; p.b * p.tk * p.h * p.dh];
     let grads = [SharedMut(dq.as_mut_ptr()), SharedMut(dk.as_mut_ptr()), SharedMut(dv.as_mut_ptr())];
     lse.par_chunks(p.tq.max(1)).enumerate().for_each(|(bh, lse)| {
         let (bi, hi) = (bh / p.h, bh % p.h);
-        let pad = pad.as_ref().map(|m| &m[bi * p.tk..(bi + 1) * p.tk]);
+        let pad = pad.map(|m| &m[bi * p.tk..(bi + 1) * p.tk]);
         // SAFETY: task (bi, hi) writes only the rows of head hi of batch bi in dq, dk, dv.
         unsafe { backward_head(p, [&q, &k, &v, &o, &dout], pad, lse, bi, hi, grads) };
     });
@@ -351,7 +348,8 @@ struct State {
     q: FlexTensor,
     k: FlexTensor,
     v: FlexTensor,
-    pad: FlexTensor,
+    /// The key padding, one flag per key, when there is one.
+    pad: Option<Vec<bool>>,
     o: FlexTensor,
     lse: Vec<f32>,
 }
@@ -362,7 +360,7 @@ impl Backward<Flex, 3> for AttentionBackward {
     fn backward(self, ops: Ops<State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
         let dout = grads.consume::<Flex>(&ops.node);
         let s = ops.state;
-        let dqkv = backward(&s.params, &s.q, &s.k, &s.v, &s.pad, &s.o, &s.lse, &dout);
+        let dqkv = backward(&s.params, &s.q, &s.k, &s.v, s.pad.as_deref(), &s.o, &s.lse, &dout);
         super::register(grads, ops.parents, dqkv, |n| n.id);
     }
 }
@@ -379,13 +377,14 @@ pub(crate) fn autodiff<C: CheckpointStrategy>(
 ) -> FloatTensor<Autodiff<Flex, C>> {
     let nodes = [q.node(), k.node(), v.node()];
     let (q, k, v) = (q.into_primitive(), k.into_primitive(), v.into_primitive());
-    let params = Params::new(&q, &k, scale, causal, has_padding);
+    let params = Params::new(&q, &k, scale, causal);
+    let pad = has_padding.then(|| padding(&key_padding));
     match AttentionBackward.prepare::<C>(nodes).compute_bound().stateful() {
         OpsKind::Tracked(prep) => {
-            let (o, lse) = forward(&params, &q, &k, &v, &key_padding);
-            prep.finish(State { params, q, k, v, pad: key_padding, o: o.clone(), lse }, o)
+            let (o, lse) = forward(&params, &q, &k, &v, pad.as_deref());
+            prep.finish(State { params, q, k, v, pad, o: o.clone(), lse }, o)
         }
-        OpsKind::UnTracked(prep) => prep.finish(forward(&params, &q, &k, &v, &key_padding).0),
+        OpsKind::UnTracked(prep) => prep.finish(forward(&params, &q, &k, &v, pad.as_deref()).0),
     }
 }
 

@@ -16,10 +16,10 @@ use super::{contiguous, ints, rows_per_task, tensor, values};
 use crate::multiversion;
 
 /// The loss per row (`0` for ignored rows) and the log-sum-exp per row.
-pub(crate) fn forward(logits: &FlexTensor, labels: &FlexTensor, ignore_index: i64) -> (FlexTensor, Vec<f32>) {
+pub(crate) fn forward(logits: &FlexTensor, labels: &[i64], ignore_index: i64) -> (FlexTensor, Vec<f32>) {
     let [n, v] = dims(logits);
     let logits = contiguous(logits);
-    let (x, labels) = (values(&logits), ints(labels));
+    let x = values(&logits);
     let (mut loss, mut lse) = (vec![0.0; n], vec![0.0; n]);
     let rows = rows_per_task(v);
     loss.par_chunks_mut(rows)
@@ -119,11 +119,11 @@ pub(crate) fn autodiff<C: CheckpointStrategy>(
     ignore_index: i64,
 ) -> FloatTensor<Autodiff<Flex, C>> {
     let nodes = [logits.node()];
-    let logits = logits.into_primitive();
+    let (logits, labels) = (logits.into_primitive(), ints(&labels));
     match CrossEntropyBackward.prepare::<C>(nodes).compute_bound().stateful() {
         OpsKind::Tracked(prep) => {
             let (loss, lse) = forward(&logits, &labels, ignore_index);
-            prep.finish(State { logits, labels: ints(&labels), lse, ignore_index }, loss)
+            prep.finish(State { logits, labels, lse, ignore_index }, loss)
         }
         OpsKind::UnTracked(prep) => prep.finish(forward(&logits, &labels, ignore_index).0),
     }

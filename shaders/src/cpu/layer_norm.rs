@@ -13,54 +13,45 @@ use burn::backend::flex::{Flex, FlexTensor};
 use burn::backend::tensor::FloatTensor;
 use rayon::prelude::*;
 
+use super::simd::{sum_map, sum_zip, sum_zip3};
 use super::{contiguous, rows_per_task, tensor, values};
 use crate::multiversion;
 
-/// `y`, and per row the mean and `1/√(var + eps)` (`[n]` each) that the backward reads.
-pub(crate) fn forward(
-    x: &FlexTensor,
-    weight: &FlexTensor,
-    bias: &FlexTensor,
-    eps: f32,
-) -> (FlexTensor, Vec<f32>, Vec<f32>) {
+/// A row's mean and `1/√(var + eps)` (biased variance), two passes over the row.
+#[inline(always)]
+fn row_statistics(x: &[f32], eps: f32) -> (f32, f32) {
+    let d = x.len() as f32;
+    let m = sum_map(x, |v| v) / d;
+    let var = sum_map(x, |v| (v - m) * (v - m)) / d;
+    (m, 1.0 / (var + eps).sqrt())
+}
+
+pub(crate) fn forward(x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor, eps: f32) -> FlexTensor {
     let shape = x.layout().shape().clone();
     let (x, w, b) = (contiguous(x), contiguous(weight), contiguous(bias));
     let (x, w, b) = (values(&x), values(&w), values(&b));
     let d = w.len();
-    let n = x.len() / d;
-    let (mut y, mut mean, mut rstd) = (vec![0.0; x.len()], vec![0.0; n], vec![0.0; n]);
+    let mut y = vec![0.0; x.len()];
     let rows = rows_per_task(d);
-    y.par_chunks_mut(rows * d)
-        .zip(mean.par_chunks_mut(rows))
-        .zip(rstd.par_chunks_mut(rows))
-        .zip(x.par_chunks(rows * d))
-        .for_each(|(((y, mean), rstd), x)| forward_rows(x, w, b, eps, y, mean, rstd));
-    (tensor(y, shape), mean, rstd)
+    y.par_chunks_mut(rows * d).zip(x.par_chunks(rows * d)).for_each(|(y, x)| forward_rows(x, w, b, eps, y));
+    tensor(y, shape)
 }
 
 multiversion! {
-    fn forward_rows(x: &[f32], w: &[f32], b: &[f32], eps: f32, y: &mut [f32], mean: &mut [f32], rstd: &mut [f32]) {
+    fn forward_rows(x: &[f32], w: &[f32], b: &[f32], eps: f32, y: &mut [f32]) {
         let d = w.len();
-        for (((x, y), mean), rstd) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)).zip(mean.iter_mut()).zip(rstd.iter_mut()) {
-            let m = super::simd::sum_map(x, |v| v) / d as f32;
-            let var = super::simd::sum_map(x, |v| (v - m) * (v - m)) / d as f32;
-            let r = 1.0 / (var + eps).sqrt();
+        for (x, y) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)) {
+            let (m, r) = row_statistics(x, eps);
             for j in 0..d {
                 y[j] = (x[j] - m) * r * w[j] + b[j];
             }
-            (*mean, *rstd) = (m, r);
         }
     }
 }
 
-/// `dx`, `dweight`, `dbias` from the upstream gradient `dy`.
-pub(crate) fn backward(
-    x: &FlexTensor,
-    weight: &FlexTensor,
-    mean: &[f32],
-    rstd: &[f32],
-    dy: &FlexTensor,
-) -> [FlexTensor; 3] {
+/// `dx`, `dweight`, `dbias` from the upstream gradient `dy` (the row statistics taken again from
+/// `x`: one pass over a row the backward reads anyway, and nothing kept between the two).
+pub(crate) fn backward(x: &FlexTensor, weight: &FlexTensor, dy: &FlexTensor, eps: f32) -> [FlexTensor; 3] {
     let shape = x.layout().shape().clone();
     let (x, w, dy) = (contiguous(x), contiguous(weight), contiguous(dy));
     let (x, w, dy) = (values(&x), values(&w), values(&dy));
@@ -73,10 +64,9 @@ pub(crate) fn backward(
         .par_chunks_mut(rows * d)
         .zip(x.par_chunks(rows * d))
         .zip(dy.par_chunks(rows * d))
-        .zip(mean.par_chunks(rows).zip(rstd.par_chunks(rows)))
-        .map(|(((dx, x), dy), (mean, rstd))| {
+        .map(|((dx, x), dy)| {
             let (mut dw, mut db) = (vec![0.0; d], vec![0.0; d]);
-            backward_rows(x, w, dy, mean, rstd, dx, &mut dw, &mut db);
+            backward_rows(x, w, dy, eps, dx, &mut dw, &mut db);
             (dw, db)
         })
         .collect();
@@ -90,13 +80,13 @@ pub(crate) fn backward(
 
 multiversion! {
     #[allow(clippy::too_many_arguments)]
-    fn backward_rows(x: &[f32], w: &[f32], dy: &[f32], mean: &[f32], rstd: &[f32], dx: &mut [f32], dw: &mut [f32], db: &mut [f32]) {
+    fn backward_rows(x: &[f32], w: &[f32], dy: &[f32], eps: f32, dx: &mut [f32], dw: &mut [f32], db: &mut [f32]) {
         let d = w.len();
-        let chunks = x.chunks_exact(d).zip(dy.chunks_exact(d)).zip(dx.chunks_exact_mut(d));
-        for (((x, dy), dx), (&m, &r)) in chunks.zip(mean.iter().zip(rstd)) {
+        for ((x, dy), dx) in x.chunks_exact(d).zip(dy.chunks_exact(d)).zip(dx.chunks_exact_mut(d)) {
+            let (m, r) = row_statistics(x, eps);
             // g = dy·w; dx = r·(g − mean(g) − x̂·mean(g·x̂)), x̂ = (x − m)·r
-            let g_mean = super::simd::sum_zip(dy, w, |a, b| a * b) / d as f32;
-            let gx_mean = r * super::simd::sum_zip3(dy, w, x, |g, w, x| g * w * (x - m)) / d as f32;
+            let g_mean = sum_zip(dy, w, |a, b| a * b) / d as f32;
+            let gx_mean = r * sum_zip3(dy, w, x, |g, w, x| g * w * (x - m)) / d as f32;
             for j in 0..d {
                 let xhat = (x[j] - m) * r;
                 dx[j] = r * (dy[j] * w[j] - g_mean - xhat * gx_mean);
@@ -119,8 +109,7 @@ impl Backward<Flex, 3> for LayerNormBackward {
         let (x, weight, eps) = ops.state;
         let (x, weight): (FlexTensor, FlexTensor) =
             (checkpointer.retrieve_node_output(x), checkpointer.retrieve_node_output(weight));
-        let (mean, rstd) = statistics(&x, weight.layout().num_elements(), eps);
-        super::register(grads, ops.parents, backward(&x, &weight, &mean, &rstd, &dy), |n| n.id);
+        super::register(grads, ops.parents, backward(&x, &weight, &dy, eps), |n| n.id);
     }
 }
 
@@ -137,35 +126,12 @@ impl RetroForward for RetroLayerNorm {
     fn forward(&self, states: &mut BackwardStates, out: NodeId) {
         let (x, weight, bias): (FlexTensor, FlexTensor, FlexTensor) =
             (states.get_state(&self.x), states.get_state(&self.weight), states.get_state(&self.bias));
-        states.save(out, forward(&x, &weight, &bias, self.eps).0);
-    }
-}
-
-/// The mean and `1/√(var + eps)` of each row of `x` (rows of `d`), as the forward takes them.
-fn statistics(x: &FlexTensor, d: usize, eps: f32) -> (Vec<f32>, Vec<f32>) {
-    let x = contiguous(x);
-    let x = values(&x);
-    let (mut mean, mut rstd) = (vec![0.0; x.len() / d], vec![0.0; x.len() / d]);
-    let rows = rows_per_task(d);
-    mean.par_chunks_mut(rows)
-        .zip(rstd.par_chunks_mut(rows))
-        .zip(x.par_chunks(rows * d))
-        .for_each(|((mean, rstd), x)| statistics_rows(x, d, eps, mean, rstd));
-    (mean, rstd)
-}
-
-multiversion! {
-    fn statistics_rows(x: &[f32], d: usize, eps: f32, mean: &mut [f32], rstd: &mut [f32]) {
-        for ((x, mean), rstd) in x.chunks_exact(d).zip(mean.iter_mut()).zip(rstd.iter_mut()) {
-            let m = super::simd::sum_map(x, |v| v) / d as f32;
-            let var = super::simd::sum_map(x, |v| (v - m) * (v - m)) / d as f32;
-            (*mean, *rstd) = (m, 1.0 / (var + eps).sqrt());
-        }
+        states.save(out, forward(&x, &weight, &bias, self.eps));
     }
 }
 
 /// Memory-bound, as burn's own composition of it: under activation checkpointing the output is
-/// recomputed rather than kept, and the backward takes the row statistics again (one pass).
+/// recomputed rather than kept.
 pub(crate) fn autodiff<C: CheckpointStrategy>(
     x: FloatTensor<Autodiff<Flex, C>>,
     weight: FloatTensor<Autodiff<Flex, C>>,
@@ -178,9 +144,9 @@ pub(crate) fn autodiff<C: CheckpointStrategy>(
     match prep.parents([&x, &weight, &bias]).stateful() {
         OpsKind::Tracked(mut prep) => {
             let state = (prep.checkpoint(&x), prep.checkpoint(&weight), eps);
-            prep.finish(state, forward(x.primitive(), weight.primitive(), bias.primitive(), eps).0)
+            prep.finish(state, forward(x.primitive(), weight.primitive(), bias.primitive(), eps))
         }
-        OpsKind::UnTracked(prep) => prep.finish(forward(x.primitive(), weight.primitive(), bias.primitive(), eps).0),
+        OpsKind::UnTracked(prep) => prep.finish(forward(x.primitive(), weight.primitive(), bias.primitive(), eps)),
     }
 }
 

@@ -2,8 +2,8 @@
 //! the memory-bound layers of a transformer as one pass each over their data, forward and
 //! backward, threaded over rows (rayon) and vectorised (see [`simd`]).
 //!
-//! - [`layer_norm`]: LayerNorm over the last dimension (the mean and 1/σ kept for backward).
-//! - [`rms_norm`]: T5's RMS norm (1/RMS kept for backward).
+//! - [`layer_norm`]: LayerNorm over the last dimension.
+//! - [`rms_norm`]: T5's RMS norm.
 //! - [`gelu`]: GELU, exact (BERT) and the tanh approximation (GPT-2's `gelu_new`).
 //! - [`cross_entropy`]: log-softmax and the negative log-likelihood of the labels in one pass; the
 //!   backward writes `softmax − one-hot` straight from the logits and the kept log-sum-exp (the
@@ -66,16 +66,16 @@ pub trait CpuKernelOps: Backend {
 
 impl CpuKernelOps for Flex {
     fn cpu_layer_norm(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, eps: f32) -> FlexTensor {
-        layer_norm::forward(&x, &weight, &bias, eps).0
+        layer_norm::forward(&x, &weight, &bias, eps)
     }
     fn cpu_rms_norm(x: FlexTensor, weight: FlexTensor, eps: f32) -> FlexTensor {
-        rms_norm::forward(&x, &weight, eps).0
+        rms_norm::forward(&x, &weight, eps)
     }
     fn cpu_gelu(x: FlexTensor, exact: bool) -> FlexTensor {
         gelu::forward(&x, exact)
     }
     fn cpu_cross_entropy(logits: FlexTensor, labels: FlexTensor, ignore_index: i64) -> FlexTensor {
-        cross_entropy::forward(&logits, &labels, ignore_index).0
+        cross_entropy::forward(&logits, &ints(&labels), ignore_index).0
     }
     fn cpu_attention(
         q: FlexTensor,
@@ -86,8 +86,9 @@ impl CpuKernelOps for Flex {
         causal: bool,
         has_padding: bool,
     ) -> FlexTensor {
-        let params = attention::Params::new(&q, &k, scale, causal, has_padding);
-        attention::forward(&params, &q, &k, &v, &key_padding).0
+        let params = attention::Params::new(&q, &k, scale, causal);
+        let pad = has_padding.then(|| attention::padding(&key_padding));
+        attention::forward(&params, &q, &k, &v, pad.as_deref()).0
     }
 }
 

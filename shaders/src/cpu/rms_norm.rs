@@ -17,37 +17,38 @@ use super::simd::{sum_map, sum_zip3};
 use super::{contiguous, rows_per_task, tensor, values};
 use crate::multiversion;
 
-/// `y` and per row `1/√(mean(x²) + eps)` (`[n]`), which the backward reads.
-pub(crate) fn forward(x: &FlexTensor, weight: &FlexTensor, eps: f32) -> (FlexTensor, Vec<f32>) {
+/// A row's `1/√(mean(x²) + eps)`.
+#[inline(always)]
+fn row_inverse_rms(x: &[f32], eps: f32) -> f32 {
+    1.0 / (sum_map(x, |v| v * v) / x.len() as f32 + eps).sqrt()
+}
+
+pub(crate) fn forward(x: &FlexTensor, weight: &FlexTensor, eps: f32) -> FlexTensor {
     let shape = x.layout().shape().clone();
     let (x, w) = (contiguous(x), contiguous(weight));
     let (x, w) = (values(&x), values(&w));
     let d = w.len();
     let mut y = vec![0.0; x.len()];
-    let mut rstd = vec![0.0; x.len() / d];
     let rows = rows_per_task(d);
-    y.par_chunks_mut(rows * d)
-        .zip(rstd.par_chunks_mut(rows))
-        .zip(x.par_chunks(rows * d))
-        .for_each(|((y, rstd), x)| forward_rows(x, w, eps, y, rstd));
-    (tensor(y, shape), rstd)
+    y.par_chunks_mut(rows * d).zip(x.par_chunks(rows * d)).for_each(|(y, x)| forward_rows(x, w, eps, y));
+    tensor(y, shape)
 }
 
 multiversion! {
-    fn forward_rows(x: &[f32], w: &[f32], eps: f32, y: &mut [f32], rstd: &mut [f32]) {
+    fn forward_rows(x: &[f32], w: &[f32], eps: f32, y: &mut [f32]) {
         let d = w.len();
-        for ((x, y), rstd) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)).zip(rstd.iter_mut()) {
-            let r = 1.0 / (sum_map(x, |v| v * v) / d as f32 + eps).sqrt();
+        for (x, y) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)) {
+            let r = row_inverse_rms(x, eps);
             for j in 0..d {
                 y[j] = w[j] * (x[j] * r);
             }
-            *rstd = r;
         }
     }
 }
 
-/// `dx = r·(g − x·r²·mean(g·x))` with `g = dy·weight`, and `dweight = Σ_rows dy·x·r`.
-pub(crate) fn backward(x: &FlexTensor, weight: &FlexTensor, rstd: &[f32], dy: &FlexTensor) -> [FlexTensor; 2] {
+/// `dx = r·(g − x·r²·mean(g·x))` with `g = dy·weight`, and `dweight = Σ_rows dy·x·r` (`r` taken
+/// again from `x`, as in `layer_norm::backward`).
+pub(crate) fn backward(x: &FlexTensor, weight: &FlexTensor, dy: &FlexTensor, eps: f32) -> [FlexTensor; 2] {
     let shape = x.layout().shape().clone();
     let (x, w, dy) = (contiguous(x), contiguous(weight), contiguous(dy));
     let (x, w, dy) = (values(&x), values(&w), values(&dy));
@@ -58,10 +59,9 @@ pub(crate) fn backward(x: &FlexTensor, weight: &FlexTensor, rstd: &[f32], dy: &F
     let partials: Vec<Vec<f32>> = dx
         .par_chunks_mut(rows * d)
         .zip(x.par_chunks(rows * d).zip(dy.par_chunks(rows * d)))
-        .zip(rstd.par_chunks(rows))
-        .map(|((dx, (x, dy)), rstd)| {
+        .map(|(dx, (x, dy))| {
             let mut dw = vec![0.0; d];
-            backward_rows(x, w, dy, rstd, dx, &mut dw);
+            backward_rows(x, w, dy, eps, dx, &mut dw);
             dw
         })
         .collect();
@@ -73,10 +73,10 @@ pub(crate) fn backward(x: &FlexTensor, weight: &FlexTensor, rstd: &[f32], dy: &F
 }
 
 multiversion! {
-    fn backward_rows(x: &[f32], w: &[f32], dy: &[f32], rstd: &[f32], dx: &mut [f32], dw: &mut [f32]) {
+    fn backward_rows(x: &[f32], w: &[f32], dy: &[f32], eps: f32, dx: &mut [f32], dw: &mut [f32]) {
         let d = w.len();
-        let rows = x.chunks_exact(d).zip(dy.chunks_exact(d)).zip(dx.chunks_exact_mut(d));
-        for (((x, dy), dx), &r) in rows.zip(rstd) {
+        for ((x, dy), dx) in x.chunks_exact(d).zip(dy.chunks_exact(d)).zip(dx.chunks_exact_mut(d)) {
+            let r = row_inverse_rms(x, eps);
             let gx_mean = sum_zip3(dy, w, x, |g, w, x| g * w * x) / d as f32;
             for j in 0..d {
                 dx[j] = r * (dy[j] * w[j] - x[j] * r * r * gx_mean);
@@ -98,8 +98,7 @@ impl Backward<Flex, 2> for RmsNormBackward {
         let (x, weight, eps) = ops.state;
         let (x, weight): (FlexTensor, FlexTensor) =
             (checkpointer.retrieve_node_output(x), checkpointer.retrieve_node_output(weight));
-        let rstd = inverse_rms(&x, weight.layout().num_elements(), eps);
-        super::register(grads, ops.parents, backward(&x, &weight, &rstd, &dy), |n| n.id);
+        super::register(grads, ops.parents, backward(&x, &weight, &dy, eps), |n| n.id);
     }
 }
 
@@ -114,25 +113,7 @@ struct RetroRmsNorm {
 impl RetroForward for RetroRmsNorm {
     fn forward(&self, states: &mut BackwardStates, out: NodeId) {
         let (x, weight): (FlexTensor, FlexTensor) = (states.get_state(&self.x), states.get_state(&self.weight));
-        states.save(out, forward(&x, &weight, self.eps).0);
-    }
-}
-
-/// `1/√(mean(x²) + eps)` of each row of `x` (rows of `d`), as the forward takes it.
-fn inverse_rms(x: &FlexTensor, d: usize, eps: f32) -> Vec<f32> {
-    let x = contiguous(x);
-    let x = values(&x);
-    let mut rstd = vec![0.0; x.len() / d];
-    let rows = rows_per_task(d);
-    rstd.par_chunks_mut(rows).zip(x.par_chunks(rows * d)).for_each(|(rstd, x)| inverse_rms_rows(x, d, eps, rstd));
-    rstd
-}
-
-multiversion! {
-    fn inverse_rms_rows(x: &[f32], d: usize, eps: f32, rstd: &mut [f32]) {
-        for (x, rstd) in x.chunks_exact(d).zip(rstd.iter_mut()) {
-            *rstd = 1.0 / (sum_map(x, |v| v * v) / d as f32 + eps).sqrt();
-        }
+        states.save(out, forward(&x, &weight, self.eps));
     }
 }
 
@@ -147,9 +128,9 @@ pub(crate) fn autodiff<C: CheckpointStrategy>(
     match prep.parents([&x, &weight]).stateful() {
         OpsKind::Tracked(mut prep) => {
             let state = (prep.checkpoint(&x), prep.checkpoint(&weight), eps);
-            prep.finish(state, forward(x.primitive(), weight.primitive(), eps).0)
+            prep.finish(state, forward(x.primitive(), weight.primitive(), eps))
         }
-        OpsKind::UnTracked(prep) => prep.finish(forward(x.primitive(), weight.primitive(), eps).0),
+        OpsKind::UnTracked(prep) => prep.finish(forward(x.primitive(), weight.primitive(), eps)),
     }
 }
 
