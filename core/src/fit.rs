@@ -115,7 +115,7 @@ pub fn param_sizes(config: &ModelConfig) -> Vec<TensorSize> {
 
 /// The largest activations of a forward (and backward) over `batch` sequences of `seq` tokens:
 /// the logits, the feed-forward's hidden layer, and the attention scores where attention runs
-/// through burn's composition (`fused`: a kernel that never writes them, see [`FusedAttention`]).
+/// through burn's composition (`fused`: a kernel that never writes them, see [`fused_attention`]).
 pub fn activation_sizes(
     config: &ModelConfig,
     batch: usize,
@@ -198,7 +198,7 @@ const BASELINE: u64 = 160 << 20;
 /// measured peaks (`hearth bench memory`, flex): GPT-2 124M at 2 × 1024 measured 9199 MiB (f32),
 /// 5446 (checkpointing), 7619 (bf16). T5's decoder sees the span-corruption targets, about a
 /// quarter of the block.
-pub fn training_peak(config: &ModelConfig, run: &TrainConfig, world: usize, fused: FusedAttention) -> PeakEstimate {
+pub fn training_peak(config: &ModelConfig, run: &TrainConfig, world: usize, fused: bool) -> PeakEstimate {
     peak(config, param_count(config), run, world, fused)
 }
 
@@ -206,38 +206,16 @@ fn param_count(config: &ModelConfig) -> u64 {
     param_sizes(config).iter().map(|t| t.bytes / 4).sum()
 }
 
-/// Whether attention takes a kernel that never stores the `T×T` scores, for a run whose
-/// activations are f32 and for one in half precision (both kernels, the WGSL one on wgpu and
-/// the CPU one on flex, take half-precision q, k, v upcast to f32; kept apart for a backend
-/// whose kernel would take only one).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FusedAttention {
-    pub f32: bool,
-    pub half: bool,
-}
-
-impl FusedAttention {
-    /// The kernels `device` has (none when the run turned them off: `fused_attention = false`).
-    pub fn on(device: &burn::tensor::Device, enabled: bool) -> Self {
-        let wgpu = crate::nn::attention::is_wgpu(device);
-        let cpu = hearth_shaders::cpu::applies(device, burn::tensor::DType::F32);
-        Self::always(enabled && (wgpu || cpu))
-    }
-
-    /// The same kernel, or none, for either precision.
-    pub fn always(fused: bool) -> Self {
-        FusedAttention { f32: fused, half: fused }
-    }
-
-    /// Whether a run in `precision` takes a kernel.
-    pub fn at(self, precision: Precision) -> bool {
-        if precision == Precision::F32 { self.f32 } else { self.half }
-    }
+/// Whether attention on `device` takes a kernel that never stores the `T×T` scores (the WGSL
+/// kernel on wgpu, the CPU kernel on flex; both take half-precision runs upcast), unless the run
+/// turned them off (`fused_attention = false`).
+pub fn fused_attention(device: &burn::tensor::Device, enabled: bool) -> bool {
+    enabled && (crate::nn::attention::is_wgpu(device) || hearth_shaders::cpu::applies(device))
 }
 
 /// [`training_peak`] for a model of `params` parameters (counted once by callers that estimate
 /// several variants of a run).
-fn peak(config: &ModelConfig, params: u64, run: &TrainConfig, world: usize, fused: FusedAttention) -> PeakEstimate {
+fn peak(config: &ModelConfig, params: u64, run: &TrainConfig, world: usize, fused: bool) -> PeakEstimate {
     let m = dims(config);
     let half = run.precision != Precision::F32;
     let optimizer_share = if run.zero_stage == 1 { world.max(1) as u64 } else { 1 };
@@ -250,7 +228,7 @@ fn peak(config: &ModelConfig, params: u64, run: &TrainConfig, world: usize, fuse
     let (d, ffn, h) = (m.d as u64, m.ffn as u64, m.heads as u64);
     // Scores: the softmax runs in f32 whatever the compute dtype.
     let score_bytes = if half { 3 } else { 4 };
-    let fused = attention_fused(&m, fused.at(run.precision), true);
+    let fused = attention_fused(&m, fused, true);
     // What one block keeps for `tq` query positions attending over each of `keys`.
     let block = |tq: u64, keys: &[u64], all: bool| {
         let (widths, copies) = if all { (9 * d + 3 * ffn, 4) } else { (6 * d + ffn, 1) };
@@ -276,11 +254,11 @@ pub fn check_training(
     config: &ModelConfig,
     run: &TrainConfig,
     world: usize,
-    fused: FusedAttention,
+    fused: bool,
     limits: &DeviceLimits,
 ) -> Result<PeakEstimate> {
     let local_batch = (run.batch_size / world.max(1)).max(1);
-    check_model(config, (local_batch, run.block_size), fused.at(run.precision), true, limits, "training")?;
+    check_model(config, (local_batch, run.block_size), fused, true, limits, "training")?;
     let params = param_count(config);
     let estimate = peak(config, params, run, world, fused);
     let Some(memory) = limits.memory else { return Ok(estimate) };
@@ -383,9 +361,7 @@ mod tests {
         // `hearth bench memory --preset gpt2-124m --batch-size 2 --seq 1024` on flex (README,
         // "Memory, and many GPUs"): peak RSS per process.
         let gpt2 = preset("gpt2-124m", &Default::default()).unwrap();
-        let mib = |c: &TrainConfig, world| {
-            training_peak(&gpt2, c, world, FusedAttention::always(false)).total as f64 / (1 << 20) as f64
-        };
+        let mib = |c: &TrainConfig, world| training_peak(&gpt2, c, world, false).total as f64 / (1 << 20) as f64;
         let f32_run = run(2, 1024);
         let ckpt = TrainConfig { gradient_checkpointing: true, ..run(2, 1024) };
         let bf16 = TrainConfig { precision: Precision::Bf16, ..run(2, 1024) };
@@ -395,7 +371,7 @@ mod tests {
         let small = |name: &str, vocab: usize, batch: usize| {
             let mut c = preset(name, &Default::default()).unwrap();
             c.set_vocab_size(vocab);
-            training_peak(&c, &run(batch, 128), 1, FusedAttention::always(false)).total as f64 / (1 << 20) as f64
+            training_peak(&c, &run(batch, 128), 1, false).total as f64 / (1 << 20) as f64
         };
         for (what, estimate, measured) in [
             ("gpt-tiny", small("gpt-tiny", 1024, 16), 328.5),
@@ -454,9 +430,8 @@ mod tests {
         );
         // The tiny model fits, its logits too; a large batch's logits do not.
         let tiny = preset("gpt-tiny", &Default::default()).unwrap();
-        assert!(check_training(&tiny, &run(16, 128), 1, FusedAttention::always(true), &lavapipe).is_ok());
-        let err =
-            check_training(&tiny, &run(512, 128), 1, FusedAttention::always(true), &lavapipe).unwrap_err().to_string();
+        assert!(check_training(&tiny, &run(16, 128), 1, true, &lavapipe).is_ok());
+        let err = check_training(&tiny, &run(512, 128), 1, true, &lavapipe).unwrap_err().to_string();
         assert!(err.starts_with("training: logits [512, 128, 1024] needs 256.0 MiB"), "{err}");
         assert!(err.contains("smaller batch_size"), "{err}");
         // Unfused attention's scores count (flex has no binding limit, so only wgpu is checked);
@@ -481,14 +456,14 @@ mod tests {
     #[test]
     fn flex_attention_stores_no_scores_in_either_precision() {
         let flex = burn::tensor::Device::flex();
-        assert_eq!(FusedAttention::on(&flex, true), FusedAttention::always(true));
-        assert_eq!(FusedAttention::on(&flex, false), FusedAttention::always(false));
+        assert!(fused_attention(&flex, true));
+        assert!(!fused_attention(&flex, false), "turned off by the run");
         let mut gpt2 = preset("gpt2-124m", &Default::default()).unwrap();
         gpt2.set_dropout(0.0); // active attention dropout takes the composition on every backend
         let run = |precision| TrainConfig { batch_size: 8, block_size: 1024, precision, ..TrainConfig::default() };
         for precision in [Precision::F32, Precision::Bf16] {
-            let on = training_peak(&gpt2, &run(precision), 1, FusedAttention::on(&flex, true));
-            let off = training_peak(&gpt2, &run(precision), 1, FusedAttention::always(false));
+            let on = training_peak(&gpt2, &run(precision), 1, fused_attention(&flex, true));
+            let off = training_peak(&gpt2, &run(precision), 1, false);
             assert!(on.activations < off.activations, "{precision:?}: the kernel keeps no scores");
         }
     }
@@ -498,17 +473,10 @@ mod tests {
         let gpt2 = preset("gpt2-124m", &Default::default()).unwrap();
         let machine = DeviceLimits { device: "flex (CPU)".into(), max_binding: None, memory: Some(8 << 30) };
         assert!(
-            check_training(
-                &gpt2,
-                &TrainConfig { gradient_checkpointing: true, ..run(1, 1024) },
-                1,
-                FusedAttention::always(false),
-                &machine
-            )
-            .is_ok()
+            check_training(&gpt2, &TrainConfig { gradient_checkpointing: true, ..run(1, 1024) }, 1, false, &machine)
+                .is_ok()
         );
-        let err =
-            check_training(&gpt2, &run(8, 1024), 1, FusedAttention::always(false), &machine).unwrap_err().to_string();
+        let err = check_training(&gpt2, &run(8, 1024), 1, false, &machine).unwrap_err().to_string();
         assert!(err.starts_with("training needs about "), "{err}");
         assert!(err.contains("but flex (CPU) has 8.0 GiB"), "{err}");
         for fix in [
@@ -521,8 +489,7 @@ mod tests {
         assert!(!err.contains('\n'));
         // Nothing fits: said so, with what it would take.
         let small = DeviceLimits { memory: Some(1 << 30), ..machine };
-        let err =
-            check_training(&gpt2, &run(8, 1024), 1, FusedAttention::always(false), &small).unwrap_err().to_string();
+        let err = check_training(&gpt2, &run(8, 1024), 1, false, &small).unwrap_err().to_string();
         assert!(err.contains("even with every switch and batch_size = 1 it needs"), "{err}");
     }
 }

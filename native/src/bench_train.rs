@@ -185,7 +185,7 @@ pub fn run(mut args: TrainArgs) -> Result<(), Error> {
     let (backend, device) = crate::backend::choose_for_rank(&config.backend)?;
     config.backend = backend.to_string();
     // Every tensor must fit one binding (the memory itself is what this benchmark measures).
-    let fused = hearth_core::fit::FusedAttention::on(&device, config.fused_attention).at(config.precision);
+    let fused = hearth_core::fit::fused_attention(&device, config.fused_attention);
     let local = ((config.batch_size / world).max(1), config.block_size);
     let limits = crate::backend::limits(backend, &device);
     hearth_core::fit::check_model(&model_config, local, fused, true, &limits, "training")?;

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use burn::tensor::Device;
-use hearth_core::fit::FusedAttention;
+use hearth_core::fit::fused_attention;
 use hearth_core::generate::{Sampling, fill_mask, generate, max_new_tokens, text2text};
 use hearth_core::models::{Model, ModelConfig};
 use hearth_core::objectives::Rng;
@@ -57,7 +57,7 @@ pub fn load(args: &ModelArgs) -> Result<Loaded, Error> {
     // Every parameter, and a one-sequence forward, must fit the device before anything is loaded.
     let seq = config.max_positions().unwrap_or(512);
     let limits = crate::backend::limits(backend, &device);
-    fit::check_model(&config, (1, seq), FusedAttention::on(&device, true).f32, false, &limits, "loading the model")?;
+    fit::check_model(&config, (1, seq), fused_attention(&device, true), false, &limits, "loading the model")?;
     let model = Model::from_hf(&config, &checkpoint::read(&dir, "model.safetensors")?, &device)
         .map_err(|e| e.in_file(dir.join("model.safetensors").display()))?;
     Ok(Loaded { config, model, tokenizer, device, backend, limits, dir })
@@ -67,8 +67,7 @@ impl Loaded {
     /// The activations of `batch` sequences of `seq` tokens must fit one buffer of the device
     /// (`lm_logits`: the language-model head runs, as in evaluation; not in classification).
     pub fn check_batch(&self, batch: usize, seq: usize, lm_logits: bool, work: &str) -> Result<(), Error> {
-        let mut tensors =
-            fit::activation_sizes(&self.config, batch, seq, FusedAttention::on(&self.device, true).f32, false);
+        let mut tensors = fit::activation_sizes(&self.config, batch, seq, fused_attention(&self.device, true), false);
         tensors.retain(|t| lm_logits || t.name != "logits");
         fit::check_tensors(&tensors, &self.limits, work)
     }

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use hearth_core::fit::FusedAttention;
+use hearth_core::fit::fused_attention;
 use hearth_core::hf::weights::SafetensorsFile;
 use hearth_core::parity::{ParityReport, check};
 use hearth_core::{Backend, Error, ModelConfig, fit};
@@ -49,7 +49,7 @@ fn check_fits(config: &[u8], io: &[u8], backend: Backend, device: &burn::tensor:
     fit::check_model(
         &config,
         (batch, seq),
-        FusedAttention::on(device, true).f32,
+        fused_attention(device, true),
         false,
         &crate::backend::limits(backend, device),
         "parity",

@@ -243,7 +243,7 @@ pub fn run(mut args: Args) -> Result<(), Error> {
     // Before any work: every tensor fits one binding, and the step's estimated peak fits the memory.
     let var = |key: &str| std::env::var(key).ok().and_then(|w| w.parse::<usize>().ok()).unwrap_or(1).max(1);
     let (world, local_world) = (var("WORLD_SIZE"), var("LOCAL_WORLD_SIZE"));
-    let fused = fit::FusedAttention::on(&device, config.fused_attention);
+    let fused = fit::fused_attention(&device, config.fused_attention);
     let mut limits = crate::backend::limits(backend, &device);
     if let Some(gib) = config.max_memory_gib {
         limits.memory = Some((gib * (1u64 << 30) as f64) as u64);

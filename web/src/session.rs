@@ -288,7 +288,7 @@ fn check_fits(
     backend: &BackendInfo,
 ) -> Result<(), JsValue> {
     let limits = DeviceLimits::of(device, format!("{} ({})", backend.kind, backend.name), None);
-    let fused = fit::FusedAttention::on(device, config.fused_attention);
+    let fused = fit::fused_attention(device, config.fused_attention);
     fit::check_training(model_config, config, 1, fused, &limits).map(|_| ()).map_err(js_err)
 }
 

@@ -1,6 +1,8 @@
 //! The activation functions HF configs name (`hidden_act`, `activation_function`, `dense_act_fn`).
 
 use burn::tensor::{Tensor, activation};
+
+use super::dtype::in_f32;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,8 +38,8 @@ impl Activation {
 /// caught it). `erf`'s own backward is exact on every backend.
 /// On flex: one kernel pass forward and backward (`hearth_shaders::cpu::gelu`), in f32.
 fn gelu_exact<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    if hearth_shaders::cpu::applies(&x.device(), burn::tensor::DType::F32) {
-        return on_cpu_in_f32(x, |x| hearth_shaders::cpu::gelu::gelu(x, true));
+    if hearth_shaders::cpu::applies(&x.device()) {
+        return in_f32(x, |x| hearth_shaders::cpu::gelu::gelu(x, true));
     }
     x.clone() * ((x / std::f64::consts::SQRT_2).erf() + 1.0) * 0.5
 }
@@ -49,16 +51,10 @@ fn gelu_exact<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 /// (the sigmoid) and a sigmoid backward that reuses its output.
 /// On flex: one kernel pass forward and backward (`hearth_shaders::cpu::gelu`), in f32.
 fn gelu_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    if hearth_shaders::cpu::applies(&x.device(), burn::tensor::DType::F32) {
-        return on_cpu_in_f32(x, |x| hearth_shaders::cpu::gelu::gelu(x, false));
+    if hearth_shaders::cpu::applies(&x.device()) {
+        return in_f32(x, |x| hearth_shaders::cpu::gelu::gelu(x, false));
     }
     const TWO_SQRT_2_OVER_PI: f64 = 2.0 * std::f64::consts::FRAC_2_SQRT_PI * std::f64::consts::FRAC_1_SQRT_2;
     let z2 = x.clone() * ((x.clone() * x.clone()) * (TWO_SQRT_2_OVER_PI * 0.044715) + TWO_SQRT_2_OVER_PI);
     x * activation::sigmoid(z2)
-}
-
-/// `kernel` on `x` in f32 (the CPU kernels take f32), the result in `x`'s dtype.
-fn on_cpu_in_f32<const D: usize>(x: Tensor<D>, kernel: impl FnOnce(Tensor<D>) -> Tensor<D>) -> Tensor<D> {
-    let (x, dtype) = super::dtype::upcast(x);
-    super::dtype::downcast(kernel(x), dtype)
 }

@@ -136,28 +136,22 @@ pub fn scaled_dot_product_attention(
     dropout: &Dropout,
 ) -> Tensor<4> {
     let dropout_active = dropout.prob > 0.0 && dropout.training.is_enabled() && q.device().is_autodiff();
-    if bias.fused
-        && bias.additive.is_none()
-        && bias.mask.is_none()
-        && !dropout_active
-        && is_wgpu(&q.device())
-        && hearth_shaders::attention::supports(q.dims(), k.dims(), v.dims())
-    {
+    // What sends every backend to the composition; then each kernel's own device and shapes.
+    let kernel_may_run = bias.fused && bias.additive.is_none() && bias.mask.is_none() && !dropout_active;
+    let wgpu =
+        kernel_may_run && is_wgpu(&q.device()) && hearth_shaders::attention::supports(q.dims(), k.dims(), v.dims());
+    let cpu = kernel_may_run
+        && hearth_shaders::cpu::applies(&q.device())
+        && hearth_shaders::cpu::attention::supports(q.dims(), k.dims(), v.dims());
+    if wgpu || cpu {
+        // Both kernels take f32: half-precision q, k, v are upcast, as the composition upcasts its softmax.
         let (q, dtype) = upcast(q);
         let (k, v) = (upcast(k).0, upcast(v).0);
-        return downcast(fused_attention(q, k, v, bias.causal, bias.key_padding.clone(), scale.unwrap_or(1.0)), dtype);
-    }
-    if bias.fused
-        && bias.additive.is_none()
-        && bias.mask.is_none()
-        && !dropout_active
-        && hearth_shaders::cpu::applies(&q.device(), burn::tensor::DType::F32)
-        && hearth_shaders::cpu::attention::supports(q.dims(), k.dims(), v.dims())
-    {
-        let scale = scale.unwrap_or(1.0) as f32;
-        let (q, dtype) = upcast(q);
-        let (k, v) = (upcast(k).0, upcast(v).0);
-        let o = hearth_shaders::cpu::attention::attention(q, k, v, bias.causal, bias.key_padding.clone(), scale);
+        let (causal, padding, scale) = (bias.causal, bias.key_padding.clone(), scale.unwrap_or(1.0));
+        let o = match wgpu {
+            true => fused_attention(q, k, v, causal, padding, scale),
+            false => hearth_shaders::cpu::attention::attention(q, k, v, causal, padding, scale as f32),
+        };
         return downcast(o, dtype);
     }
     composed_attention(q, k, v, bias, scale, dropout)

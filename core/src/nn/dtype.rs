@@ -14,3 +14,9 @@ pub fn upcast<const D: usize>(x: Tensor<D>) -> (Tensor<D>, DType) {
 pub fn downcast<const D: usize>(x: Tensor<D>, dtype: DType) -> Tensor<D> {
     if x.dtype() == dtype { x } else { x.cast(FloatDType::from(dtype)) }
 }
+
+/// `f` on `x` in f32, the result in `x`'s dtype (for the CPU kernels, which take f32).
+pub fn in_f32<const D: usize>(x: Tensor<D>, f: impl FnOnce(Tensor<D>) -> Tensor<D>) -> Tensor<D> {
+    let (x, dtype) = upcast(x);
+    downcast(f(x), dtype)
+}

@@ -4,7 +4,7 @@ use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 use hearth_shaders::cpu;
 
-use super::dtype::{downcast, upcast};
+use super::dtype::{downcast, in_f32, upcast};
 
 #[derive(Module, Debug)]
 pub struct LayerNorm {
@@ -24,15 +24,14 @@ impl LayerNorm {
     /// computed in f32 whatever the input's dtype (as under `torch.autocast`), returned in it.
     /// On flex this is one kernel pass forward and backward (`hearth_shaders::cpu`), in f32.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        let (weight, bias) = (self.weight.val(), self.bias.val());
-        let (x, dtype) = upcast(x);
-        if cpu::applies(&x.device(), x.dtype()) {
-            let y = cpu::layer_norm::layer_norm(x, upcast(weight).0, upcast(bias).0, self.eps);
-            return downcast(y, dtype);
+        let (weight, bias) = (upcast(self.weight.val()).0, upcast(self.bias.val()).0);
+        if cpu::applies(&x.device()) {
+            return in_f32(x, |x| cpu::layer_norm::layer_norm(x, weight, bias, self.eps));
         }
+        let (x, dtype) = upcast(x);
         let (var, mean) = x.clone().var_mean_bias(D - 1);
         let x = (x - mean) / (var + self.eps).sqrt();
-        let y = x * upcast(weight).0.unsqueeze() + upcast(bias).0.unsqueeze();
+        let y = x * weight.unsqueeze() + bias.unsqueeze();
         downcast(y, dtype)
     }
 }

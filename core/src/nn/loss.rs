@@ -21,7 +21,7 @@ pub fn cross_entropy_with_ignore(logits: Tensor<2>, labels: Tensor<1, Int>) -> T
 pub fn nll_sum_and_count(logits: Tensor<2>, labels: Tensor<1, Int>) -> (Tensor<1>, Tensor<1>) {
     let (logits, _) = super::dtype::upcast(logits);
     let is_target = labels.clone().not_equal_elem(IGNORE_INDEX); // [n]
-    if hearth_shaders::cpu::applies(&logits.device(), logits.dtype()) {
+    if hearth_shaders::cpu::applies(&logits.device()) {
         let nll = hearth_shaders::cpu::cross_entropy::cross_entropy(logits, labels, IGNORE_INDEX); // [n]
         return (nll.sum(), is_target.float().sum());
     }

@@ -4,7 +4,7 @@
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 
-use super::dtype::{downcast, upcast};
+use super::dtype::{downcast, in_f32, upcast};
 
 #[derive(Module, Debug)]
 pub struct RmsNorm {
@@ -23,10 +23,11 @@ impl RmsNorm {
     /// On flex this is one kernel pass forward and backward (`hearth_shaders::cpu`), in f32.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         let weight = self.weight.val();
-        let (x, dtype) = upcast(x);
-        if hearth_shaders::cpu::applies(&x.device(), x.dtype()) {
-            return downcast(hearth_shaders::cpu::rms_norm::rms_norm(x, upcast(weight).0, self.eps), dtype);
+        if hearth_shaders::cpu::applies(&x.device()) {
+            let weight = upcast(weight).0;
+            return in_f32(x, |x| hearth_shaders::cpu::rms_norm::rms_norm(x, weight, self.eps));
         }
+        let (x, dtype) = upcast(x);
         let variance = x.clone().square().mean_dim(D - 1);
         let x = downcast(x * (variance + self.eps).sqrt().recip(), dtype);
         x * weight.unsqueeze()

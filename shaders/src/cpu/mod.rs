@@ -14,8 +14,8 @@
 //!
 //! Each kernel's test compares its values and gradients with burn's composition of the same
 //! layer (the code path every other backend takes). The kernels take f32; callers in
-//! `hearth_core::nn` use them on flex for f32 tensors when [`enabled`], and the composition
-//! otherwise.
+//! `hearth_core::nn` use them on flex when [`enabled`] (half-precision inputs upcast around them),
+//! and the composition otherwise.
 
 pub mod attention;
 pub mod cross_entropy;
@@ -139,15 +139,15 @@ pub fn enabled() -> bool {
     ENABLED.with(|e| e.get())
 }
 
-/// Whether a tensor on `device` with `dtype` goes through the CPU kernels: flex (autodiff or
-/// not), f32, kernels [`enabled`].
-pub fn applies(device: &Device, dtype: DType) -> bool {
+/// Whether layers on `device` go through the CPU kernels: flex (autodiff or not), kernels
+/// [`enabled`]. The kernels take f32: callers run half-precision inputs on an f32 copy.
+pub fn applies(device: &Device) -> bool {
     use burn::backend::DispatchDevice;
     let mut d = device.as_dispatch();
     if let DispatchDevice::Autodiff(inner) = d {
         d = inner;
     }
-    enabled() && dtype == DType::F32 && matches!(d, DispatchDevice::Flex(_))
+    enabled() && matches!(d, DispatchDevice::Flex(_))
 }
 
 /// Gives each parent of a kernel's node (`ops.parents`, with `id` reading a node's id: burn does
