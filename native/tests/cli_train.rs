@@ -647,57 +647,28 @@ fn a_run_larger_than_the_machine_is_refused_before_it_starts() {
     let dir = scratch("too-big");
     let corpus = small_corpus(&dir);
     let out_dir = dir.join("run");
-    let e = fails(&[
-        "train",
-        "--backend",
-        "flex",
-        "--preset",
-        "gpt2-124m",
-        "--batch-size",
-        "4096",
-        "--block-size",
-        "1024",
-        "--data",
-        corpus.to_str().unwrap(),
-        "--tokenizer-vocab-size",
-        "300",
-        "--out-dir",
-        out_dir.to_str().unwrap(),
-    ]);
+    // GPT-2 124M at block 1024 on flex, with `batch` sequences per step and the extra settings.
+    let train = |batch: &str, extra: &[&str]| {
+        let mut args = vec!["train", "--backend", "flex", "--preset", "gpt2-124m", "--batch-size", batch];
+        args.extend(["--block-size", "1024", "--data", corpus.to_str().unwrap(), "--tokenizer-vocab-size", "300"]);
+        args.extend(["--out-dir", out_dir.to_str().unwrap()]);
+        args.extend(extra);
+        fails(&args)
+    };
+    let e = train("4096", &[]);
     // The machine's RAM (or its container's limit), whatever it is here.
     assert!(e.contains("training needs about") && e.contains("but flex (CPU) has"), "{e}");
     assert!(e.contains("gradient_checkpointing = true (") && e.contains("precision = \"bf16\" ("), "{e}");
     assert!(!out_dir.exists(), "nothing written");
     // With the memory named (max_memory_gib), the advice is exact: every switch and the largest
     // batch that fits, with the accumulation that keeps the tokens per step.
-    let args = |batch: &'static str| {
-        [
-            "train",
-            "--backend",
-            "flex",
-            "--preset",
-            "gpt2-124m",
-            "--batch-size",
-            batch,
-            "--block-size",
-            "1024",
-            "--data",
-            corpus.to_str().unwrap(),
-            "--tokenizer-vocab-size",
-            "300",
-            "--max-memory-gib",
-            "16",
-            "--out-dir",
-            out_dir.to_str().unwrap(),
-        ]
-    };
-    let e = fails(&args("64"));
+    let e = train("64", &["--max-memory-gib", "16"]);
     assert!(e.contains("but max_memory_gib (flex (CPU)) has 16.0 GiB"), "{e}");
     // Neither switch alone fits (flex's attention kernel keeps no scores), both together do.
     assert!(e.contains("or gradient_checkpointing and bf16 together ("), "{e}");
     assert!(!out_dir.exists(), "nothing written");
     // Four times the batch: the largest that fits with every switch, and the accumulation.
-    let e = fails(&args("256"));
+    let e = train("256", &["--max-memory-gib", "16"]);
     let advice = "gradient_checkpointing and bf16 and batch_size = 64 with grad_accum = 4 for the same tokens per step";
     assert!(e.contains(advice), "{e}");
     assert!(!out_dir.exists(), "nothing written");
