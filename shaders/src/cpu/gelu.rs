@@ -4,17 +4,12 @@
 //!   computed as the identical `x·σ(2z)`.
 
 use burn::backend::autodiff::Autodiff;
-use burn::backend::autodiff::NodeId;
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::retro_forward::RetroForward;
-use burn::backend::autodiff::checkpoint::state::BackwardStates;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::{Flex, FlexTensor};
 use burn::backend::tensor::FloatTensor;
 use rayon::prelude::*;
 
+use super::memory_bound::{self, Kernel};
 use super::simd::exp;
 use super::{contiguous, tensor, values};
 use crate::multiversion;
@@ -90,51 +85,17 @@ multiversion! {
     }
 }
 
-#[derive(Debug)]
-struct GeluBackward;
-
-impl Backward<Flex, 1> for GeluBackward {
-    /// The input's node (kept, or recomputed under activation checkpointing) and the form.
-    type State = (NodeId, bool);
-
-    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
-        let dy = grads.consume::<Flex>(&ops.node);
-        let (x, exact) = ops.state;
-        let x: FlexTensor = checkpointer.retrieve_node_output(x);
-        if let [Some(node)] = ops.parents {
-            grads.register::<Flex>(node.id, backward(&x, &dy, exact));
-        }
-    }
-}
-
-/// Recomputes the output from the input, for activation checkpointing.
-#[derive(Debug)]
-struct RetroGelu {
-    x: NodeId,
-    exact: bool,
-}
-
-impl RetroForward for RetroGelu {
-    fn forward(&self, states: &mut BackwardStates, out: NodeId) {
-        let x: FlexTensor = states.get_state(&self.x);
-        states.save(out, forward(&x, self.exact));
-    }
-}
-
-/// Memory-bound, as burn's own elementwise ops: under activation checkpointing the output is
-/// recomputed rather than kept.
+/// Memory-bound, as burn's own elementwise ops (see `memory_bound`).
 pub(crate) fn autodiff<C: CheckpointStrategy>(
     x: FloatTensor<Autodiff<Flex, C>>,
     exact: bool,
 ) -> FloatTensor<Autodiff<Flex, C>> {
-    let prep = GeluBackward.prepare::<C>([x.node()]).memory_bound().retro_forward(RetroGelu { x: x.id(), exact });
-    match prep.parents([&x]).stateful() {
-        OpsKind::Tracked(mut prep) => {
-            let id = prep.checkpoint(&x);
-            prep.finish((id, exact), forward(x.primitive(), exact))
-        }
-        OpsKind::UnTracked(prep) => prep.finish(forward(x.primitive(), exact)),
-    }
+    let kernel = Kernel {
+        forward: |[x], exact| forward(x, exact),
+        backward: |[x], dy, exact| [backward(x, dy, exact)],
+        setting: exact,
+    };
+    memory_bound::autodiff::<C, 1, bool>(kernel, [x])
 }
 
 /// `[..]` -> `[..]` through the kernel (see [`super::applies`]): exact GELU, or with `exact`

@@ -2,17 +2,12 @@
 //! variance (`torch.nn.LayerNorm`), forward and backward in one pass over the rows each.
 
 use burn::backend::autodiff::Autodiff;
-use burn::backend::autodiff::NodeId;
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::retro_forward::RetroForward;
-use burn::backend::autodiff::checkpoint::state::BackwardStates;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::{Flex, FlexTensor};
 use burn::backend::tensor::FloatTensor;
 use rayon::prelude::*;
 
+use super::memory_bound::{self, Kernel};
 use super::simd::{sum_map, sum_zip, sum_zip3};
 use super::{contiguous, rows_per_task, tensor, values};
 use crate::multiversion;
@@ -97,57 +92,19 @@ multiversion! {
     }
 }
 
-#[derive(Debug)]
-struct LayerNormBackward;
-
-impl Backward<Flex, 3> for LayerNormBackward {
-    /// The nodes of x and the weight (kept, or recomputed under activation checkpointing), and eps.
-    type State = (NodeId, NodeId, f32);
-
-    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
-        let dy = grads.consume::<Flex>(&ops.node);
-        let (x, weight, eps) = ops.state;
-        let (x, weight): (FlexTensor, FlexTensor) =
-            (checkpointer.retrieve_node_output(x), checkpointer.retrieve_node_output(weight));
-        super::register(grads, ops.parents, backward(&x, &weight, &dy, eps), |n| n.id);
-    }
-}
-
-/// Recomputes the output from the inputs, for activation checkpointing.
-#[derive(Debug)]
-struct RetroLayerNorm {
-    x: NodeId,
-    weight: NodeId,
-    bias: NodeId,
-    eps: f32,
-}
-
-impl RetroForward for RetroLayerNorm {
-    fn forward(&self, states: &mut BackwardStates, out: NodeId) {
-        let (x, weight, bias): (FlexTensor, FlexTensor, FlexTensor) =
-            (states.get_state(&self.x), states.get_state(&self.weight), states.get_state(&self.bias));
-        states.save(out, forward(&x, &weight, &bias, self.eps));
-    }
-}
-
-/// Memory-bound, as burn's own composition of it: under activation checkpointing the output is
-/// recomputed rather than kept.
+/// Memory-bound, as burn's own composition of it (see `memory_bound`).
 pub(crate) fn autodiff<C: CheckpointStrategy>(
     x: FloatTensor<Autodiff<Flex, C>>,
     weight: FloatTensor<Autodiff<Flex, C>>,
     bias: FloatTensor<Autodiff<Flex, C>>,
     eps: f32,
 ) -> FloatTensor<Autodiff<Flex, C>> {
-    let retro = RetroLayerNorm { x: x.id(), weight: weight.id(), bias: bias.id(), eps };
-    let prep =
-        LayerNormBackward.prepare::<C>([x.node(), weight.node(), bias.node()]).memory_bound().retro_forward(retro);
-    match prep.parents([&x, &weight, &bias]).stateful() {
-        OpsKind::Tracked(mut prep) => {
-            let state = (prep.checkpoint(&x), prep.checkpoint(&weight), eps);
-            prep.finish(state, forward(x.primitive(), weight.primitive(), bias.primitive(), eps))
-        }
-        OpsKind::UnTracked(prep) => prep.finish(forward(x.primitive(), weight.primitive(), bias.primitive(), eps)),
-    }
+    let kernel = Kernel {
+        forward: |[x, w, b], eps| forward(x, w, b, eps),
+        backward: |[x, w, _], dy, eps| backward(x, w, dy, eps),
+        setting: eps,
+    };
+    memory_bound::autodiff::<C, 3, f32>(kernel, [x, weight, bias])
 }
 
 /// `x [.., d]`, `weight, bias [d]` -> `[.., d]` through the kernel (see [`super::applies`]).

@@ -21,6 +21,7 @@ pub mod attention;
 pub mod cross_entropy;
 pub mod gelu;
 pub mod layer_norm;
+mod memory_bound;
 pub mod rms_norm;
 pub mod simd;
 

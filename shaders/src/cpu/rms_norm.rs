@@ -2,17 +2,12 @@
 //! bias), forward and backward one pass over the rows each.
 
 use burn::backend::autodiff::Autodiff;
-use burn::backend::autodiff::NodeId;
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::retro_forward::RetroForward;
-use burn::backend::autodiff::checkpoint::state::BackwardStates;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::{Flex, FlexTensor};
 use burn::backend::tensor::FloatTensor;
 use rayon::prelude::*;
 
+use super::memory_bound::{self, Kernel};
 use super::simd::{sum_map, sum_zip3};
 use super::{contiguous, rows_per_task, tensor, values};
 use crate::multiversion;
@@ -86,52 +81,18 @@ multiversion! {
     }
 }
 
-#[derive(Debug)]
-struct RmsNormBackward;
-
-impl Backward<Flex, 2> for RmsNormBackward {
-    /// The nodes of x and the weight (kept, or recomputed under activation checkpointing), and eps.
-    type State = (NodeId, NodeId, f32);
-
-    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
-        let dy = grads.consume::<Flex>(&ops.node);
-        let (x, weight, eps) = ops.state;
-        let (x, weight): (FlexTensor, FlexTensor) =
-            (checkpointer.retrieve_node_output(x), checkpointer.retrieve_node_output(weight));
-        super::register(grads, ops.parents, backward(&x, &weight, &dy, eps), |n| n.id);
-    }
-}
-
-/// Recomputes the output from the inputs, for activation checkpointing.
-#[derive(Debug)]
-struct RetroRmsNorm {
-    x: NodeId,
-    weight: NodeId,
-    eps: f32,
-}
-
-impl RetroForward for RetroRmsNorm {
-    fn forward(&self, states: &mut BackwardStates, out: NodeId) {
-        let (x, weight): (FlexTensor, FlexTensor) = (states.get_state(&self.x), states.get_state(&self.weight));
-        states.save(out, forward(&x, &weight, self.eps));
-    }
-}
-
-/// Memory-bound (see `layer_norm::autodiff`).
+/// Memory-bound (see `memory_bound`).
 pub(crate) fn autodiff<C: CheckpointStrategy>(
     x: FloatTensor<Autodiff<Flex, C>>,
     weight: FloatTensor<Autodiff<Flex, C>>,
     eps: f32,
 ) -> FloatTensor<Autodiff<Flex, C>> {
-    let retro = RetroRmsNorm { x: x.id(), weight: weight.id(), eps };
-    let prep = RmsNormBackward.prepare::<C>([x.node(), weight.node()]).memory_bound().retro_forward(retro);
-    match prep.parents([&x, &weight]).stateful() {
-        OpsKind::Tracked(mut prep) => {
-            let state = (prep.checkpoint(&x), prep.checkpoint(&weight), eps);
-            prep.finish(state, forward(x.primitive(), weight.primitive(), eps))
-        }
-        OpsKind::UnTracked(prep) => prep.finish(forward(x.primitive(), weight.primitive(), eps)),
-    }
+    let kernel = Kernel {
+        forward: |[x, w], eps| forward(x, w, eps),
+        backward: |[x, w], dy, eps| backward(x, w, dy, eps),
+        setting: eps,
+    };
+    memory_bound::autodiff::<C, 2, f32>(kernel, [x, weight])
 }
 
 /// `x [.., d]`, `weight [d]` -> `[.., d]` through the kernel (see [`super::applies`]).
