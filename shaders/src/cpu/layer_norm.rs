@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use super::memory_bound::{self, Kernel};
 use super::simd::{sum_map, sum_zip, sum_zip3};
-use super::{contiguous, rows_per_task, tensor, values};
+use super::{contiguous, rows_backward, rows_per_task, tensor, values};
 use crate::multiversion;
 
 /// A row's mean and `1/√(var + eps)` (biased variance), two passes over the row.
@@ -51,25 +51,7 @@ pub(crate) fn backward(x: &FlexTensor, weight: &FlexTensor, dy: &FlexTensor, eps
     let (x, w, dy) = (contiguous(x), contiguous(weight), contiguous(dy));
     let (x, w, dy) = (values(&x), values(&w), values(&dy));
     let d = w.len();
-    let rows = rows_per_task(d);
-    let mut dx = vec![0.0; x.len()];
-    // Per-task partial sums of dweight and dbias, added in task order: the same result whatever
-    // thread ran which task (a resumed run must repeat an uninterrupted one bit for bit).
-    let partials: Vec<(Vec<f32>, Vec<f32>)> = dx
-        .par_chunks_mut(rows * d)
-        .zip(x.par_chunks(rows * d))
-        .zip(dy.par_chunks(rows * d))
-        .map(|((dx, x), dy)| {
-            let (mut dw, mut db) = (vec![0.0; d], vec![0.0; d]);
-            backward_rows(x, w, dy, eps, dx, &mut dw, &mut db);
-            (dw, db)
-        })
-        .collect();
-    let (mut dw, mut db) = (vec![0.0f32; d], vec![0.0f32; d]);
-    for (pw, pb) in partials {
-        dw.iter_mut().zip(pw).for_each(|(a, b)| *a += b);
-        db.iter_mut().zip(pb).for_each(|(a, b)| *a += b);
-    }
+    let (dx, [dw, db]) = rows_backward(x, dy, d, |x, dy, dx, [dw, db]| backward_rows(x, w, dy, eps, dx, dw, db));
     [tensor(dx, shape), tensor(dw, [d]), tensor(db, [d])]
 }
 

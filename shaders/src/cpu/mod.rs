@@ -33,6 +33,7 @@ use burn::backend::flex::{Flex, FlexTensor};
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Backend, backend_extension};
 use burn::tensor::{DType, Device, Shape, TensorData};
+use rayon::prelude::*;
 
 /// The kernels as burn ops: flex runs the forward alone, Autodiff<flex> keeps what backward reads.
 #[backend_extension(Autodiff, Flex)]
@@ -196,6 +197,37 @@ pub(crate) fn ints(t: &FlexTensor) -> Vec<i64> {
 /// small tensors of a tiny model are not split into more tasks than they are worth.
 pub(crate) fn rows_per_task(d: usize) -> usize {
     (16_384 / d.max(1)).max(1)
+}
+
+/// The backward of a row-wise layer with per-column parameters (the norms): `rows(x, dy, dx,
+/// sums)` runs on fixed tasks of rows of `d`, each task adding into its own `K` column sums (the
+/// parameters' gradients), and the tasks' sums are added in task order, so the result does not
+/// depend on which thread ran what (a resumed run repeats an uninterrupted one bit for bit).
+/// Returns `dx` and the `K` sums.
+pub(crate) fn rows_backward<const K: usize>(
+    x: &[f32],
+    dy: &[f32],
+    d: usize,
+    rows: impl Fn(&[f32], &[f32], &mut [f32], &mut [Vec<f32>; K]) + Sync,
+) -> (Vec<f32>, [Vec<f32>; K]) {
+    let task = rows_per_task(d) * d;
+    let mut dx = vec![0.0; x.len()];
+    let partials: Vec<[Vec<f32>; K]> = dx
+        .par_chunks_mut(task)
+        .zip(x.par_chunks(task).zip(dy.par_chunks(task)))
+        .map(|(dx, (x, dy))| {
+            let mut sums = std::array::from_fn(|_| vec![0.0; d]);
+            rows(x, dy, dx, &mut sums);
+            sums
+        })
+        .collect();
+    let mut sums: [Vec<f32>; K] = std::array::from_fn(|_| vec![0.0; d]);
+    for partial in partials {
+        for (sum, part) in sums.iter_mut().zip(partial) {
+            sum.iter_mut().zip(part).for_each(|(a, b)| *a += b);
+        }
+    }
+    (dx, sums)
 }
 
 /// A pointer that rayon tasks writing disjoint parts of one buffer may share.

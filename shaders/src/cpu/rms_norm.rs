@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use super::memory_bound::{self, Kernel};
 use super::simd::{sum_map, sum_zip3};
-use super::{contiguous, rows_per_task, tensor, values};
+use super::{contiguous, rows_backward, rows_per_task, tensor, values};
 use crate::multiversion;
 
 /// A row's `1/√(mean(x²) + eps)`.
@@ -48,22 +48,7 @@ pub(crate) fn backward(x: &FlexTensor, weight: &FlexTensor, dy: &FlexTensor, eps
     let (x, w, dy) = (contiguous(x), contiguous(weight), contiguous(dy));
     let (x, w, dy) = (values(&x), values(&w), values(&dy));
     let d = w.len();
-    let rows = rows_per_task(d);
-    let mut dx = vec![0.0; x.len()];
-    // Per-task partial sums of dweight, added in task order (deterministic, as in layer_norm).
-    let partials: Vec<Vec<f32>> = dx
-        .par_chunks_mut(rows * d)
-        .zip(x.par_chunks(rows * d).zip(dy.par_chunks(rows * d)))
-        .map(|(dx, (x, dy))| {
-            let mut dw = vec![0.0; d];
-            backward_rows(x, w, dy, eps, dx, &mut dw);
-            dw
-        })
-        .collect();
-    let mut dw = vec![0.0f32; d];
-    for p in partials {
-        dw.iter_mut().zip(p).for_each(|(a, b)| *a += b);
-    }
+    let (dx, [dw]) = rows_backward(x, dy, d, |x, dy, dx, [dw]| backward_rows(x, w, dy, eps, dx, dw));
     [tensor(dx, shape), tensor(dw, [d])]
 }
 
