@@ -18,7 +18,7 @@ use crate::objectives::batch::int_tensor;
 use crate::readback::block_on;
 use crate::tokenizer::Tokenizer;
 use crate::train::TrainConfig;
-use crate::train::optim::{adamw, global_norm, scale_grads};
+use crate::train::optim::{adamw, clip_grads, global_norm};
 use crate::train::schedule::{Decay, Schedule};
 
 /// One labelled example: a text, or a pair (MNLI's premise and hypothesis), and its class index.
@@ -259,9 +259,7 @@ impl<C: Classifier> Finetuner<C> {
         }
         let mut grads = GradientsParams::from_grads(loss.backward(), &self.model);
         let norm = block_on(global_norm(&self.model, &grads))?;
-        if self.config.grad_clip > 0.0 && norm > self.config.grad_clip {
-            scale_grads(&self.model, &mut grads, self.config.grad_clip / (norm + 1e-6));
-        }
+        clip_grads(&self.model, &mut grads, norm, self.config.grad_clip);
         let lr = self.schedule.lr(self.step);
         self.model = self.optim.step(lr, self.model.clone(), grads);
         self.step += 1;

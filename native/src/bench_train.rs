@@ -14,9 +14,9 @@ use crate::tcp::TcpCollective;
 use hearth_core::error::io;
 use hearth_core::models::presets::preset;
 use hearth_core::models::{Model, ModelConfig};
+use hearth_core::objectives::Collator;
 use hearth_core::objectives::Rng;
 use hearth_core::train::Trainer;
-use hearth_core::train::trainer::ObjectiveSpec;
 use hearth_core::{Backend, Error};
 use hearth_shaders::memory;
 use rand::{Rng as _, SeedableRng};
@@ -205,7 +205,7 @@ pub fn run(mut args: TrainArgs) -> Result<(), Error> {
     let data: Vec<u32> =
         (0..tokens_per_step * total_steps + seq).map(|_| rng.random_range(0..gpt.vocab_size as u32)).collect();
 
-    let mut trainer = Trainer::new(model, model_config.clone(), config.clone(), ObjectiveSpec::Causal, &device);
+    let mut trainer = Trainer::new(model, model_config.clone(), config.clone(), Collator::Causal, &device);
     if let Some(c) = collective {
         trainer = hearth_core::readback::block_on(trainer.with_parallel(Box::new(c)))?;
     }

@@ -119,11 +119,7 @@ pub fn save(
         let name = name.as_str();
         std::fs::write(tmp.join(name), bytes).map_err(|e| fail(&tmp.join(name), e))?;
         manifest.insert(name.to_string(), serde_json::json!({"bytes": bytes.len(), "crc32": crc32(bytes)}));
-        // Fault injection for the test that kills a run (SIGKILL) while a checkpoint is being written.
-        if std::env::var("HEARTH_TEST_KILL_IN_CHECKPOINT").is_ok_and(|s| s == step.to_string()) {
-            let _ = std::process::Command::new("kill").args(["-9", &std::process::id().to_string()]).status();
-            std::process::abort();
-        }
+        crate::faults::while_writing_checkpoint(step); // tests only
     }
     let manifest = serde_json::to_string_pretty(&serde_json::json!({ "files": manifest })).expect("json");
     std::fs::write(tmp.join(MANIFEST), manifest).map_err(|e| fail(&tmp.join(MANIFEST), e))?;

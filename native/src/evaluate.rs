@@ -7,9 +7,8 @@ use burn::tensor::Device;
 use hearth_core::Error;
 use hearth_core::eval::{Nll, Scorer, Task, TaskResult, causal_nll, objective_eval, pseudo_nll, run_task};
 use hearth_core::models::{Model, ModelConfig};
+use hearth_core::objectives::{Collator, Noise};
 use hearth_core::tokenizer::Tokenizer;
-use hearth_core::train::trainer::ObjectiveSpec;
-use hearth_core::train::{Objective, TrainConfig};
 use serde_json::json;
 
 use crate::infer::{Loaded, ModelArgs, load};
@@ -186,8 +185,8 @@ pub fn run_perplexity(args: PerplexityArgs) -> Result<(), Error> {
             push_nll(&mut rows, "", &nll);
         }
         (Model::Bert(b), _) => {
-            let objective = objective_spec(config, tokenizer, Objective::Masked)?;
-            let e = objective_eval(b, &objective, tokens, block, args.batch_size, usize::MAX, args.seed, device)?;
+            let collator = Collator::new(None, Noise::default(), config, tokenizer)?;
+            let e = objective_eval(b, &collator, tokens, block, args.batch_size, usize::MAX, args.seed, device)?;
             rows.push(("masked-LM targets", e.targets as f64));
             rows.push(("masked-LM loss (nats/target)", e.loss));
             rows.push(("masked-LM accuracy", e.accuracy));
@@ -200,8 +199,8 @@ pub fn run_perplexity(args: PerplexityArgs) -> Result<(), Error> {
             push_nll(&mut rows, "pseudo-", &nll);
         }
         (Model::T5(t), _) => {
-            let objective = objective_spec(config, tokenizer, Objective::Span)?;
-            let e = objective_eval(t, &objective, tokens, block, args.batch_size, usize::MAX, args.seed, device)?;
+            let collator = Collator::new(None, Noise::default(), config, tokenizer)?;
+            let e = objective_eval(t, &collator, tokens, block, args.batch_size, usize::MAX, args.seed, device)?;
             rows.push(("span targets", e.targets as f64));
             rows.push(("span-corruption loss (nats/target)", e.loss));
             rows.push(("span-corruption perplexity", e.loss.exp()));
@@ -240,8 +239,4 @@ fn push_nll(rows: &mut Vec<(&str, f64)>, prefix: &str, nll: &Nll) {
     rows.push((if pseudo { "pseudo-loss (nats/token)" } else { "loss (nats/token)" }, nll.loss()));
     rows.push((if pseudo { "pseudo-perplexity" } else { "perplexity" }, nll.perplexity()));
     rows.push((if pseudo { "pseudo bits per byte" } else { "bits per byte" }, nll.bits_per_byte()));
-}
-
-fn objective_spec(config: &ModelConfig, tokenizer: &Tokenizer, objective: Objective) -> Result<ObjectiveSpec, Error> {
-    ObjectiveSpec::new(&TrainConfig { objective: Some(objective), ..Default::default() }, config, tokenizer)
 }

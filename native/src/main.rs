@@ -8,6 +8,7 @@ mod checkpoint;
 mod corpus;
 mod data_cmd;
 mod evaluate;
+mod faults;
 mod finetune;
 mod infer;
 mod labeled_data;

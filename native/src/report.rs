@@ -34,7 +34,7 @@ impl Metrics {
             .write(true)
             .truncate(truncate)
             .open(path)
-            .map_err(|e| Error::Input(format!("cannot open it ({e})")).in_file(path.display()))?;
+            .map_err(io("open", path.display()))?;
         Ok(Self { file, path: path.to_path_buf() })
     }
 

@@ -197,6 +197,7 @@ fn two_processes_train_on_the_curve_of_one_and_zero_1_shards_the_optimizer() {
 /// that was never stopped.
 #[cfg(unix)]
 #[test]
+#[cfg_attr(not(feature = "fault-injection"), ignore = "needs --features hearth/fault-injection")]
 fn a_stopped_launch_checkpoints_once_and_resumes_on_the_same_curve() {
     let dir = scratch("stop");
     let (whole, stopped) = (dir.join("whole"), dir.join("stopped"));

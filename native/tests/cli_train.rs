@@ -118,6 +118,7 @@ fn slow_run_past_step_4(args: &[String], out: &Path) -> Child {
 }
 
 #[test]
+#[cfg_attr(not(feature = "fault-injection"), ignore = "needs --features hearth/fault-injection")]
 fn a_run_killed_between_or_during_checkpoints_resumes_on_the_same_curve() {
     let dir = scratch("resume");
     let corpus = small_corpus(&dir);

@@ -7,9 +7,9 @@
 use burn::module::Module;
 use burn::tensor::Tensor;
 use hearth_core::models::presets::preset;
+use hearth_core::objectives::Collator;
 use hearth_core::objectives::masked::MaskingConfig;
 use hearth_core::objectives::span::SpanCorruption;
-use hearth_core::train::trainer::ObjectiveSpec;
 use hearth_core::train::{TrainConfig, Trainer};
 use hearth_core::{Backend, Model};
 
@@ -58,14 +58,14 @@ fn run(name: &str, model: Model, kernels: bool) -> (Vec<f64>, Vec<f32>) {
     let (losses, weights) = match model {
         Model::Gpt2(model) => {
             let data = tokens(512);
-            let mut t = Trainer::new(model, model_config, cfg, ObjectiveSpec::Causal, &device);
+            let mut t = Trainer::new(model, model_config, cfg, Collator::Causal, &device);
             let losses = (0..STEPS).map(|_| t.step(&data).unwrap().loss).collect();
             (losses, weights(&t.model))
         }
         Model::Bert(model) => {
             let data = tokens(1000);
             let masking = MaskingConfig::bert(1000, 1024, vec![1001, 1002, 1003]);
-            let objective = ObjectiveSpec::Masked { masking, cls: 1001, sep: 1002, word_start: None };
+            let objective = Collator::Masked { masking, cls: 1001, sep: 1002, word_start: None };
             let mut t = Trainer::new(model, model_config, cfg, objective, &device);
             let losses = (0..STEPS).map(|_| t.step(&data).unwrap().loss).collect();
             (losses, weights(&t.model))
@@ -73,7 +73,7 @@ fn run(name: &str, model: Model, kernels: bool) -> (Vec<f64>, Vec<f32>) {
         Model::T5(model) => {
             let data: Vec<u32> = tokens(990).into_iter().map(|t| t + 2).collect(); // not pad (0) or eos (1)
             let corruption = SpanCorruption::t5((1000..1024).rev().collect(), 1);
-            let objective = ObjectiveSpec::Span { corruption, pad: 0, decoder_start: 0 };
+            let objective = Collator::Span { corruption, pad: 0, decoder_start: 0 };
             let mut t = Trainer::new(model, model_config, cfg, objective, &device);
             let losses = (0..STEPS).map(|_| t.step(&data).unwrap().loss).collect();
             (losses, weights(&t.model))

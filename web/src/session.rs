@@ -4,10 +4,8 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use burn::module::Module;
 use burn::tensor::Device;
-use hearth_core::each_trainer;
-use hearth_core::fit::{self, DeviceLimits};
+use hearth_core::fit::DeviceLimits;
 use hearth_core::generate::{
     Sampling, fill_mask, generate, max_new_tokens as max_new_tokens_checked, next_token_logits, text2text, top_k,
 };
@@ -15,8 +13,7 @@ use hearth_core::models::presets::preset;
 use hearth_core::objectives::Rng;
 use hearth_core::tokenizer::Tokenizer;
 use hearth_core::train::corpus::{paragraphs, split_validation, tokenize_documents, tokenizer_kind};
-use hearth_core::train::run::{AnyTrainer, Start, build_model, document_separator, fit_model_config};
-use hearth_core::train::trainer::ObjectiveSpec;
+use hearth_core::train::run::{AnyTrainer, RunPlan, Start, document_separator};
 use hearth_core::train::{StepStats, TrainConfig};
 use hearth_core::{Model, ModelConfig};
 use js_sys::{Object, Promise, Reflect, Uint8Array};
@@ -110,41 +107,44 @@ fn now_ms() -> f64 {
 }
 
 impl Inner {
-    /// A trainer for `model` on the training documents (the validation ones held out), checked the way
-    /// `hearth train` checks a run.
-    fn build(
-        model: Model,
-        model_config: ModelConfig,
+    /// A session training `plan`'s model on the training documents (the validation ones held out),
+    /// checked the way `hearth train` checks a run (see `RunPlan`); `weights_file` names the saved
+    /// weights in an error.
+    async fn build(
+        plan: RunPlan<'_>,
         tokenizer: Tokenizer,
-        config: TrainConfig,
         (train_docs, val_docs): (Vec<String>, Vec<String>),
-        device: Device,
-        backend: BackendInfo,
+        backend: &str,
+        weights_file: Option<&str>,
     ) -> Result<Self, JsValue> {
         let eos = document_separator(&tokenizer).map_err(js_err)?;
         let train = tokenize_documents(&tokenizer, &train_docs, eos).map_err(js_err)?;
         let val = tokenize_documents(&tokenizer, &val_docs, eos).map_err(js_err)?;
-        let objective = ObjectiveSpec::new(&config, &model_config, &tokenizer).map_err(js_err)?;
-        let rng = Rng::seed_from_u64(config.seed);
-        let trainer = AnyTrainer::new(model, model_config.clone(), config, objective, &device);
+        let (device, backend) = choose(backend).await.map_err(js_err)?;
+        // Every tensor must fit one WebGPU binding (the adapter's own limit, not WebGPU's 128 MiB
+        // default), checked before the model is built.
+        let limits = DeviceLimits::of(&device, format!("{} ({})", backend.kind, backend.name), None);
+        plan.check_fits(&device, 1, &limits).map_err(js_err)?;
+        let rng = Rng::seed_from_u64(plan.config.seed);
+        let model_config = plan.model_config.clone();
+        let trainer = plan.trainer(&device, None).map_err(|e| match weights_file {
+            Some(file) => js_err(e.in_file(file)),
+            None => js_err(e),
+        })?;
         Ok(Self { trainer, model_config, tokenizer, train, val, device, backend, rng, train_ms: 0.0 })
     }
 
     fn config(&self) -> &TrainConfig {
-        each_trainer!(&self.trainer, t => t.config())
+        self.trainer.config()
     }
 
     /// The model as it stands, for inference (no autodiff, dropout off).
     fn model(&self) -> Model {
-        match &self.trainer {
-            AnyTrainer::Gpt2(t) => Model::Gpt2(t.model.valid()),
-            AnyTrainer::Bert(t) => Model::Bert(t.model.valid()),
-            AnyTrainer::T5(t) => Model::T5(t.model.valid()),
-        }
+        self.trainer.model()
     }
 
     fn info(&self) -> Info<'_> {
-        let (step, tokens) = each_trainer!(&self.trainer, t => (t.state.step, t.state.tokens));
+        let (step, tokens) = (self.trainer.state().step, self.trainer.state().tokens);
         let config = self.config();
         Info {
             model_type: self.model_config.model_type(),
@@ -153,7 +153,7 @@ impl Inner {
                 ModelConfig::Bert(_) => "masked",
                 ModelConfig::T5(_) => "text-to-text",
             },
-            params: each_trainer!(&self.trainer, t => t.model.num_params()),
+            params: self.trainer.num_params(),
             vocab_size: self.model_config.vocab_size(),
             block_size: config.block_size,
             batch_size: config.batch_size,
@@ -163,8 +163,8 @@ impl Inner {
             tokens,
             train_seconds: self.train_ms / 1000.0,
             backend: &self.backend,
-            precision: each_trainer!(&self.trainer, t => t.precision().name()),
-            notices: each_trainer!(&self.trainer, t => t.notices.clone()),
+            precision: self.trainer.precision().name(),
+            notices: self.trainer.notices().to_vec(),
         }
     }
 
@@ -172,7 +172,7 @@ impl Inner {
         let start = now_ms();
         let (mut last, mut tokens): (Option<StepStats>, u64) = (None, 0);
         for _ in 0..steps.max(1) {
-            let stats = each_trainer!(&mut self.trainer, t => t.step_async(&self.train).await).map_err(js_err)?;
+            let stats = self.trainer.step_async(&self.train).await.map_err(js_err)?;
             tokens += stats.tokens;
             last = Some(stats);
         }
@@ -184,7 +184,7 @@ impl Inner {
             loss: last.loss,
             lr: last.lr,
             grad_norm: last.grad_norm,
-            tokens: each_trainer!(&self.trainer, t => t.state.tokens),
+            tokens: self.trainer.state().tokens,
             tokens_per_s: tokens as f64 / (elapsed / 1000.0),
             ms_per_step: elapsed / steps.max(1) as f64,
         })
@@ -248,8 +248,8 @@ impl Inner {
         self.tokenizer.decode(&out).map_err(js_err)
     }
 
-    async fn evaluate(&self) -> Result<f64, JsValue> {
-        each_trainer!(&self.trainer, t => t.evaluate_async(&self.val).await).map_err(js_err)
+    async fn evaluate(&mut self) -> Result<f64, JsValue> {
+        self.trainer.evaluate_async(&self.val).await.map_err(js_err)
     }
 
     /// The HF model folder's three files, as `hearth train` writes them.
@@ -279,19 +279,6 @@ fn parse_config(config_json: &str) -> Result<TrainConfig, JsValue> {
     Ok(config)
 }
 
-/// Every tensor must fit one WebGPU binding (the adapter's own limit, not WebGPU's 128 MiB
-/// default), checked before the model is built, as `hearth train` checks it.
-fn check_fits(
-    model_config: &ModelConfig,
-    config: &TrainConfig,
-    device: &Device,
-    backend: &BackendInfo,
-) -> Result<(), JsValue> {
-    let limits = DeviceLimits::of(device, format!("{} ({})", backend.kind, backend.name), None);
-    let fused = fit::fused_attention(device, config.fused_attention);
-    fit::check_training(model_config, config, 1, fused, &limits).map(|_| ()).map_err(js_err)
-}
-
 #[wasm_bindgen]
 impl Session {
     /// A new model from `config_json` (a `TrainConfig` as JSON: `preset`, `model` overrides,
@@ -299,18 +286,15 @@ impl Session {
     /// tokenizer trained on `text`. `backend`: "auto", "webgpu" or "cpu".
     pub async fn create(config_json: String, text: String, backend: String) -> Result<Session, JsValue> {
         let config = parse_config(&config_json)?;
-        let mut model_config = preset(&config.preset, &config.model).map_err(js_err)?;
+        let model_config = preset(&config.preset, &config.model).map_err(js_err)?;
         let docs = documents(&text, &config)?;
         let kind = tokenizer_kind(&model_config);
         let tokenizer =
             Tokenizer::train(kind, config.tokenizer_vocab_size, &kind.default_special_tokens(), docs.0.iter())
                 .map_err(js_err)?;
-        let start = Start::New { vocab_from_tokenizer: true };
-        fit_model_config(&config, &mut model_config, &tokenizer, start).map_err(js_err)?;
-        let (device, backend) = choose(&backend).await.map_err(js_err)?;
-        check_fits(&model_config, &config, &device, &backend)?;
-        let model = build_model(&config, &model_config, start, &device).map_err(js_err)?;
-        let inner = Inner::build(model, model_config, tokenizer, config, docs, device, backend)?;
+        let plan = RunPlan::new(config, model_config, &tokenizer, Start::New { vocab_from_tokenizer: true })
+            .map_err(js_err)?;
+        let inner = Inner::build(plan, tokenizer, docs, &backend, None).await?;
         Ok(Session { inner: Rc::new(RefCell::new(inner)) })
     }
 
@@ -325,18 +309,13 @@ impl Session {
         backend: String,
     ) -> Result<Session, JsValue> {
         let config = parse_config(&settings_json)?;
-        let mut model_config =
+        let model_config =
             ModelConfig::from_json(config_json.as_bytes()).map_err(|e| js_err(e.in_file("config.json")))?;
         let tokenizer =
             Tokenizer::from_json(tokenizer_json.as_bytes()).map_err(|e| js_err(e.in_file("tokenizer.json")))?;
-        let start = Start::Saved(&model_safetensors);
-        fit_model_config(&config, &mut model_config, &tokenizer, start).map_err(js_err)?;
-        let (device, backend) = choose(&backend).await.map_err(js_err)?;
-        check_fits(&model_config, &config, &device, &backend)?;
-        let model =
-            build_model(&config, &model_config, start, &device).map_err(|e| js_err(e.in_file("model.safetensors")))?;
-        let docs = documents(&text, &config)?;
-        let inner = Inner::build(model, model_config, tokenizer, config, docs, device, backend)?;
+        let plan = RunPlan::new(config, model_config, &tokenizer, Start::Saved(&model_safetensors)).map_err(js_err)?;
+        let docs = documents(&text, &plan.config)?;
+        let inner = Inner::build(plan, tokenizer, docs, &backend, Some("model.safetensors")).await?;
         Ok(Session { inner: Rc::new(RefCell::new(inner)) })
     }
 
@@ -359,7 +338,7 @@ impl Session {
     pub fn evaluate(&self) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            let s = inner.try_borrow().map_err(|_| js_err("the session is busy; await the call in flight"))?;
+            let mut s = inner.try_borrow_mut().map_err(|_| js_err("the session is busy; await the call in flight"))?;
             let loss = s.evaluate().await?;
             to_js(&serde_json::json!({"loss": loss, "perplexity": loss.exp()}))
         })

@@ -17,8 +17,7 @@ use super::score::causal_token_logprobs;
 use crate::error::{Error, Result};
 use crate::models::{BertForMaskedLm, Gpt2LmHeadModel, LanguageModel, ModelInputs};
 use crate::nn::loss::{IGNORE_INDEX, nll_sum_and_count};
-use crate::objectives::Rng;
-use crate::train::trainer::ObjectiveSpec;
+use crate::objectives::{Collator, Rng};
 
 /// A summed negative log-likelihood over `tokens` predictions of a text of `bytes` UTF-8 bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
@@ -146,7 +145,7 @@ pub struct ObjectiveEval {
 
 pub fn objective_eval<M: LanguageModel>(
     model: &M,
-    objective: &ObjectiveSpec,
+    collator: &Collator,
     tokens: &[u32],
     block_size: usize,
     batch_size: usize,
@@ -154,7 +153,7 @@ pub fn objective_eval<M: LanguageModel>(
     seed: u64,
     device: &Device,
 ) -> Result<ObjectiveEval> {
-    let window = objective.window(block_size);
+    let window = collator.window(block_size);
     let windows: Vec<Vec<u32>> = tokens.chunks_exact(window).map(<[u32]>::to_vec).collect();
     if windows.is_empty() {
         return Err(Error::Input(format!(
@@ -163,10 +162,10 @@ pub fn objective_eval<M: LanguageModel>(
         )));
     }
     let mut rng = Rng::seed_from_u64(seed);
-    let shifted = matches!(objective, ObjectiveSpec::Causal);
+    let shifted = matches!(collator, Collator::Causal);
     let (mut nll, mut correct, mut targets) = (0.0, 0usize, 0usize);
     for group in windows.chunks(batch_size.max(1)).take(max_batches.max(1)) {
-        let batch = objective.batch(group, &mut rng)?;
+        let batch = collator.batch(group, &mut rng)?;
         let s = labelled_nll(model, batch.to_inputs(device), shifted)?;
         nll += s.nll;
         correct += s.correct;

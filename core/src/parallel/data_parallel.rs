@@ -1,6 +1,7 @@
 //! Data parallelism inside a step, over any [`Collective`]: the gradients averaged over the
 //! ranks in one all-reduce of a flat host vector, and, for ZeRO stage 1, each rank keeping the
 //! gradients of the parameters it owns and the updated parameters gathered back from their owners.
+//! [`DataParallel`] is a trainer's place among the ranks; the free functions are its steps.
 
 use std::collections::HashMap;
 
@@ -8,13 +9,106 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
 
-use super::{Collective, param_sizes};
-use crate::error::Result;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{Collective, param_sizes, partition};
+use crate::error::{Error, Result};
 use crate::readback;
+
+/// This process's place among data-parallel ranks: the link to the others and, under ZeRO stage 1,
+/// which rank owns (keeps optimizer state for and updates) each parameter. Every rank makes the same
+/// calls in the same order.
+pub struct DataParallel {
+    collective: Box<dyn Collective>,
+    owner: Option<HashMap<ParamId, usize>>,
+}
+
+impl DataParallel {
+    /// One of `collective.world()` ranks; with `zero` each parameter gets an owner ([`partition`]).
+    pub fn new<M: Module>(collective: Box<dyn Collective>, zero: bool, model: &M) -> Self {
+        let owner = zero.then(|| partition(model, collective.world()).into_iter().collect());
+        Self { collective, owner }
+    }
+
+    pub fn rank(&self) -> usize {
+        self.collective.rank()
+    }
+
+    pub fn world(&self) -> usize {
+        self.collective.world()
+    }
+
+    /// Whether this rank keeps optimizer state for, and updates, parameter `id` (always, without ZeRO).
+    pub fn owns(&self, id: ParamId) -> bool {
+        self.owner.as_ref().is_none_or(|owner| owner[&id] == self.rank())
+    }
+
+    /// Rank 0's `value` on every rank (as JSON).
+    pub fn broadcast<T: Serialize + DeserializeOwned>(&mut self, value: &T) -> Result<T> {
+        let bytes = self.collective.broadcast_bytes(serde_json::to_vec(value).expect("the value serialises"))?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Distributed(format!("rank 0 sent something else ({e})")))
+    }
+
+    /// The model with rank 0's weights, on every rank.
+    pub async fn broadcast_params<M: Module>(&mut self, model: &M) -> Result<M> {
+        sync_params(model, &|_| 0, self.collective.as_mut()).await
+    }
+
+    /// The gradients and `loss` averaged over the ranks; returns the mean loss.
+    pub async fn reduce<M: Module>(&mut self, model: &M, grads: &mut GradientsParams, loss: f64) -> Result<f64> {
+        all_reduce_mean(model, grads, loss, self.collective.as_mut()).await
+    }
+
+    /// ZeRO stage 1, before the update: drops the gradients of parameters other ranks own.
+    pub fn keep_own_grads<M: Module>(&self, model: &M, grads: &mut GradientsParams) {
+        if self.owner.is_some() {
+            keep_grads(model, grads, |id| self.owns(id));
+        }
+    }
+
+    /// ZeRO stage 1, after the update: every parameter from its owner, on every rank.
+    pub async fn gather_updated<M: Module>(&mut self, model: M) -> Result<M> {
+        match &self.owner {
+            None => Ok(model),
+            Some(owner) => {
+                let owner = owner.clone();
+                sync_params(&model, &|id| owner[&id], self.collective.as_mut()).await
+            }
+        }
+    }
+
+    /// The optimizer state a checkpoint holds, on rank 0: every rank's shard under ZeRO stage 1,
+    /// rank 0's alone otherwise (replicated state); `None` on the other ranks.
+    pub fn gather_optimizer(&mut self, own: impl FnOnce() -> Result<Vec<u8>>) -> Result<Option<Vec<Vec<u8>>>> {
+        match (&self.owner, self.rank()) {
+            (Some(_), _) => self.collective.gather_bytes(&own()?),
+            (None, 0) => Ok(Some(vec![own()?])),
+            (None, _) => Ok(None),
+        }
+    }
+
+    /// Element-wise sums over the ranks, in place.
+    pub fn sum(&mut self, values: &mut [f32]) -> Result<()> {
+        self.collective.all_reduce_sum(values)
+    }
+
+    /// Whether any rank says `flag`.
+    pub fn any(&mut self, flag: bool) -> Result<bool> {
+        let mut v = [flag as u8 as f32];
+        self.collective.all_reduce_sum(&mut v)?;
+        Ok(v[0] > 0.0)
+    }
+
+    /// Returns once every rank has called it.
+    pub fn barrier(&mut self) -> Result<()> {
+        self.collective.barrier()
+    }
+}
 
 /// Averages the gradients (and this rank's `loss`) over the ranks, in one all-reduce of a flat
 /// host vector; returns the mean loss.
-pub async fn all_reduce_mean<M: Module>(
+async fn all_reduce_mean<M: Module>(
     model: &M,
     grads: &mut GradientsParams,
     loss: f64,
@@ -59,7 +153,7 @@ pub async fn all_reduce_mean<M: Module>(
 /// (`owner_of`): each rank reads its own parameters back and one all-gather hands everyone the
 /// rest, the flat vector laid out by owner (then module order) so that each rank's share is one
 /// segment.
-pub async fn sync_params<M: Module>(
+async fn sync_params<M: Module>(
     model: &M,
     owner_of: &dyn Fn(ParamId) -> usize,
     collective: &mut dyn Collective,
@@ -116,7 +210,7 @@ pub async fn sync_params<M: Module>(
 }
 
 /// Drops every gradient whose parameter `keep` refuses (ZeRO stage 1: another rank updates it).
-pub fn keep_grads<M: Module>(model: &M, grads: &mut GradientsParams, keep: impl Fn(ParamId) -> bool) {
+fn keep_grads<M: Module>(model: &M, grads: &mut GradientsParams, keep: impl Fn(ParamId) -> bool) {
     struct Keep<'a, F> {
         grads: &'a mut GradientsParams,
         keep: F,

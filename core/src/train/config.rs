@@ -6,18 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::schedule::{Decay, Schedule};
 use crate::error::{Error, Result};
-
-/// The pretraining objective.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Objective {
-    /// Next-token prediction over packed blocks (GPT).
-    Causal,
-    /// Masked LM, 15% / 80-10-10 (BERT).
-    Masked,
-    /// Span corruption, density 0.15, mean span 3 (T5).
-    Span,
-}
+pub use crate::objectives::Objective;
+use crate::objectives::collator::Noise;
 
 /// Every key is documented: `hearth train --keys` (and `--help`) lists them from this struct, with
 /// their types and defaults (see [`TrainConfig::keys`]), so the list cannot go stale.
@@ -202,6 +192,16 @@ impl TrainConfig {
         match self.tokens_per_step {
             Some(t) => t.div_ceil(self.batch_size * self.block_size).max(1),
             None => self.grad_accum.max(1),
+        }
+    }
+
+    /// The objectives' rates this run sets.
+    pub fn noise(&self) -> Noise {
+        Noise {
+            mask_rate: self.mask_rate,
+            whole_word_masking: self.whole_word_masking,
+            noise_density: self.noise_density,
+            mean_span_length: self.mean_span_length,
         }
     }
 

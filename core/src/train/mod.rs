@@ -11,10 +11,12 @@ pub mod optim;
 pub mod precision;
 pub mod run;
 pub mod schedule;
+pub mod state;
 pub mod trainer;
 
 pub use config::{Objective, TrainConfig};
 pub use data::{Cursor, TokenSource};
 pub use precision::Precision;
 pub use schedule::Schedule;
-pub use trainer::{Checkpoint, StepStats, Trainer};
+pub use state::{Checkpoint, StepStats, TrainState};
+pub use trainer::Trainer;

@@ -68,8 +68,16 @@ pub async fn global_norm<M: Module>(model: &M, grads: &GradientsParams) -> Resul
     }
 }
 
+/// Clipping by the global norm: every gradient scaled by `max_norm / norm` when `norm` (from
+/// [`global_norm`]) exceeds `max_norm` (0 turns clipping off).
+pub fn clip_grads<M: Module>(model: &M, grads: &mut GradientsParams, norm: f64, max_norm: f64) {
+    if max_norm > 0.0 && norm > max_norm {
+        scale_grads(model, grads, max_norm / (norm + 1e-6));
+    }
+}
+
 /// Multiplies every gradient by `factor`.
-pub fn scale_grads<M: Module>(model: &M, grads: &mut GradientsParams, factor: f64) {
+fn scale_grads<M: Module>(model: &M, grads: &mut GradientsParams, factor: f64) {
     struct Scale<'a> {
         grads: &'a mut GradientsParams,
         factor: f64,

@@ -1,0 +1,296 @@
+//! `hearth train`: from text (or prepared shards) to a pretrained model, with progress, metrics,
+//! a loss curve, checkpoints that resume exactly, and a summary of what the model learned.
+//!
+//! `run` assembles the run (the out_dir's policy, the data, the plan core checks and builds) and
+//! then runs the loop, which every rank runs alike: the periodic jobs live in `jobs`, what is
+//! printed around the loop in `summary`, the data in `data`.
+
+mod data;
+mod jobs;
+mod summary;
+
+use std::path::{Path, PathBuf};
+
+use hearth_core::error::io;
+use hearth_core::models::ModelConfig;
+use hearth_core::readback::block_on;
+use hearth_core::tokenizer::Tokenizer;
+use hearth_core::train::TrainConfig;
+use hearth_core::train::run::{AnyTrainer, Resume, RunPlan, Start};
+use hearth_core::{Backend, Error, fit};
+
+use self::data::{Data, load_data, model_config};
+use self::jobs::{Checkpointer, Interrupt, StepLog, Validation, ZeroShot};
+use crate::checkpoint;
+use crate::faults;
+use crate::tcp::TcpCollective;
+
+#[derive(clap::Args)]
+#[command(after_long_help = run_file_keys_help())]
+pub struct Args {
+    /// A TOML run file (the keys below, `--keys`; `[model]` for HF config overrides).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Continue from the latest intact checkpoint in the run's out_dir.
+    #[arg(long)]
+    resume: bool,
+    /// Start a new run in an out_dir that holds another run's checkpoints and metrics, removing them
+    /// first (without it such a folder is refused, and nothing in it is touched).
+    #[arg(long)]
+    overwrite: bool,
+    /// List every run-file key with its type, default and meaning, and exit.
+    #[arg(long)]
+    keys: bool,
+    /// Any config key as `--key value` (`--lr 3e-4`, `--preset bert-tiny`, `--model.n_layer 6`).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    overrides: Vec<String>,
+}
+
+/// `hearth train --help`'s list of run-file keys (from `TrainConfig`, see `train::keys`).
+fn run_file_keys_help() -> String {
+    format!(
+        "Run-file keys (in a --config TOML file, or on the command line as --key value, `_` or `-`):\n\n{}",
+        hearth_core::train::keys::keys_table()
+    )
+}
+
+pub fn load_config(file: Option<&Path>, overrides: &[String]) -> Result<TrainConfig, Error> {
+    let mut table: toml::Table = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(io("read", path.display()))?;
+            toml::from_str(&text).map_err(|e| Error::Config(e.message().to_string()).in_file(path.display()))?
+        }
+        None => Default::default(),
+    };
+    crate::overrides::apply(&mut table, overrides)?;
+    TrainConfig::from_toml(&toml::to_string(&table).expect("a table serialises"))
+}
+
+pub fn run(mut args: Args) -> Result<(), Error> {
+    // `--resume`, `--overwrite` and `--keys` after the `--key value` settings land among them.
+    for (flag, on) in [("--resume", &mut args.resume), ("--overwrite", &mut args.overwrite), ("--keys", &mut args.keys)]
+    {
+        if let Some(i) = args.overrides.iter().position(|a| a == flag) {
+            args.overrides.remove(i);
+            *on = true;
+        }
+    }
+    if args.keys {
+        print!("{}", hearth_core::train::keys::keys_table());
+        return Ok(());
+    }
+    if args.resume && args.overwrite {
+        return Err(Error::Refused(
+            "--resume continues the run in out_dir and --overwrite replaces it; choose one".into(),
+        ));
+    }
+    let config = load_config(args.config.as_deref(), &args.overrides)?;
+    let out_dir = PathBuf::from(&config.out_dir);
+    let rank0 = std::env::var("RANK").map_or(true, |r| r == "0");
+    let OutDir { earlier_run, resume_from } = claim_out_dir(&config, &out_dir, args.resume, args.overwrite, rank0)?;
+
+    let model_config = match &resume_from {
+        Some((_, dir)) => ModelConfig::from_json(&checkpoint::read(dir, "config.json")?)?,
+        None => model_config(&config)?,
+    };
+    // Data parallelism: torchrun's variables (set by `hearth launch`) name this process's rank.
+    let mut collective = TcpCollective::from_env().map_err(Error::Distributed)?;
+    let (rank, world) = collective.as_ref().map_or((0, 1), |c| (c.rank(), c.world()));
+    let data =
+        shared_data(&config, &model_config, resume_from.as_ref().map(|(_, d)| d.as_path()), collective.as_mut())?;
+    // Where the weights come from: the checkpoint resumed, init_from, or new from the seed.
+    let saved = match (&resume_from, &config.init_from) {
+        (Some((_, dir)), _) => Some(checkpoint::read(dir, "model.safetensors")?),
+        (None, Some(dir)) => Some(checkpoint::read(Path::new(dir), "model.safetensors")?),
+        (None, None) => None,
+    };
+    let start = match &saved {
+        Some(weights) => Start::Saved(weights),
+        None => Start::New { vocab_from_tokenizer: data.tokenizer_trained_here },
+    };
+    let mut plan = RunPlan::new(config, model_config, &data.tokenizer, start)?;
+    let (backend, device) = crate::backend::choose_for_rank(&plan.config.backend)?;
+    plan.config.backend = backend.to_string();
+    let memory_line = check_memory(&plan, backend, &device, world)?;
+
+    if rank == 0 {
+        if !earlier_run.is_empty() {
+            checkpoint::remove_run(&earlier_run)?;
+            eprintln!(
+                "note: --overwrite: removed the earlier run in {} ({} files)",
+                out_dir.display(),
+                earlier_run.len()
+            );
+        }
+        std::fs::create_dir_all(&out_dir).map_err(io("create", out_dir.display()))?;
+    }
+    let resume = match &resume_from {
+        Some((_, dir)) => Some((
+            String::from_utf8_lossy(&checkpoint::read(dir, "trainer_state.json")?).into_owned(),
+            checkpoint::read_optimizer(dir, rank, world, plan.config.zero_stage)?,
+            dir,
+        )),
+        None => None,
+    };
+    let mut trainer = match resume {
+        Some((state_json, optimizer, dir)) => plan
+            .trainer(&device, Some(Resume { state_json: &state_json, optimizer }))
+            .map_err(|e| e.in_file(dir.display()))?,
+        None => plan.trainer(&device, None)?,
+    };
+    if let Some(c) = collective {
+        trainer = block_on(trainer.with_parallel(Box::new(c)))?;
+    }
+    if rank == 0 {
+        for notice in trainer.notices() {
+            eprintln!("hearth: {notice}");
+        }
+        let resumed = resume_from.as_ref().map(|(_, d)| d.as_path());
+        summary::header(&trainer, &data, backend, &out_dir, &memory_line, resumed);
+        checkpoint::write_atomic(&out_dir.join("run.toml"), trainer.config().to_toml().as_bytes())?;
+    }
+    train(trainer, &data, backend, &device, &out_dir, resume_from.map(|(_, d)| d))
+}
+
+/// The loop, on every rank alike (nanoGPT's `train.py`): a step, then each periodic job, which
+/// decides itself whether it is due.
+fn train(
+    mut trainer: AnyTrainer,
+    data: &Data,
+    backend: Backend,
+    device: &burn::tensor::Device,
+    out_dir: &Path,
+    resumed: Option<PathBuf>,
+) -> Result<(), Error> {
+    let rank0 = trainer.rank_and_world().0 == 0;
+    let max_steps = trainer.config().max_steps;
+    let mut log = StepLog::open(out_dir, &trainer, resumed.is_some(), rank0)?;
+    let mut validation = Validation::new(trainer.config());
+    let mut zero_shot = ZeroShot::new(trainer.config(), device)?;
+    let mut checkpoints = Checkpointer::new(out_dir, trainer.config(), &data.tokenizer, resumed)?;
+    let interrupt = Interrupt::install();
+    while trainer.state().step < max_steps {
+        faults::before_step(); // tests only: time to land a kill between checkpoints
+        let stats = trainer.step(data.train.as_ref()).map_err(|e| checkpoints.explain(e))?; // micro-batches, reduce, clip, AdamW
+        let mut record = log.record(&stats, trainer.state().tokens); // loss, lr, grad norm, speed
+        validation.maybe_run(&mut trainer, data.val.as_ref(), &mut record, &log)?; // every eval_every, and last
+        zero_shot.maybe_run(&trainer, &data.tokenizer, &mut record, &log)?; // every zero_shot_every, and last
+        log.maybe_write(record)?; // metrics.jsonl: every log_every, and every evaluation
+        let stop = interrupt.on_any_rank(&mut trainer)?; // Ctrl-C on any rank stops them all
+        checkpoints.maybe_save(&mut trainer, stop)?; // every checkpoint_every, last, and on a stop
+        if stop && stats.step < max_steps {
+            Interrupt::exit(&log, &checkpoints, stats.step, rank0);
+        }
+    }
+    if !rank0 {
+        return Ok(());
+    }
+    log.finish();
+    summary::summary(&trainer, data, backend, device, (&log, &validation, &zero_shot, &checkpoints))
+}
+
+/// What a run finds in its out_dir: a new run's refusal (or, with --overwrite, the earlier run's
+/// files to remove), or the checkpoint to resume.
+struct OutDir {
+    earlier_run: Vec<PathBuf>,
+    resume_from: Option<(u64, PathBuf)>,
+}
+
+/// A new run never mixes with another in the same folder: refused before any work, or (with
+/// --overwrite) the earlier run's files are removed once the run is about to write.
+fn claim_out_dir(
+    config: &TrainConfig,
+    out_dir: &Path,
+    resume: bool,
+    overwrite: bool,
+    rank0: bool,
+) -> Result<OutDir, Error> {
+    let earlier_run = if !resume && rank0 { checkpoint::refuse_other_run(out_dir, overwrite)? } else { Vec::new() };
+    let resume_from = match resume {
+        true => Some(checkpoint::latest_intact(out_dir, rank0).map_err(|e| {
+            let way_on = if checkpoint::run_files(out_dir).is_empty() {
+                "start without --resume"
+            } else {
+                "nothing was trained; restore a checkpoint, or start over with --overwrite"
+            };
+            Error::Refused(format!("--resume: {e}; {way_on}"))
+        })?),
+        false => None,
+    };
+    // --overwrite clears out_dir: a model to start from must not lie inside it.
+    if let Some(init) = config.init_from.as_deref().filter(|_| !earlier_run.is_empty()) {
+        let inside = |p: &Path| std::fs::canonicalize(p).ok();
+        if let (Some(init), Some(out)) = (inside(Path::new(init)), inside(out_dir))
+            && init.starts_with(&out)
+        {
+            return Err(Error::Refused(format!(
+                "init_from {} lies in {}, which --overwrite would clear; copy it elsewhere first",
+                init.display(),
+                out.display()
+            )));
+        }
+    }
+    Ok(OutDir { earlier_run, resume_from })
+}
+
+/// The run's data, tokenized alike on every rank: rank 0 reads (or trains) the tokenizer, or takes
+/// the resumed checkpoint's, and hands it to the others.
+fn shared_data(
+    config: &TrainConfig,
+    model_config: &ModelConfig,
+    resumed: Option<&Path>,
+    collective: Option<&mut TcpCollective>,
+) -> Result<Data, Error> {
+    let resume_tokenizer = match resumed {
+        Some(dir) => Some(Tokenizer::from_json(&checkpoint::read(dir, "tokenizer.json")?)?),
+        None => None,
+    };
+    match collective {
+        Some(c) if c.rank() != 0 => {
+            let shared = c.broadcast_bytes(Vec::new()).map_err(Error::Distributed)?;
+            let (trained, json) =
+                shared.split_first().ok_or_else(|| Error::Distributed("rank 0 sent no tokenizer".into()))?;
+            let mut data = load_data(config, model_config, Some(Tokenizer::from_json(json)?))?;
+            data.tokenizer_trained_here = *trained == 1;
+            Ok(data)
+        }
+        Some(c) => {
+            let data = load_data(config, model_config, resume_tokenizer)?;
+            let mut shared = vec![data.tokenizer_trained_here as u8];
+            shared.extend(data.tokenizer.to_json()?.into_bytes());
+            c.broadcast_bytes(shared).map_err(Error::Distributed)?;
+            Ok(data)
+        }
+        None => load_data(config, model_config, resume_tokenizer),
+    }
+}
+
+/// Before any work: every tensor fits one binding, and the step's estimated peak fits the memory
+/// (this process's share of it); the header's memory line.
+fn check_memory(
+    plan: &RunPlan,
+    backend: Backend,
+    device: &burn::tensor::Device,
+    world: usize,
+) -> Result<String, Error> {
+    let local_world = std::env::var("LOCAL_WORLD_SIZE").ok().and_then(|w| w.parse::<usize>().ok()).unwrap_or(1).max(1);
+    let mut limits = crate::backend::limits(backend, device);
+    if let Some(gib) = plan.config.max_memory_gib {
+        limits.memory = Some((gib * (1u64 << 30) as f64) as u64);
+        limits.device = format!("max_memory_gib ({})", limits.device);
+    } else if backend == Backend::Flex && local_world > 1 {
+        // The processes on this machine share its memory.
+        limits.memory = limits.memory.map(|m| m / local_world as u64);
+        limits.device = format!("{} (its share for {local_world} processes on this machine)", limits.device);
+    }
+    let peak = plan.check_fits(device, world, &limits)?;
+    Ok(match limits.memory {
+        Some(m) => format!(
+            "estimated peak memory {} per process ({} has {})",
+            fit::human(peak.total),
+            limits.device,
+            fit::human(m)
+        ),
+        None => format!("estimated peak memory {} per process", fit::human(peak.total)),
+    })
+}

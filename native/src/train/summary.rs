@@ -1,0 +1,187 @@
+//! What `hearth train` prints around the loop: the header (model, data, steps, memory), and at
+//! the end the summary (speed, losses beside the unigram baseline, where everything is) with a
+//! sample of what the model learned.
+
+use std::path::Path;
+
+use burn::tensor::Device;
+use hearth_core::generate::{Sampling, fill_mask, generate, text2text};
+use hearth_core::models::{Model, ModelConfig};
+use hearth_core::objectives::Rng;
+use hearth_core::readback::block_on;
+use hearth_core::tokenizer::Tokenizer;
+use hearth_core::train::run::AnyTrainer;
+use hearth_core::train::{Precision, TrainConfig};
+use hearth_core::{Backend, Error};
+use rand::SeedableRng;
+
+use super::data::Data;
+use super::jobs::{Checkpointer, StepLog, Validation, ZeroShot};
+use crate::checkpoint;
+use crate::corpus::unigram_baseline;
+use crate::report::{loss_curve_svg, read_curves};
+
+/// The lines before the first step.
+pub fn header(
+    trainer: &AnyTrainer,
+    data: &Data,
+    backend: Backend,
+    out_dir: &Path,
+    memory_line: &str,
+    resumed: Option<&Path>,
+) {
+    let config = trainer.config();
+    let (_, world) = trainer.rank_and_world();
+    let tokens_per_step = config.batch_size * config.block_size * config.accumulation();
+    println!(
+        "hearth: {} ({:.2}M parameters) on {backend}, {}, data: {} ({} train / {} val tokens, vocabulary {})",
+        trainer.model_config().model_type(),
+        trainer.num_params() as f64 / 1e6,
+        trainer.objective_name(),
+        data.source,
+        data.train.len(),
+        data.val.len(),
+        data.tokenizer.vocab_size()
+    );
+    println!(
+        "         {} steps × {tokens_per_step} tokens (batch {} × block {} × accumulation {}), lr {} → {}, out_dir {}",
+        config.max_steps,
+        config.batch_size,
+        config.block_size,
+        config.accumulation(),
+        config.lr,
+        config.min_lr,
+        out_dir.display()
+    );
+    println!("         {memory_line}");
+    let precision = trainer.precision();
+    if world > 1 || precision != Precision::F32 || config.gradient_checkpointing {
+        println!(
+            "         {} compute{}{}{}",
+            precision.name(),
+            if precision == Precision::F32 { "" } else { " (f32 master weights)" },
+            if config.gradient_checkpointing { ", activation checkpointing per block" } else { "" },
+            match (world, config.zero_stage) {
+                (1, _) => String::new(),
+                (w, 1) => format!(", {w} data-parallel ranks, ZeRO stage 1 (optimizer state sharded)"),
+                (w, _) =>
+                    format!(", {w} data-parallel ranks ({} sequences each per micro-batch)", config.batch_size / w),
+            }
+        );
+    }
+    if let Some(dir) = resumed {
+        println!("         resuming at step {} from {}", trainer.state().step, dir.display());
+    }
+}
+
+/// The jobs' results after the last step, the loss curve, and a sample from the model.
+pub fn summary(
+    trainer: &AnyTrainer,
+    data: &Data,
+    backend: Backend,
+    device: &Device,
+    (log, validation, zero_shot, checkpoints): (&StepLog, &Validation, &ZeroShot, &Checkpointer),
+) -> Result<(), Error> {
+    let config: &TrainConfig = trainer.config();
+    let model_config = trainer.model_config();
+    let elapsed = log.elapsed_s();
+    let (train_curve, val_curve) = read_curves(&log.path);
+    let curve = log.path.with_file_name("loss_curve.svg");
+    let svg = loss_curve_svg(&train_curve, &val_curve, &format!("{} · {}", model_config.model_type(), data.source));
+    if let Err(e) = checkpoint::write_atomic(&curve, svg.as_bytes()) {
+        // The run and its checkpoints are complete; only the picture is missing.
+        eprintln!("warning: {e}; the metrics are in {}", log.path.display());
+    }
+
+    println!("\n== summary");
+    let tokens = trainer.state().tokens - log.start_tokens();
+    println!(
+        "steps {}  tokens {}  time {:.1}s  {:.0} tokens/s on {backend}",
+        trainer.state().step,
+        tokens,
+        elapsed,
+        tokens as f64 / elapsed.max(1e-9)
+    );
+    if let Some(s) = log.last {
+        println!("final train loss {:.4}", s.loss);
+    }
+    if let (Some(val), ModelConfig::Gpt2(_)) = (validation.last, model_config) {
+        let baseline = unigram_baseline(data.train.as_ref(), data.val.as_ref(), data.tokenizer.vocab_size());
+        println!(
+            "validation loss {val:.4} (perplexity {:.2}); unigram baseline {baseline:.4} (perplexity {:.2})",
+            val.exp(),
+            baseline.exp()
+        );
+    } else if let Some(val) = validation.last {
+        println!("validation loss {val:.4} (perplexity {:.2})", val.exp());
+    }
+    if let Some(dir) = &checkpoints.last {
+        println!("checkpoint {} (HF format: config.json, model.safetensors, tokenizer.json)", dir.display());
+    }
+    if let Some(results) = &zero_shot.last {
+        println!("zero-shot ({} examples per task at most):", config.zero_shot_limit);
+        crate::evaluate::print_zero_shot(results);
+    }
+    println!("metrics {}  loss curve {}", log.path.display(), curve.display());
+    show_what_it_learned(trainer.model(), model_config, &data.tokenizer, device, config.seed)
+}
+
+/// A sample (GPT), a filled [MASK] (BERT) or a filled span (T5) from the trained model.
+fn show_what_it_learned(
+    model: Model,
+    config: &ModelConfig,
+    tokenizer: &Tokenizer,
+    device: &Device,
+    seed: u64,
+) -> Result<(), Error> {
+    let mut rng = Rng::seed_from_u64(seed);
+    match (&model, config) {
+        (Model::Gpt2(m), ModelConfig::Gpt2(c)) => {
+            let prompt = "It is a truth universally acknowledged";
+            let ids = tokenizer.encode(prompt)?;
+            let out = block_on(generate(
+                m,
+                &ids,
+                80,
+                c.n_positions,
+                Sampling::default(),
+                tokenizer.eos_id(),
+                &mut rng,
+                device,
+            ))?;
+            println!("\nsample (temperature 0.8, top-k 40):\n  {prompt}{}", tokenizer.decode(&out)?);
+        }
+        (Model::Bert(m), _) => {
+            let mask = tokenizer.mask_id().ok_or_else(|| Error::Config("no [MASK] token".into()))?;
+            let (cls, sep) = (tokenizer.cls_id().unwrap_or(mask), tokenizer.eos_id().unwrap_or(mask));
+            let mut ids = vec![cls];
+            ids.extend(tokenizer.encode("it is a truth universally acknowledged that a single man")?);
+            let at = ids.len() - 2;
+            ids[at] = mask;
+            ids.push(sep);
+            let top = block_on(fill_mask(m, &ids, mask, 5, device))?;
+            let shown: Vec<String> =
+                top[0].iter().map(|&(t, p)| format!("{} {:.2}", tokenizer.token(t).unwrap_or_default(), p)).collect();
+            println!(
+                "\nfill-mask: \"it is a truth universally acknowledged that a [MASK] man\" → {}",
+                shown.join(", ")
+            );
+        }
+        (Model::T5(m), ModelConfig::T5(c)) => {
+            let s0 = tokenizer.sentinel_ids().first().copied().unwrap_or(0);
+            let mut ids = tokenizer.encode("It is a truth universally")?;
+            ids.push(s0);
+            ids.extend(tokenizer.encode("that a single man in possession of a good fortune")?);
+            let eos = tokenizer.eos_id().unwrap_or(1);
+            ids.push(eos);
+            let out =
+                block_on(text2text(m, &ids, c.decoder_start_token(), eos, 20, Sampling::GREEDY, &mut rng, device))?;
+            println!(
+                "\nspan filling: \"It is a truth universally <extra_id_0> that a single man …\" → {}",
+                tokenizer.decode(&out)?
+            );
+        }
+        _ => {}
+    }
+    Ok(())
+}
