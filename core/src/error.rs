@@ -21,6 +21,9 @@ pub enum Error {
     /// "write", "create"); wrap it with [`Error::in_file`] to name the file.
     #[error("cannot {action} it ({source})")]
     Io { action: &'static str, source: std::io::Error },
+    /// The device failed under a run: a read back that did not complete, a lost or exhausted GPU.
+    #[error("device: {0}")]
+    Device(String),
     /// Data-parallel training: a peer, the rendezvous or the ranks' agreement failed.
     #[error("distributed: {0}")]
     Distributed(String),

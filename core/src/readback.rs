@@ -14,9 +14,7 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
 }
 
 fn device_error(e: impl std::fmt::Debug) -> Error {
-    Error::Input(format!(
-        "reading a tensor back from the device failed ({e:?}); the device may be lost or out of memory"
-    ))
+    Error::Device(format!("reading a tensor back failed ({e:?}); the device may be lost or out of memory"))
 }
 
 /// A float tensor's data.
