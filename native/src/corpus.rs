@@ -8,7 +8,6 @@ use hearth_core::Error;
 use hearth_core::error::io;
 use hearth_core::tokenizer::Tokenizer;
 use hearth_core::train::TokenSource;
-use hearth_core::train::corpus::paragraphs;
 use memmap2::Mmap;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -17,75 +16,10 @@ fn io_error(path: &Path, what: impl std::fmt::Display) -> Error {
     Error::Input(what.to_string()).in_file(path.display())
 }
 
-/// The documents of a file: for `.parquet` (a Hugging Face dataset export) and `.jsonl`, each
-/// row's "text"; otherwise paragraphs (blocks separated by blank lines), with hard line wraps
-/// joined by spaces.
+/// The documents of a file (see `prepare::inputs`): `.parquet` and `.jsonl` rows' "text", or
+/// paragraphs; a file without any is an error.
 pub fn read_documents(path: &Path) -> Result<Vec<String>, Error> {
-    if path.extension().is_some_and(|e| e == "parquet") {
-        return read_parquet(path);
-    }
-    let bytes = std::fs::read(path).map_err(io("read", path.display()))?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        io_error(
-            path,
-            format!(
-                "is not UTF-8 (invalid byte at offset {}); convert it with iconv -t UTF-8",
-                e.utf8_error().valid_up_to()
-            ),
-        )
-    })?;
-    let docs: Vec<String> = if path.extension().is_some_and(|e| e == "jsonl") {
-        let mut docs = Vec::new();
-        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-            let v: serde_json::Value =
-                serde_json::from_str(line).map_err(|e| io_error(path, format!("line {}: not JSON ({e})", i + 1)))?;
-            let t = v
-                .get("text")
-                .and_then(|t| t.as_str())
-                .ok_or_else(|| io_error(path, format!("line {}: no \"text\" string field", i + 1)))?;
-            docs.push(t.to_string());
-        }
-        docs
-    } else {
-        paragraphs(&text)
-    };
-    if docs.is_empty() {
-        return Err(io_error(path, "holds no text; give a corpus with at least one non-empty line"));
-    }
-    Ok(docs)
-}
-
-/// The "text" column of a Parquet file, read row group by row group through the record API
-/// (projected to that one column).
-fn read_parquet(path: &Path) -> Result<Vec<String>, Error> {
-    use parquet::file::reader::{FileReader, SerializedFileReader};
-    use parquet::record::Field;
-    use parquet::schema::types::Type;
-
-    let file = File::open(path).map_err(|e| io_error(path, format!("cannot open it ({e})")))?;
-    let reader =
-        SerializedFileReader::new(file).map_err(|e| io_error(path, format!("not a readable Parquet file ({e})")))?;
-    let schema = reader.metadata().file_metadata().schema_descr_ptr();
-    let text = schema.root_schema().get_fields().iter().find(|f| f.name() == "text").cloned().ok_or_else(|| {
-        io_error(path, "has no \"text\" column; Hearth reads the text of each row from a column named text")
-    })?;
-    let projection = Type::group_type_builder("schema").with_fields(vec![text]).build().expect("a one-column schema");
-    let rows = reader.get_row_iter(Some(projection)).map_err(|e| io_error(path, format!("cannot read rows ({e})")))?;
-    let mut docs = Vec::new();
-    for row in rows {
-        let row = row.map_err(|e| io_error(path, format!("cannot read a row ({e})")))?;
-        for (_, field) in row.get_column_iter() {
-            match field {
-                Field::Str(s) if !s.trim().is_empty() => docs.push(s.clone()),
-                Field::Str(_) | Field::Null => {}
-                other => return Err(io_error(path, format!("its \"text\" column holds {other:?}, not strings"))),
-            }
-        }
-    }
-    if docs.is_empty() {
-        return Err(io_error(path, "holds no text; give a corpus with at least one non-empty row"));
-    }
-    Ok(docs)
+    crate::prepare::read_all(path)
 }
 
 /// Every document tokenized (in parallel, with a progress bar), each followed by `eos`, as one stream.
@@ -122,40 +56,12 @@ pub struct ShardMeta {
     pub train_tokens: usize,
     pub val_tokens: usize,
     pub documents: usize,
-}
-
-/// Writes `train.bin`, `val.bin` (u16 when the vocabulary fits, else u32, little-endian),
-/// `meta.json` and the tokenizer into `dir`; the last `val_fraction` of documents is held out.
-pub fn write_shards(dir: &Path, tokenizer: &Tokenizer, docs: &[String], val_fraction: f64) -> Result<ShardMeta, Error> {
-    let eos = tokenizer
-        .eos_id()
-        .ok_or_else(|| Error::Config("the tokenizer has no end-of-text token to separate documents".into()))?;
-    std::fs::create_dir_all(dir).map_err(io("create", dir.display()))?;
-    let n_val = ((docs.len() as f64 * val_fraction).round() as usize).min(docs.len().saturating_sub(1));
-    let (train_docs, val_docs) = docs.split_at(docs.len() - n_val);
-    let wide = tokenizer.vocab_size() > u16::MAX as usize + 1;
-    let mut sizes = [0usize; 2];
-    for (i, (name, part)) in [("train.bin", train_docs), ("val.bin", val_docs)].into_iter().enumerate() {
-        let ids = tokenize_documents(tokenizer, part, eos)?;
-        sizes[i] = ids.len();
-        let bytes: Vec<u8> = if wide {
-            ids.iter().flat_map(|t| t.to_le_bytes()).collect()
-        } else {
-            ids.iter().flat_map(|&t| (t as u16).to_le_bytes()).collect()
-        };
-        crate::checkpoint::write_atomic(&dir.join(name), &bytes)?;
-    }
-    let meta = ShardMeta {
-        dtype: if wide { "u32" } else { "u16" }.into(),
-        vocab_size: tokenizer.vocab_size(),
-        eos_id: eos,
-        train_tokens: sizes[0],
-        val_tokens: sizes[1],
-        documents: docs.len(),
-    };
-    crate::checkpoint::write_atomic(&dir.join("meta.json"), serde_json::to_string_pretty(&meta).unwrap().as_bytes())?;
-    crate::checkpoint::write_atomic(&dir.join("tokenizer.json"), tokenizer.to_json()?.as_bytes())?;
-    Ok(meta)
+    /// The shards of each split, in order (empty in a folder from before shards: `train.bin`,
+    /// `val.bin`).
+    #[serde(default)]
+    pub train_shards: Vec<String>,
+    #[serde(default)]
+    pub val_shards: Vec<String>,
 }
 
 /// A memory-mapped shard: tokens are read where they lie, never loaded whole.
@@ -202,14 +108,58 @@ impl TokenSource for MmapShard {
     }
 }
 
-/// A prepared folder: its meta and shards.
-pub fn open_prepared(dir: &Path) -> Result<(ShardMeta, MmapShard, MmapShard, PathBuf), Error> {
+/// A split's shards as one token stream: a read may run across a shard boundary, so a window's
+/// position (and a checkpoint's data cursor) is exact whatever the shard size.
+pub struct ShardSet {
+    shards: Vec<MmapShard>,
+    /// Where each shard starts in the stream, and the stream's length last.
+    starts: Vec<usize>,
+}
+
+impl ShardSet {
+    pub fn new(shards: Vec<MmapShard>) -> Self {
+        let mut starts = vec![0];
+        for s in &shards {
+            starts.push(starts.last().expect("one start") + s.len());
+        }
+        Self { shards, starts }
+    }
+}
+
+impl TokenSource for ShardSet {
+    fn len(&self) -> usize {
+        *self.starts.last().expect("one start")
+    }
+    fn read(&self, start: usize, out: &mut [u32]) {
+        let (mut at, mut done) = (start, 0);
+        let mut shard = self.starts.partition_point(|&s| s <= at) - 1;
+        while done < out.len() {
+            let n = (self.starts[shard + 1] - at).min(out.len() - done);
+            self.shards[shard].read(at - self.starts[shard], &mut out[done..done + n]);
+            (at, done, shard) = (at + n, done + n, shard + 1);
+        }
+    }
+}
+
+/// A prepared folder: its meta, its train and validation streams, and its tokenizer's path.
+pub fn open_prepared(dir: &Path) -> Result<(ShardMeta, ShardSet, ShardSet, PathBuf), Error> {
     let meta_path = dir.join("meta.json");
     let text = std::fs::read_to_string(&meta_path).map_err(io("read", meta_path.display()))?;
     let meta: ShardMeta = serde_json::from_str(&text)
         .map_err(|e| io_error(&meta_path, format!("not a `hearth prepare` meta.json ({e})")))?;
-    let train = MmapShard::open(&dir.join("train.bin"), &meta.dtype)?;
-    let val = MmapShard::open(&dir.join("val.bin"), &meta.dtype)?;
+    let open = |names: &[String], single: &str| -> Result<ShardSet, Error> {
+        let names = if names.is_empty() { vec![single.to_string()] } else { names.to_vec() };
+        Ok(ShardSet::new(names.iter().map(|n| MmapShard::open(&dir.join(n), &meta.dtype)).collect::<Result<_, _>>()?))
+    };
+    let (train, val) = (open(&meta.train_shards, "train.bin")?, open(&meta.val_shards, "val.bin")?);
+    for (set, tokens, split) in [(&train, meta.train_tokens, "train"), (&val, meta.val_tokens, "validation")] {
+        if set.len() != tokens {
+            return Err(io_error(
+                &meta_path,
+                format!("counts {tokens} {split} tokens but the shards hold {}; run `hearth prepare` again", set.len()),
+            ));
+        }
+    }
     Ok((meta, train, val, dir.join("tokenizer.json")))
 }
 

@@ -22,3 +22,15 @@ pub fn while_writing_checkpoint(step: u64) {
     #[cfg(not(feature = "fault-injection"))]
     let _ = step;
 }
+
+/// `HEARTH_TEST_KILL_IN_PREPARE=<n>`: `hearth prepare` kills itself (SIGKILL) after tokenizing its
+/// `n`-th chunk, before committing it.
+pub fn before_prepare_commit(chunk: u64) {
+    #[cfg(feature = "fault-injection")]
+    if std::env::var("HEARTH_TEST_KILL_IN_PREPARE").is_ok_and(|s| s == chunk.to_string()) {
+        let _ = std::process::Command::new("kill").args(["-9", &std::process::id().to_string()]).status();
+        std::process::abort();
+    }
+    #[cfg(not(feature = "fault-injection"))]
+    let _ = chunk;
+}

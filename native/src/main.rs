@@ -6,7 +6,6 @@ mod bench_memory;
 mod bench_train;
 mod checkpoint;
 mod corpus;
-mod data_cmd;
 mod evaluate;
 mod faults;
 mod finetune;
@@ -15,8 +14,10 @@ mod labeled_data;
 mod launch;
 mod overrides;
 mod parity;
+mod prepare;
 mod report;
 mod tcp;
+mod tokenizer_cmd;
 mod train;
 
 use std::alloc::GlobalAlloc;
@@ -46,7 +47,7 @@ enum Command {
     #[command(subcommand)]
     Tokenizer(TokenizerCommand),
     /// Tokenize text into memory-mapped shards with a validation split.
-    Prepare(data_cmd::PrepareArgs),
+    Prepare(prepare::PrepareArgs),
     /// Evaluate a checkpoint: perplexity (and bits per byte) on a text, or zero-shot tasks.
     #[command(subcommand)]
     Eval(EvalCommand),
@@ -100,7 +101,7 @@ enum EvalCommand {
 #[derive(Subcommand)]
 enum TokenizerCommand {
     /// Train a tokenizer on text files.
-    Train(data_cmd::TokenizerTrainArgs),
+    Train(tokenizer_cmd::TokenizerTrainArgs),
 }
 
 /// The system allocator, which says what to change when the machine runs out of memory: a run that
@@ -200,9 +201,9 @@ fn main() -> ExitCode {
         Command::Parity(args) => parity::run(args),
         Command::Train(args) => train::run(args).map(|()| ExitCode::SUCCESS),
         Command::Tokenizer(TokenizerCommand::Train(args)) => {
-            data_cmd::run_tokenizer_train(args).map(|()| ExitCode::SUCCESS)
+            tokenizer_cmd::run_tokenizer_train(args).map(|()| ExitCode::SUCCESS)
         }
-        Command::Prepare(args) => data_cmd::run_prepare(args).map(|()| ExitCode::SUCCESS),
+        Command::Prepare(args) => prepare::run(args).map(|()| ExitCode::SUCCESS),
         Command::Eval(EvalCommand::Perplexity(args)) => evaluate::run_perplexity(args).map(|()| ExitCode::SUCCESS),
         Command::Eval(EvalCommand::ZeroShot(args)) => evaluate::run_zero_shot(args).map(|()| ExitCode::SUCCESS),
         Command::Finetune(args) => finetune::run(args).map(|()| ExitCode::SUCCESS),

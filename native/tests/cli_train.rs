@@ -480,7 +480,7 @@ fn parquet_and_jsonl_prepare_into_shards_that_train() {
         serde_json::from_str(&std::fs::read_to_string(shards.join("meta.json")).unwrap()).unwrap();
     assert_eq!(meta["dtype"], "u16");
     let train_tokens = meta["train_tokens"].as_u64().unwrap();
-    assert_eq!(std::fs::metadata(shards.join("train.bin")).unwrap().len(), 2 * train_tokens);
+    assert_eq!(std::fs::metadata(shards.join("train-000000.bin")).unwrap().len(), 2 * train_tokens);
 
     let run_dir = dir.join("run");
     let out = run(&[

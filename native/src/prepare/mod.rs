@@ -1,0 +1,303 @@
+//! `hearth prepare`: a corpus of any size to token shards, in bounded memory. Documents stream in
+//! from many files (`inputs`), are tokenized a chunk at a time on every thread, and go, in input
+//! order, to the train or validation split by a hash of their text; tokens land in numbered shards
+//! as they come (`shards`). After each chunk the position is committed to a state file, so an
+//! interrupted run continues with `--resume`; the output is the same bytes for any number of
+//! threads, however often it was interrupted.
+
+mod inputs;
+mod shards;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use hearth_core::Error;
+use hearth_core::error::io;
+use hearth_core::tokenizer::Tokenizer;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+pub use self::inputs::read_all;
+use self::inputs::{Input, documents, expand};
+use self::shards::{ShardWriter, SplitProgress};
+use crate::checkpoint::write_atomic;
+use crate::corpus::ShardMeta;
+
+#[derive(clap::Args)]
+pub struct PrepareArgs {
+    /// Files, folders (every file below them) and quoted patterns ("data/*.jsonl.zst"): .txt
+    /// (paragraphs), .jsonl (a field per line, see --field), .jsonl.gz and .jsonl.zst, .parquet.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// tokenizer.json to tokenize with.
+    #[arg(long, short)]
+    tokenizer: PathBuf,
+    /// Output folder (train-NNNNNN.bin, val-NNNNNN.bin, meta.json, tokenizer.json).
+    #[arg(long, short)]
+    out: PathBuf,
+    /// Share of documents held out for validation, each chosen by a hash of its text and --seed
+    /// (the same split however the inputs are ordered or cut into files).
+    #[arg(long, default_value_t = 0.05)]
+    val_fraction: f64,
+    /// Seed of the validation split's hash.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// The JSON field or Parquet column that holds the text.
+    #[arg(long, default_value = "text")]
+    field: String,
+    /// Tokens per shard (the last one holds the rest).
+    #[arg(long, default_value_t = 100_000_000)]
+    shard_tokens: u64,
+    /// Memory budget in GiB: the text tokenized at once is a sixteenth of it.
+    #[arg(long, default_value_t = 1.0)]
+    memory: f64,
+    /// Continue the interrupted prepare in --out (the same command, with --resume).
+    #[arg(long)]
+    resume: bool,
+}
+
+/// What a prepare is: every setting that shapes the bytes. A resumed run must match it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Settings {
+    inputs: Vec<(String, u64)>,
+    tokenizer_crc32: u32,
+    val_fraction: f64,
+    seed: u64,
+    field: String,
+    shard_tokens: u64,
+}
+
+/// The state file: the settings and the position of the last commit.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct State {
+    settings: Settings,
+    position: Position,
+    documents: u64,
+    train: SplitProgress,
+    val: SplitProgress,
+}
+
+const STATE: &str = ".prepare-state.json";
+
+/// The next document to read: input `input`, after `skip` of its documents.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+struct Position {
+    input: usize,
+    skip: u64,
+}
+
+pub fn run(args: PrepareArgs) -> Result<(), Error> {
+    let tokenizer_json = std::fs::read(&args.tokenizer).map_err(io("read", args.tokenizer.display()))?;
+    let tokenizer = Tokenizer::from_json(&tokenizer_json).map_err(|e| e.in_file(args.tokenizer.display()))?;
+    let eos = tokenizer.eos_id().ok_or_else(|| {
+        Error::Config("the tokenizer has no end-of-text token to separate documents".into())
+            .in_file(args.tokenizer.display())
+    })?;
+    if !(0.0..1.0).contains(&args.val_fraction) || args.shard_tokens == 0 || !(args.memory > 0.0) {
+        return Err(Error::Config("--val-fraction lies in [0, 1), --shard-tokens and --memory are positive".into()));
+    }
+    let inputs = expand(&args.inputs)?;
+    let settings = Settings {
+        inputs: inputs.iter().map(|i| (i.path.display().to_string(), i.bytes)).collect(),
+        tokenizer_crc32: crc32fast::hash(&tokenizer_json),
+        val_fraction: args.val_fraction,
+        seed: args.seed,
+        field: args.field.clone(),
+        shard_tokens: args.shard_tokens,
+    };
+    let state = claim_out(&args.out, settings, args.resume)?;
+    let wide = tokenizer.vocab_size() > u16::MAX as usize + 1;
+    let mut train = ShardWriter::open(&args.out, "train", wide, args.shard_tokens, state.train)?;
+    let mut val = ShardWriter::open(&args.out, "val", wide, args.shard_tokens, state.val)?;
+
+    let total: u64 = inputs.iter().map(|i| i.bytes).sum();
+    let read = Arc::new(AtomicU64::new(inputs[..state.position.input].iter().map(|i| i.bytes).sum()));
+    let bar = indicatif::ProgressBar::new(total).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec}  {msg}  [{elapsed_precise} < {eta_precise}]",
+        )
+        .expect("template"),
+    );
+    let chunk_bytes = ((args.memory * (1u64 << 30) as f64) / 16.0).max(4096.0) as usize;
+    let threshold = (args.val_fraction * 2f64.powi(64)) as u64;
+    let mut stream = Stream::new(&inputs, &args.field, read.clone(), state.position)?;
+    let (mut documents_done, start, start_tokens) =
+        (state.documents, Instant::now(), state.train.tokens + state.val.tokens);
+    let mut chunks = 0u64;
+    loop {
+        let chunk = stream.chunk(chunk_bytes)?; // documents, about chunk_bytes of text
+        if chunk.is_empty() {
+            break;
+        }
+        let tokens: Vec<Vec<u32>> = chunk.par_iter().map(|doc| tokenizer.encode(doc)).collect::<Result<_, _>>()?; // every thread
+        for (doc, ids) in chunk.iter().zip(&tokens) {
+            let split = if split_hash(doc, args.seed) < threshold { &mut val } else { &mut train };
+            split.push(ids)?;
+            split.push(&[eos])?;
+        }
+        documents_done += chunk.len() as u64;
+        chunks += 1;
+        crate::faults::before_prepare_commit(chunks); // tests only
+        let state = State {
+            settings: state.settings.clone(),
+            position: stream.position(),
+            documents: documents_done,
+            train: train.commit()?,
+            val: val.commit()?,
+        };
+        write_atomic(&args.out.join(STATE), serde_json::to_string_pretty(&state).expect("json").as_bytes())?;
+        let tokens = state.train.tokens + state.val.tokens;
+        bar.set_position(read.load(Ordering::Relaxed));
+        bar.set_message(format!(
+            "{documents_done} documents, {tokens} tokens, {:.2}M tokens/s",
+            (tokens - start_tokens) as f64 / start.elapsed().as_secs_f64().max(1e-9) / 1e6
+        ));
+    }
+    bar.finish_and_clear();
+    if documents_done == 0 {
+        return Err(Error::Input("the inputs hold no text; give files with at least one document".into()));
+    }
+    let (train_tokens, val_tokens) = (train.done.tokens, val.done.tokens);
+    let train_shards = train.finish()?;
+    let val_shards = val.finish()?;
+    let meta = ShardMeta {
+        dtype: if wide { "u32" } else { "u16" }.into(),
+        vocab_size: tokenizer.vocab_size(),
+        eos_id: eos,
+        train_tokens: train_tokens as usize,
+        val_tokens: val_tokens as usize,
+        documents: documents_done as usize,
+        train_shards,
+        val_shards,
+    };
+    write_atomic(&args.out.join("tokenizer.json"), &tokenizer_json)?;
+    write_atomic(&args.out.join("meta.json"), serde_json::to_string_pretty(&meta).expect("json").as_bytes())?;
+    std::fs::remove_file(args.out.join(STATE)).map_err(io("remove", args.out.join(STATE).display()))?;
+    let seconds = start.elapsed().as_secs_f64();
+    println!(
+        "{} documents → {} train / {} val tokens ({}) in {} + {} shards in {}; {:.1}s, {:.2}M tokens/s",
+        meta.documents,
+        meta.train_tokens,
+        meta.val_tokens,
+        meta.dtype,
+        meta.train_shards.len(),
+        meta.val_shards.len(),
+        args.out.display(),
+        seconds,
+        (train_tokens + val_tokens - start_tokens) as f64 / seconds.max(1e-9) / 1e6
+    );
+    if val_tokens == 0 {
+        eprintln!("warning: no document fell in the validation split; raise --val-fraction, or train with --val-data");
+    }
+    Ok(())
+}
+
+/// The document's place in the split: validation when the hash falls under the threshold.
+fn split_hash(doc: &str, seed: u64) -> u64 {
+    twox_hash::XxHash64::oneshot(seed, doc.as_bytes())
+}
+
+/// The state to start from: a new prepare needs an out folder without another one in it; a resumed
+/// one needs the state file of the same settings.
+fn claim_out(out: &Path, settings: Settings, resume: bool) -> Result<State, Error> {
+    let state_path = out.join(STATE);
+    if out.join("meta.json").exists() {
+        return Err(Error::Refused(format!(
+            "{} already holds prepared shards; choose another --out (nothing was changed)",
+            out.display()
+        )));
+    }
+    if resume {
+        let text = std::fs::read_to_string(&state_path).map_err(|_| {
+            Error::Refused(format!("--resume: {} holds no interrupted prepare; start without --resume", out.display()))
+        })?;
+        let state: State = serde_json::from_str(&text)
+            .map_err(|e| Error::Input(format!("not a prepare state ({e})")).in_file(state_path.display()))?;
+        if state.settings != settings {
+            return Err(Error::Refused(format!(
+                "--resume: the prepare in {} was started with other inputs, tokenizer or settings; run the same command with --resume",
+                out.display()
+            )));
+        }
+        return Ok(state);
+    }
+    if state_path.exists() {
+        return Err(Error::Refused(format!(
+            "{} holds an interrupted prepare; continue it with --resume, or choose another --out",
+            out.display()
+        )));
+    }
+    if std::fs::read_dir(out).is_ok_and(|mut d| d.next().is_some()) {
+        return Err(Error::Refused(format!("{} is not empty; choose a new or empty --out", out.display())));
+    }
+    std::fs::create_dir_all(out).map_err(io("create", out.display()))?;
+    Ok(State {
+        settings,
+        position: Position::default(),
+        documents: 0,
+        train: SplitProgress::default(),
+        val: SplitProgress::default(),
+    })
+}
+
+/// The documents of every input in order, with the position of the next one.
+struct Stream<'a> {
+    inputs: &'a [Input],
+    field: &'a str,
+    read: Arc<AtomicU64>,
+    position: Position,
+    current: Option<Box<dyn Iterator<Item = Result<String, Error>> + Send>>,
+}
+
+impl<'a> Stream<'a> {
+    /// The stream at `position` (the documents before it are read and dropped).
+    fn new(inputs: &'a [Input], field: &'a str, read: Arc<AtomicU64>, position: Position) -> Result<Self, Error> {
+        let mut stream =
+            Self { inputs, field, read, position: Position { input: position.input, skip: 0 }, current: None };
+        if position.input < inputs.len() {
+            let mut docs = documents(&inputs[position.input], field, stream.read.clone())?;
+            for _ in 0..position.skip {
+                docs.next().transpose()?;
+            }
+            stream.position.skip = position.skip;
+            stream.current = Some(docs);
+        }
+        Ok(stream)
+    }
+
+    fn position(&self) -> Position {
+        self.position
+    }
+
+    /// The next documents, about `bytes` of text (at least one, unless the inputs are done).
+    fn chunk(&mut self, bytes: usize) -> Result<Vec<String>, Error> {
+        let (mut docs, mut size) = (Vec::new(), 0);
+        while size < bytes {
+            let Some(doc) = self.next_doc()? else { break };
+            size += doc.len();
+            docs.push(doc);
+        }
+        Ok(docs)
+    }
+
+    fn next_doc(&mut self) -> Result<Option<String>, Error> {
+        while self.position.input < self.inputs.len() {
+            if self.current.is_none() {
+                self.current = Some(documents(&self.inputs[self.position.input], self.field, self.read.clone())?);
+            }
+            match self.current.as_mut().expect("opened above").next().transpose()? {
+                Some(doc) => {
+                    self.position.skip += 1;
+                    return Ok(Some(doc));
+                }
+                None => {
+                    self.current = None;
+                    self.position = Position { input: self.position.input + 1, skip: 0 };
+                }
+            }
+        }
+        Ok(None)
+    }
+}

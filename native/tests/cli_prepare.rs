@@ -1,0 +1,226 @@
+//! `hearth prepare` as a user runs it: the same documents give the same shards from one file or
+//! from several files in several formats, on 1 or 2 threads, and after kills and `--resume`; a run
+//! trains on many shards exactly as on one.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn hearth() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hearth"));
+    c.env("XDG_RUNTIME_DIR", std::env::temp_dir());
+    c
+}
+
+fn ok(output: Output) -> Output {
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hearth-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn s(p: &Path) -> String {
+    p.to_str().unwrap().to_string()
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/corpus")
+}
+
+/// The fixtures' documents, in the order of `austen_sample.parquet` (400 rows),
+/// `austen_sample_zstd.parquet` (50) and `austen_sample.jsonl` (50): the first 400 paragraphs of
+/// the bundled corpus, then the first 50 twice.
+fn documents() -> Vec<String> {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/pride_and_prejudice.txt")).unwrap();
+    let paragraphs: Vec<String> = text
+        .split("\n\n")
+        .map(|p| p.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|p| !p.is_empty())
+        .take(400)
+        .collect();
+    paragraphs.iter().chain(&paragraphs[..50]).chain(&paragraphs[..50]).cloned().collect()
+}
+
+fn jsonl(docs: &[String]) -> Vec<u8> {
+    docs.iter().map(|d| serde_json::json!({ "id": 1, "text": d }).to_string() + "\n").collect::<String>().into_bytes()
+}
+
+/// A 400-token BPE trained on the Parquet fixture.
+fn tokenizer(dir: &Path) -> PathBuf {
+    let tok = dir.join("tokenizer.json");
+    let parquet = s(&fixtures().join("austen_sample.parquet"));
+    ok(hearth()
+        .args(["tokenizer", "train", &parquet, "--kind", "bpe", "--vocab-size", "400", "-o", &s(&tok)])
+        .output()
+        .unwrap());
+    tok
+}
+
+/// `hearth [--threads t] prepare inputs… -t tok -o out` with small chunks (about 7 kB of text) and
+/// shards of 3000 tokens.
+fn prepare(threads: usize, inputs: &[PathBuf], tok: &Path, out: &Path, extra: &[&str]) -> Command {
+    prepare_in_shards_of("3000", threads, inputs, tok, out, extra)
+}
+
+fn prepare_in_shards_of(
+    tokens: &str,
+    threads: usize,
+    inputs: &[PathBuf],
+    tok: &Path,
+    out: &Path,
+    extra: &[&str],
+) -> Command {
+    let mut c = hearth();
+    c.args(["--threads", &threads.to_string(), "prepare"]).args(inputs.iter().map(|p| s(p)));
+    c.args(["-t", &s(tok), "-o", &s(out), "--shard-tokens", tokens, "--memory", "0.0001", "--val-fraction", "0.1"]);
+    c.args(extra);
+    c
+}
+
+/// Every file of a prepared folder with its bytes.
+fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| (e.file_name().into_string().unwrap(), std::fs::read(e.path()).unwrap()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn the_same_documents_give_the_same_shards_from_any_files_formats_and_threads() {
+    let dir = scratch("prepare-same");
+    let tok = tokenizer(&dir);
+    let docs = documents();
+
+    // One JSONL file.
+    let all = dir.join("all.jsonl");
+    std::fs::write(&all, jsonl(&docs)).unwrap();
+    let one = dir.join("one");
+    let out = ok(prepare(2, &[all.clone()], &tok, &one, &[]).output().unwrap());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("500 documents"), "{stdout}");
+    let reference = files(&one);
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(one.join("meta.json")).unwrap()).unwrap();
+    let train_shards = meta["train_shards"].as_array().unwrap().len();
+    assert!(train_shards >= 3, "several shards: {meta}");
+    assert!(meta["val_tokens"].as_u64().unwrap() > 0, "{meta}");
+    let shard_bytes: u64 = reference.iter().filter(|(n, _)| n.ends_with(".bin")).map(|(_, b)| b.len() as u64).sum();
+    let tokens = meta["train_tokens"].as_u64().unwrap() + meta["val_tokens"].as_u64().unwrap();
+    assert_eq!(shard_bytes, 2 * tokens, "u16 tokens, all of them in the shards");
+    assert!(!reference.iter().any(|(n, _)| n.starts_with('.')), "no partial shard or state is left");
+
+    // The fixtures: two Parquet files (snappy, zstd) and a JSONL.
+    let fixture_run = dir.join("fixtures");
+    let inputs =
+        ["austen_sample.parquet", "austen_sample_zstd.parquet", "austen_sample.jsonl"].map(|f| fixtures().join(f));
+    ok(prepare(2, &inputs, &tok, &fixture_run, &[]).output().unwrap());
+    assert!(files(&fixture_run) == reference, "Parquet + Parquet + JSONL differ from one JSONL");
+
+    // A folder of text, gzip and zstd JSONL (read in name order), and a quoted pattern.
+    let folder = dir.join("mixed");
+    std::fs::create_dir_all(&folder).unwrap();
+    let text: String = docs[..200].iter().map(|d| format!("{d}\n\n")).collect();
+    std::fs::write(folder.join("a.txt"), text.replace(". ", ".\n")).unwrap(); // hard line wraps
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&jsonl(&docs[200..400])).unwrap();
+    std::fs::write(folder.join("b.jsonl.gz"), gz.finish().unwrap()).unwrap();
+    std::fs::write(folder.join("c.jsonl.zst"), zstd::encode_all(&jsonl(&docs[400..450])[..], 3).unwrap()).unwrap();
+    let tail = dir.join("tail");
+    std::fs::create_dir_all(&tail).unwrap();
+    std::fs::write(tail.join("d.jsonl"), jsonl(&docs[450..])).unwrap();
+    let mixed = dir.join("mixed-out");
+    ok(prepare(2, &[folder, tail.join("*.jsonl")], &tok, &mixed, &[]).output().unwrap());
+    assert!(files(&mixed) == reference, "text + .jsonl.gz + .jsonl.zst + pattern differ from one JSONL");
+
+    // One thread.
+    let single = dir.join("single");
+    ok(prepare(1, &[all], &tok, &single, &[]).output().unwrap());
+    assert!(files(&single) == reference, "1 thread differs from 2");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+#[cfg_attr(not(feature = "fault-injection"), ignore = "needs --features hearth/fault-injection")]
+fn a_killed_prepare_resumes_to_the_same_bytes() {
+    let dir = scratch("prepare-resume");
+    let tok = tokenizer(&dir);
+    let all = dir.join("all.jsonl");
+    std::fs::write(&all, jsonl(&documents())).unwrap();
+    let whole = dir.join("whole");
+    ok(prepare(2, &[all.clone()], &tok, &whole, &[]).output().unwrap());
+
+    let killed = dir.join("killed");
+    // Killed (SIGKILL) with chunk 4, then again with chunk 9 of the resumed run: each time after the
+    // chunk's tokens were written and before its commit.
+    for chunk in ["4", "9"] {
+        let resume: &[&str] = if chunk == "4" { &[] } else { &["--resume"] };
+        let out = prepare(2, &[all.clone()], &tok, &killed, resume)
+            .env("HEARTH_TEST_KILL_IN_PREPARE", chunk)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "killed at chunk {chunk}");
+    }
+    let again = prepare(2, &[all.clone()], &tok, &killed, &[]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        !again.status.success() && stderr.contains("--resume"),
+        "an interrupted prepare is not started over: {stderr}"
+    );
+    let other = prepare(2, &[all.clone()], &tok, &killed, &["--resume", "--seed", "7"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&other.stderr);
+    assert!(!other.status.success() && stderr.contains("other inputs, tokenizer or settings"), "{stderr}");
+    ok(prepare(2, &[all.clone()], &tok, &killed, &["--resume"]).output().unwrap());
+    assert!(files(&killed) == files(&whole), "killed twice and resumed differs from uninterrupted");
+
+    let done = prepare(2, &[all], &tok, &killed, &[]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(!done.status.success() && stderr.contains("already holds prepared shards"), "{stderr}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn training_on_many_shards_follows_the_curve_of_one() {
+    let dir = scratch("prepare-train");
+    let tok = tokenizer(&dir);
+    let all = dir.join("all.jsonl");
+    std::fs::write(&all, jsonl(&documents())).unwrap();
+    let mut losses = Vec::new();
+    for shard_tokens in ["1000", "100000000"] {
+        let shards = dir.join(format!("shards-{shard_tokens}"));
+        ok(prepare_in_shards_of(shard_tokens, 2, &[all.clone()], &tok, &shards, &[]).output().unwrap());
+        let run = dir.join(format!("run-{shard_tokens}"));
+        #[rustfmt::skip]
+        let out = ok(hearth().args([
+            "train", "--backend", "flex", "--data", &s(&shards), "--out-dir", &s(&run), "--max-steps", "12",
+            "--batch-size", "4", "--block-size", "32", "--model.n_positions", "32", "--model.n_layer", "1",
+            "--model.n_embd", "32", "--eval-every", "6", "--eval-batches", "2", "--checkpoint-every", "12", "--log-every", "1",
+        ]).output().unwrap());
+        assert!(String::from_utf8_lossy(&out.stdout).contains("train /"), "trains on the shards");
+        losses.push(
+            std::fs::read_to_string(run.join("metrics.jsonl"))
+                .unwrap()
+                .lines()
+                .map(|l| {
+                    let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    (v["step"].as_u64(), v["loss"].as_f64(), v["val_loss"].as_f64())
+                })
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert_eq!(losses[0].len(), 12);
+    assert_eq!(losses[0], losses[1], "the windows read across shard boundaries are the tokens of one shard");
+    std::fs::remove_dir_all(&dir).ok();
+}
