@@ -5,6 +5,8 @@ use burn::tensor::{Device, DeviceKind};
 use hearth_core::fit::DeviceLimits;
 use hearth_core::{Backend, Error};
 
+use crate::ranks::Ranks;
+
 /// `auto`: wgpu, unless every adapter wgpu finds is a software renderer (lavapipe/llvmpipe,
 /// SwiftShader, WARP), where burn's CPU backend `flex` is an order of magnitude faster.
 pub fn choose(name: &str) -> Result<(Backend, Device), Error> {
@@ -23,14 +25,12 @@ pub fn choose(name: &str) -> Result<(Backend, Device), Error> {
     Ok((backend, backend.device()))
 }
 
-/// [`choose`] for a process of a data-parallel run (`LOCAL_RANK`, `LOCAL_WORLD_SIZE` from the
-/// launcher): on wgpu, with several ranks on this machine, local rank `i` takes the `i`-th discrete
+/// [`choose`] for a process of a data-parallel run (its local rank from the launcher or MPI): on wgpu, with several ranks on this machine, local rank `i` takes the `i`-th discrete
 /// GPU (as `torchrun` users give each rank one `CUDA_VISIBLE_DEVICES`), or the default adapter,
 /// shared, when the machine has fewer. GPUs are counted on wgpu's primary APIs (Vulkan, Metal,
 /// DX12), the ones burn's wgpu runtime opens.
-pub fn choose_for_rank(name: &str) -> Result<(Backend, Device), Error> {
-    let var = |key: &str| std::env::var(key).ok().and_then(|v| v.parse::<usize>().ok());
-    let (local_rank, local_world) = (var("LOCAL_RANK").unwrap_or(0), var("LOCAL_WORLD_SIZE").unwrap_or(1));
+pub fn choose_for_rank(name: &str, ranks: &Ranks) -> Result<(Backend, Device), Error> {
+    let (local_rank, local_world) = (ranks.local_rank, ranks.local_world);
     let (backend, device) = choose(name)?;
     if backend != Backend::Wgpu || local_world <= 1 {
         return Ok((backend, device));

@@ -29,6 +29,10 @@ pub struct MemoryArgs {
     /// Ranks of the data-parallel combinations (processes on this machine).
     #[arg(long, default_value_t = 2)]
     nproc: usize,
+    /// What starts the ranks: `hearth` (`hearth launch`, the TCP ring) or `mpiexec` (MPI; a hearth
+    /// built with the `mpi` feature).
+    #[arg(long, default_value = "hearth")]
+    launcher: String,
     /// The half precision of the mixed combinations: f16 or bf16 (default: bf16 where the device
     /// has it, else f16).
     #[arg(long)]
@@ -103,6 +107,9 @@ const LADDER: [(usize, usize, usize); 9] = [
 pub fn run(args: MemoryArgs) -> Result<(), Error> {
     if args.nproc < 2 {
         return Err(Error::Config("--nproc must be at least 2 (the data-parallel combinations need ranks)".into()));
+    }
+    if !["hearth", "mpiexec"].contains(&args.launcher.as_str()) {
+        return Err(Error::Config(format!("--launcher {}: choose hearth or mpiexec", args.launcher)));
     }
     if args.batch_size % args.nproc != 0 {
         return Err(Error::Config(format!(
@@ -244,7 +251,7 @@ pub fn run(args: MemoryArgs) -> Result<(), Error> {
         };
         let json = serde_json::json!({
             "preset": args.preset, "backend": args.backend, "batch_size": args.batch_size, "seq": args.seq,
-            "nproc": args.nproc, "overrides": args.overrides,
+            "nproc": args.nproc, "launcher": args.launcher, "overrides": args.overrides,
             "runs": rows.iter().map(|(c, m)| match m {
                 Ok(m) => row(c, m),
                 Err(e) => serde_json::json!({"combination": c.name(), "error": e.to_string()}),
@@ -295,7 +302,10 @@ fn measure(
     bench.extend(args.overrides.iter().cloned());
     bench.extend(extra.iter().cloned());
     let mut command = Command::new(exe);
-    if c.ranks > 1 {
+    if c.ranks > 1 && args.launcher == "mpiexec" {
+        command = Command::new("mpiexec");
+        command.args(["-n", &c.ranks.to_string()]).arg(exe);
+    } else if c.ranks > 1 {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())

@@ -10,7 +10,6 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::tcp::TcpCollective;
 use hearth_core::error::io;
 use hearth_core::models::presets::preset;
 use hearth_core::models::{Model, ModelConfig};
@@ -179,10 +178,10 @@ pub fn run(mut args: TrainArgs) -> Result<(), Error> {
     if let Some(p) = config.dropout {
         model_config.set_dropout(p);
     }
-    // Under `hearth launch`: one of several data-parallel ranks (each reports its own memory).
-    let collective = TcpCollective::from_env().map_err(Error::Distributed)?;
-    let (rank, world) = collective.as_ref().map_or((0, 1), |c| (c.rank(), c.world()));
-    let (backend, device) = crate::backend::choose_for_rank(&config.backend)?;
+    // Under `hearth launch` or MPI: one of several data-parallel ranks (each reports its own memory).
+    let (ranks, collective) = crate::ranks::join()?;
+    let (rank, world) = (ranks.rank, ranks.world);
+    let (backend, device) = crate::backend::choose_for_rank(&config.backend, &ranks)?;
     config.backend = backend.to_string();
     // Every tensor must fit one binding (the memory itself is what this benchmark measures).
     let fused = hearth_core::fit::fused_attention(&device, config.fused_attention);
@@ -207,7 +206,7 @@ pub fn run(mut args: TrainArgs) -> Result<(), Error> {
 
     let mut trainer = Trainer::new(model, model_config.clone(), config.clone(), Collator::Causal, &device);
     if let Some(c) = collective {
-        trainer = hearth_core::readback::block_on(trainer.with_parallel(Box::new(c)))?;
+        trainer = hearth_core::readback::block_on(trainer.with_parallel(c))?;
     }
     let quiet = rank != 0;
     let say = |line: String| {

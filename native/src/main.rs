@@ -12,9 +12,12 @@ mod finetune;
 mod infer;
 mod labeled_data;
 mod launch;
+#[cfg(feature = "mpi")]
+mod mpi_collective;
 mod overrides;
 mod parity;
 mod prepare;
+mod ranks;
 mod report;
 mod tcp;
 mod tokenizer_cmd;

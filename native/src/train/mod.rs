@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use hearth_core::error::io;
 use hearth_core::models::ModelConfig;
+use hearth_core::parallel::Collective;
 use hearth_core::readback::block_on;
 use hearth_core::tokenizer::Tokenizer;
 use hearth_core::train::TrainConfig;
@@ -23,7 +24,7 @@ use self::data::{Data, load_data, model_config};
 use self::jobs::{Checkpointer, Interrupt, StepLog, Validation, ZeroShot};
 use crate::checkpoint;
 use crate::faults;
-use crate::tcp::TcpCollective;
+use crate::ranks::Ranks;
 
 #[derive(clap::Args)]
 #[command(after_long_help = run_file_keys_help())]
@@ -86,18 +87,17 @@ pub fn run(mut args: Args) -> Result<(), Error> {
     }
     let config = load_config(args.config.as_deref(), &args.overrides)?;
     let out_dir = PathBuf::from(&config.out_dir);
-    let rank0 = std::env::var("RANK").map_or(true, |r| r == "0");
-    let OutDir { earlier_run, resume_from } = claim_out_dir(&config, &out_dir, args.resume, args.overwrite, rank0)?;
+    // Data parallelism: the launcher (`hearth launch`, mpiexec, srun) says which rank this is.
+    let (ranks, mut collective) = crate::ranks::join()?;
+    let (rank, world) = (ranks.rank, ranks.world);
+    let OutDir { earlier_run, resume_from } = claim_out_dir(&config, &out_dir, args.resume, args.overwrite, rank == 0)?;
 
     let model_config = match &resume_from {
         Some((_, dir)) => ModelConfig::from_json(&checkpoint::read(dir, "config.json")?)?,
         None => model_config(&config)?,
     };
-    // Data parallelism: torchrun's variables (set by `hearth launch`) name this process's rank.
-    let mut collective = TcpCollective::from_env().map_err(Error::Distributed)?;
-    let (rank, world) = collective.as_ref().map_or((0, 1), |c| (c.rank(), c.world()));
-    let data =
-        shared_data(&config, &model_config, resume_from.as_ref().map(|(_, d)| d.as_path()), collective.as_mut())?;
+    let resumed = resume_from.as_ref().map(|(_, d)| d.as_path());
+    let data = shared_data(&config, &model_config, resumed, collective.as_mut())?;
     // Where the weights come from: the checkpoint resumed, init_from, or new from the seed.
     let saved = match (&resume_from, &config.init_from) {
         (Some((_, dir)), _) => Some(checkpoint::read(dir, "model.safetensors")?),
@@ -109,9 +109,9 @@ pub fn run(mut args: Args) -> Result<(), Error> {
         None => Start::New { vocab_from_tokenizer: data.tokenizer_trained_here },
     };
     let mut plan = RunPlan::new(config, model_config, &data.tokenizer, start)?;
-    let (backend, device) = crate::backend::choose_for_rank(&plan.config.backend)?;
+    let (backend, device) = crate::backend::choose_for_rank(&plan.config.backend, &ranks)?;
     plan.config.backend = backend.to_string();
-    let memory_line = check_memory(&plan, backend, &device, world)?;
+    let memory_line = check_memory(&plan, backend, &device, &ranks)?;
 
     if rank == 0 {
         if !earlier_run.is_empty() {
@@ -139,7 +139,7 @@ pub fn run(mut args: Args) -> Result<(), Error> {
         None => plan.trainer(&device, None)?,
     };
     if let Some(c) = collective {
-        trainer = block_on(trainer.with_parallel(Box::new(c)))?;
+        trainer = block_on(trainer.with_parallel(c))?;
     }
     if rank == 0 {
         for notice in trainer.notices() {
@@ -239,7 +239,7 @@ fn shared_data(
     config: &TrainConfig,
     model_config: &ModelConfig,
     resumed: Option<&Path>,
-    collective: Option<&mut TcpCollective>,
+    collective: Option<&mut Box<dyn Collective>>,
 ) -> Result<Data, Error> {
     let resume_tokenizer = match resumed {
         Some(dir) => Some(Tokenizer::from_json(&checkpoint::read(dir, "tokenizer.json")?)?),
@@ -247,7 +247,7 @@ fn shared_data(
     };
     match collective {
         Some(c) if c.rank() != 0 => {
-            let shared = c.broadcast_bytes(Vec::new()).map_err(Error::Distributed)?;
+            let shared = c.broadcast_bytes(Vec::new())?;
             let (trained, json) =
                 shared.split_first().ok_or_else(|| Error::Distributed("rank 0 sent no tokenizer".into()))?;
             let mut data = load_data(config, model_config, Some(Tokenizer::from_json(json)?))?;
@@ -258,7 +258,7 @@ fn shared_data(
             let data = load_data(config, model_config, resume_tokenizer)?;
             let mut shared = vec![data.tokenizer_trained_here as u8];
             shared.extend(data.tokenizer.to_json()?.into_bytes());
-            c.broadcast_bytes(shared).map_err(Error::Distributed)?;
+            c.broadcast_bytes(shared)?;
             Ok(data)
         }
         None => load_data(config, model_config, resume_tokenizer),
@@ -271,9 +271,9 @@ fn check_memory(
     plan: &RunPlan,
     backend: Backend,
     device: &burn::tensor::Device,
-    world: usize,
+    ranks: &Ranks,
 ) -> Result<String, Error> {
-    let local_world = std::env::var("LOCAL_WORLD_SIZE").ok().and_then(|w| w.parse::<usize>().ok()).unwrap_or(1).max(1);
+    let (world, local_world) = (ranks.world, ranks.local_world);
     let mut limits = crate::backend::limits(backend, device);
     if let Some(gib) = plan.config.max_memory_gib {
         limits.memory = Some((gib * (1u64 << 30) as f64) as u64);
