@@ -10,15 +10,19 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use burn::tensor::Device;
 use hearth_core::error::io;
 use hearth_core::models::presets::preset;
-use hearth_core::models::{Model, ModelConfig};
-use hearth_core::objectives::Collator;
-use hearth_core::objectives::Rng;
-use hearth_core::train::Trainer;
+use hearth_core::models::{Gpt2Config, Gpt2LmHeadModel, Model, ModelConfig};
+use hearth_core::objectives::{Collator, Rng};
+use hearth_core::parallel::Collective;
+use hearth_core::train::run::{Start, build_model};
+use hearth_core::train::{TrainConfig, Trainer};
 use hearth_core::{Backend, Error};
 use hearth_shaders::memory;
 use rand::{Rng as _, SeedableRng};
+
+use crate::ranks::Ranks;
 
 #[derive(clap::Args)]
 pub struct TrainArgs {
@@ -124,6 +128,49 @@ pub fn flops_per_token(n_params_no_positions: usize, n_layer: usize, seq: usize,
 }
 
 pub fn run(mut args: TrainArgs) -> Result<(), Error> {
+    let config = bench_config(&mut args)?; // the run config `hearth train` would use for this shape
+    let (ranks, collective) = crate::ranks::join()?; // one of several data-parallel ranks, or alone
+    let (trainer, gpt, backend, device) = build(config, &ranks, collective)?; // the model hearth train builds
+    let say = |line: String| {
+        if ranks.rank == 0 {
+            println!("{line}")
+        }
+    };
+    for notice in &trainer.notices {
+        say(format!("note: {notice}"));
+    }
+    let params = burn::module::Module::num_params(&trainer.model);
+    let flops_tok =
+        flops_per_token(params - gpt.n_positions * gpt.n_embd, gpt.n_layer, trainer.config().block_size, gpt.n_embd);
+    let config = trainer.config().clone();
+    let accum = config.accumulation();
+    say(format!(
+        "hearth bench train: {} (GPT-2, vocab {}, d {}, {} layers, {} heads; {:.2}M parameters) on {backend}, batch {} × seq {}{}, {} warm-up + {} timed steps, random tokens",
+        config.preset,
+        gpt.vocab_size,
+        gpt.n_embd,
+        gpt.n_layer,
+        gpt.n_head,
+        params as f64 / 1e6,
+        config.batch_size,
+        config.block_size,
+        if accum > 1 { format!(" × accumulation {accum}") } else { String::new() },
+        args.warmup,
+        args.steps
+    ));
+    let (trainer, timing) = time_steps(trainer, &device, args.warmup, args.steps)?; // warm-up, then timed steps
+    let report = Report::new(&args, &config, &gpt, params, flops_tok, backend, &device, &timing);
+    report.print(&say);
+    if let Some(path) = &args.json {
+        report.write(path, &trainer, &ranks, &config)?;
+        say(format!("wrote {}", rank_path(path, &ranks).display()));
+    }
+    Ok(())
+}
+
+/// The bench's flags (also given among the `--key value` settings) over the run config of
+/// `hearth train`, with the bench's shape first. No dropout: the reference runs without it too.
+fn bench_config(args: &mut TrainArgs) -> Result<TrainConfig, Error> {
     let mut rest = std::mem::take(&mut args.overrides);
     if let Some(v) = take(&mut rest, "preset") {
         args.preset = v;
@@ -144,22 +191,28 @@ pub fn run(mut args: TrainArgs) -> Result<(), Error> {
     if args.steps == 0 {
         return Err(Error::Config("--steps must be at least 1".into()));
     }
-    let total_steps = args.warmup + args.steps;
-    // The run config `hearth train` would use, with the bench's shape first and the user's
-    // settings over it. No dropout: the reference runs without it too.
     let mut settings: Vec<String> = [
         ("preset", args.preset.clone()),
         ("backend", args.backend.clone()),
         ("batch_size", args.batch_size.to_string()),
         ("block_size", args.seq.to_string()),
-        ("max_steps", total_steps.to_string()),
+        ("max_steps", (args.warmup + args.steps).to_string()),
         ("dropout", "0.0".into()),
     ]
     .into_iter()
     .flat_map(|(k, v)| [format!("--{k}"), v])
     .collect();
     settings.extend(rest);
-    let mut config = crate::train::load_config(None, &settings)?;
+    crate::train::load_config(None, &settings)
+}
+
+/// The GPT-2 of the config, checked and built as `hearth train` builds it (core's `build_model`),
+/// in a trainer joined to the other ranks.
+fn build(
+    mut config: TrainConfig,
+    ranks: &Ranks,
+    collective: Option<Box<dyn Collective>>,
+) -> Result<(Trainer<Gpt2LmHeadModel>, Gpt2Config, Backend, Device), Error> {
     let mut model_config = preset(&config.preset, &config.model)?;
     let ModelConfig::Gpt2(gpt) = &model_config else {
         return Err(Error::Config(format!(
@@ -178,120 +231,136 @@ pub fn run(mut args: TrainArgs) -> Result<(), Error> {
     if let Some(p) = config.dropout {
         model_config.set_dropout(p);
     }
-    // Under `hearth launch` or MPI: one of several data-parallel ranks (each reports its own memory).
-    let (ranks, collective) = crate::ranks::join()?;
-    let (rank, world) = (ranks.rank, ranks.world);
-    let (backend, device) = crate::backend::choose_for_rank(&config.backend, &ranks)?;
+    if config.batch_size % ranks.world != 0 {
+        return Err(Error::Config(format!(
+            "--batch-size {} does not split over {} ranks",
+            config.batch_size, ranks.world
+        )));
+    }
+    let (backend, device) = crate::backend::choose_for_rank(&config.backend, ranks)?;
     config.backend = backend.to_string();
     // Every tensor must fit one binding (the memory itself is what this benchmark measures).
     let fused = hearth_core::fit::fused_attention(&device, config.fused_attention);
-    let local = ((config.batch_size / world).max(1), config.block_size);
+    let local = ((config.batch_size / ranks.world).max(1), config.block_size);
     let limits = crate::backend::limits(backend, &device);
     hearth_core::fit::check_model(&model_config, local, fused, true, &limits, "training")?;
-    device.seed(config.seed);
-    let mut model = model_config.init(&device);
-    model.set_fused_attention(config.fused_attention);
-    model.set_gradient_checkpointing(config.gradient_checkpointing);
-    let Model::Gpt2(model) = model else { unreachable!("a GPT-2 config builds a GPT-2 model") };
-
-    let (batch, seq, accum) = (config.batch_size, config.block_size, config.accumulation());
-    if batch % world != 0 {
-        return Err(Error::Config(format!("--batch-size {batch} does not split over {world} ranks")));
-    }
-    let tokens_per_step = batch * seq * accum;
-    // Random tokens, uniform over the vocabulary: the step's cost does not depend on the text.
-    let mut rng = Rng::seed_from_u64(config.seed);
-    let data: Vec<u32> =
-        (0..tokens_per_step * total_steps + seq).map(|_| rng.random_range(0..gpt.vocab_size as u32)).collect();
-
-    let mut trainer = Trainer::new(model, model_config.clone(), config.clone(), Collator::Causal, &device);
+    let start = Start::New { vocab_from_tokenizer: false };
+    let Model::Gpt2(model) = build_model(&config, &model_config, start, &device)? else {
+        unreachable!("a GPT-2 config builds a GPT-2 model")
+    };
+    let mut trainer = Trainer::new(model, model_config, config, Collator::Causal, &device);
     if let Some(c) = collective {
         trainer = hearth_core::readback::block_on(trainer.with_parallel(c))?;
     }
-    let quiet = rank != 0;
-    let say = |line: String| {
-        if !quiet {
-            println!("{line}")
-        }
-    };
-    for notice in &trainer.notices {
-        say(format!("note: {notice}"));
-    }
-    let params = burn::module::Module::num_params(&trainer.model);
-    let params_flops = params - gpt.n_positions * gpt.n_embd;
-    let flops_tok = flops_per_token(params_flops, gpt.n_layer, seq, gpt.n_embd);
-    say(format!(
-        "hearth bench train: {} (GPT-2, vocab {}, d {}, {} layers, {} heads; {:.2}M parameters) on {backend}, batch {batch} × seq {seq}{}, {} warm-up + {} timed steps, random tokens",
-        config.preset,
-        gpt.vocab_size,
-        gpt.n_embd,
-        gpt.n_layer,
-        gpt.n_head,
-        params as f64 / 1e6,
-        if accum > 1 { format!(" × accumulation {accum}") } else { String::new() },
-        args.warmup,
-        args.steps
-    ));
-    let sync = || device.sync().map_err(|e| Error::Input(format!("device sync: {e:?}")));
-    let mut times = Vec::with_capacity(args.steps);
-    let mut cpu_ns = 0u64;
-    let mut losses = Vec::with_capacity(total_steps);
-    for i in 0..total_steps {
+    Ok((trainer, gpt, backend, device))
+}
+
+/// What the steps took.
+struct Timing {
+    /// Wall time of each timed step (device synchronised), s.
+    times: Vec<f64>,
+    /// The main thread's CPU time over the timed steps, ns.
+    cpu_ns: u64,
+    /// The loss of every step, warm-up included.
+    losses: Vec<f64>,
+}
+
+/// `warmup` untimed steps, then `steps` timed ones, on random tokens uniform over the vocabulary
+/// (the step's cost does not depend on the text).
+fn time_steps(
+    mut trainer: Trainer<Gpt2LmHeadModel>,
+    device: &Device,
+    warmup: usize,
+    steps: usize,
+) -> Result<(Trainer<Gpt2LmHeadModel>, Timing), Error> {
+    let config = trainer.config();
+    let (seq, tokens_per_step) = (config.block_size, config.batch_size * config.block_size * config.accumulation());
+    let vocab = trainer.model_config.vocab_size() as u32;
+    let mut rng = Rng::seed_from_u64(config.seed);
+    let data: Vec<u32> = (0..tokens_per_step * (warmup + steps) + seq).map(|_| rng.random_range(0..vocab)).collect();
+    let sync = || device.sync().map_err(|e| Error::Device(format!("device sync: {e:?}")));
+    let mut timing = Timing { times: Vec::with_capacity(steps), cpu_ns: 0, losses: Vec::with_capacity(warmup + steps) };
+    for i in 0..warmup + steps {
         let (start, cpu_start) = (Instant::now(), thread_cpu_ns());
         let stats = trainer.step(&data)?;
         sync()?;
         let dt = start.elapsed().as_secs_f64();
-        losses.push(stats.loss);
-        if i >= args.warmup {
-            times.push(dt);
-            cpu_ns += thread_cpu_ns().zip(cpu_start).map_or(0, |(b, a)| b - a);
+        timing.losses.push(stats.loss);
+        if i >= warmup {
+            timing.times.push(dt);
+            timing.cpu_ns += thread_cpu_ns().zip(cpu_start).map_or(0, |(b, a)| b - a);
         }
     }
-    let timed_s: f64 = times.iter().sum();
-    let tokens_per_s = (tokens_per_step * args.steps) as f64 / timed_s;
-    let step_ms_median = median(&times) * 1e3;
-    let step_ms_mean = timed_s / times.len() as f64 * 1e3;
-    let achieved_tflops = flops_tok * tokens_per_s / 1e12;
-    let (peak_memory, memory_source) = match backend {
-        Backend::Flex => (peak_rss(), "process RSS high-water mark (VmHWM)"),
-        Backend::Wgpu => (
-            memory::reading(&device).map(|m| m.reserved),
-            "cubecl allocator: bytes the device pools reserved (high-water mark)",
-        ),
-    };
-    let adapter = match backend {
-        Backend::Wgpu => crate::backend::adapter_name(),
-        Backend::Flex => None,
-    };
-    let (peak_tflops, peak_source) = match (args.peak_tflops, &adapter) {
-        (Some(p), _) => (Some(p), "--peak-tflops".to_string()),
-        (None, Some(name)) => match KNOWN_PEAKS.iter().find(|(k, _)| name.contains(k)) {
-            Some((k, p)) => (Some(*p), format!("FP32 peak of {k} (data sheet)")),
-            None => (None, format!("unknown for adapter \"{name}\"; pass --peak-tflops")),
-        },
-        (None, None) => (None, "unknown for the CPU; pass --peak-tflops".to_string()),
-    };
-    let mfu = peak_tflops.map(|p| achieved_tflops / p);
+    Ok((trainer, timing))
+}
 
-    say(format!("tokens/s        {tokens_per_s:.0}"));
-    let cpu_ms_per_step = cpu_ns as f64 / 1e6 / args.steps as f64;
-    say(format!(
-        "step time       median {step_ms_median:.2} ms, mean {step_ms_mean:.2} ms (main thread on CPU {cpu_ms_per_step:.2} ms)"
-    ));
-    say(format!(
-        "achieved        {achieved_tflops:.4} TFLOP/s ({flops_tok:.0} FLOPs/token = 6·{params_flops} + 12·{}·{seq}·{})",
-        gpt.n_layer, gpt.n_embd
-    ));
-    match (mfu, peak_tflops) {
-        (Some(m), Some(p)) => say(format!("MFU             {:.2}% of {p} TFLOP/s ({peak_source})", m * 100.0)),
-        _ => say(format!("MFU             n/a (peak {peak_source})")),
-    }
-    match peak_memory {
-        Some(b) => say(format!("peak memory     {:.1} MiB ({memory_source})", b as f64 / (1024.0 * 1024.0))),
-        None => say(format!("peak memory     n/a")),
-    }
-    say(format!("loss            {:.4} → {:.4}", losses[0], losses[losses.len() - 1]));
-    if let Some(path) = &args.json {
+/// The numbers a bench reports: speed, FLOPs, MFU against the device's peak, memory.
+struct Report {
+    json: serde_json::Value,
+    lines: Vec<String>,
+}
+
+impl Report {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        args: &TrainArgs,
+        config: &TrainConfig,
+        gpt: &Gpt2Config,
+        params: usize,
+        flops_tok: f64,
+        backend: Backend,
+        device: &Device,
+        timing: &Timing,
+    ) -> Self {
+        let (batch, seq, accum) = (config.batch_size, config.block_size, config.accumulation());
+        let tokens_per_step = batch * seq * accum;
+        let params_flops = params - gpt.n_positions * gpt.n_embd;
+        let timed_s: f64 = timing.times.iter().sum();
+        let tokens_per_s = (tokens_per_step * args.steps) as f64 / timed_s;
+        let step_ms_median = median(&timing.times) * 1e3;
+        let step_ms_mean = timed_s / timing.times.len() as f64 * 1e3;
+        let achieved_tflops = flops_tok * tokens_per_s / 1e12;
+        let (peak_memory, memory_source) = match backend {
+            Backend::Flex => (peak_rss(), "process RSS high-water mark (VmHWM)"),
+            Backend::Wgpu => (
+                memory::reading(device).map(|m| m.reserved),
+                "cubecl allocator: bytes the device pools reserved (high-water mark)",
+            ),
+        };
+        let adapter = match backend {
+            Backend::Wgpu => crate::backend::adapter_name(),
+            Backend::Flex => None,
+        };
+        let (peak_tflops, peak_source) = match (args.peak_tflops, &adapter) {
+            (Some(p), _) => (Some(p), "--peak-tflops".to_string()),
+            (None, Some(name)) => match KNOWN_PEAKS.iter().find(|(k, _)| name.contains(k)) {
+                Some((k, p)) => (Some(*p), format!("FP32 peak of {k} (data sheet)")),
+                None => (None, format!("unknown for adapter \"{name}\"; pass --peak-tflops")),
+            },
+            (None, None) => (None, "unknown for the CPU; pass --peak-tflops".to_string()),
+        };
+        let mfu = peak_tflops.map(|p| achieved_tflops / p);
+        let cpu_ms_per_step = timing.cpu_ns as f64 / 1e6 / args.steps as f64;
+        let (first, last) = (timing.losses[0], timing.losses[timing.losses.len() - 1]);
+        let lines = vec![
+            format!("tokens/s        {tokens_per_s:.0}"),
+            format!(
+                "step time       median {step_ms_median:.2} ms, mean {step_ms_mean:.2} ms (main thread on CPU {cpu_ms_per_step:.2} ms)"
+            ),
+            format!(
+                "achieved        {achieved_tflops:.4} TFLOP/s ({flops_tok:.0} FLOPs/token = 6·{params_flops} + 12·{}·{seq}·{})",
+                gpt.n_layer, gpt.n_embd
+            ),
+            match (mfu, peak_tflops) {
+                (Some(m), Some(p)) => format!("MFU             {:.2}% of {p} TFLOP/s ({peak_source})", m * 100.0),
+                _ => format!("MFU             n/a (peak {peak_source})"),
+            },
+            match peak_memory {
+                Some(b) => format!("peak memory     {:.1} MiB ({memory_source})", b as f64 / (1024.0 * 1024.0)),
+                None => "peak memory     n/a".to_string(),
+            },
+            format!("loss            {first:.4} → {last:.4}"),
+        ];
         let json = serde_json::json!({
             "tool": "hearth",
             "backend": backend.to_string(),
@@ -309,27 +378,45 @@ pub fn run(mut args: TrainArgs) -> Result<(), Error> {
             "tokens_per_s": tokens_per_s,
             "step_ms_median": step_ms_median, "step_ms_mean": step_ms_mean,
             "main_thread_cpu_ms_per_step": cpu_ms_per_step,
-            "step_ms": times.iter().map(|t| t * 1e3).collect::<Vec<_>>(),
+            "step_ms": timing.times.iter().map(|t| t * 1e3).collect::<Vec<_>>(),
             "achieved_tflops": achieved_tflops,
             "peak_tflops": peak_tflops, "peak_source": peak_source, "mfu": mfu,
             "peak_memory_bytes": peak_memory, "memory_source": memory_source,
-            "loss_first": losses[0], "loss_last": losses[losses.len() - 1],
+            "loss_first": first, "loss_last": last,
             "lr": config.lr, "beta1": config.beta1, "beta2": config.beta2, "eps": config.eps,
             "weight_decay": config.weight_decay, "grad_clip": config.grad_clip,
         });
-        let mut json = json;
-        json["precision"] = trainer.precision().name().into();
-        json["gradient_checkpointing"] = config.gradient_checkpointing.into();
-        json["rank"] = rank.into();
-        json["world"] = world.into();
-        json["zero_stage"] = config.zero_stage.into();
-        json["optimizer_state_bytes"] = trainer.optimizer_state_bytes().into();
-        // Every rank reports: rank r of several writes `<path>.rank<r>`.
-        let path = if world > 1 { rank_json(path, rank) } else { path.clone() };
-        let path = &path;
-        std::fs::write(path, serde_json::to_string_pretty(&json).expect("json"))
-            .map_err(io("write", path.display()))?;
-        say(format!("wrote {}", path.display()));
+        Self { json, lines }
     }
-    Ok(())
+
+    fn print(&self, say: &dyn Fn(String)) {
+        for line in &self.lines {
+            say(line.clone());
+        }
+    }
+
+    /// The JSON, with the run's precision, ranks and optimizer state; rank r of several writes
+    /// `<path>.rank<r>`.
+    fn write(
+        mut self,
+        path: &std::path::Path,
+        trainer: &Trainer<Gpt2LmHeadModel>,
+        ranks: &Ranks,
+        config: &TrainConfig,
+    ) -> Result<(), Error> {
+        self.json["precision"] = trainer.precision().name().into();
+        self.json["gradient_checkpointing"] = config.gradient_checkpointing.into();
+        self.json["rank"] = ranks.rank.into();
+        self.json["world"] = ranks.world.into();
+        self.json["zero_stage"] = config.zero_stage.into();
+        self.json["optimizer_state_bytes"] = trainer.optimizer_state_bytes().into();
+        let path = rank_path(path, ranks);
+        std::fs::write(&path, serde_json::to_string_pretty(&self.json).expect("json"))
+            .map_err(io("write", path.display()))
+    }
+}
+
+/// Where this rank writes its JSON.
+fn rank_path(path: &std::path::Path, ranks: &Ranks) -> PathBuf {
+    if ranks.world > 1 { rank_json(path, ranks.rank) } else { path.to_path_buf() }
 }
