@@ -159,23 +159,9 @@ pub fn run(args: PrepareArgs) -> Result<(), Error> {
     if documents_done == 0 {
         return Err(Error::Input("the inputs hold no text; give files with at least one document".into()));
     }
-    let (train_tokens, val_tokens) = (train.done.tokens, val.done.tokens);
-    let train_shards = train.finish()?;
-    let val_shards = val.finish()?;
-    let meta = ShardMeta {
-        dtype: if wide { "u32" } else { "u16" }.into(),
-        vocab_size: tokenizer.vocab_size(),
-        eos_id: eos,
-        train_tokens: train_tokens as usize,
-        val_tokens: val_tokens as usize,
-        documents: documents_done as usize,
-        train_shards,
-        val_shards,
-    };
-    write_atomic(&args.out.join("tokenizer.json"), &tokenizer_json)?;
-    write_atomic(&args.out.join("meta.json"), serde_json::to_string_pretty(&meta).expect("json").as_bytes())?;
-    std::fs::remove_file(args.out.join(STATE)).map_err(io("remove", args.out.join(STATE).display()))?;
+    let meta = finish(&args.out, train, val, &tokenizer, &tokenizer_json, documents_done)?; // last shards, meta.json
     let seconds = start.elapsed().as_secs_f64();
+    let (train_tokens, val_tokens) = (meta.train_tokens as u64, meta.val_tokens as u64);
     println!(
         "{} documents → {} train / {} val tokens ({}) in {} + {} shards in {}; {:.1}s, {:.2}M tokens/s",
         meta.documents,
@@ -192,6 +178,33 @@ pub fn run(args: PrepareArgs) -> Result<(), Error> {
         eprintln!("warning: no document fell in the validation split; raise --val-fraction, or train with --val-data");
     }
     Ok(())
+}
+
+/// The prepared folder completed: the last shards finished, the tokenizer and `meta.json` written
+/// (last: its presence says the folder is whole), the state file removed.
+fn finish(
+    out: &Path,
+    train: ShardWriter,
+    val: ShardWriter,
+    tokenizer: &Tokenizer,
+    tokenizer_json: &[u8],
+    documents: u64,
+) -> Result<ShardMeta, Error> {
+    let (train_tokens, val_tokens) = (train.done.tokens, val.done.tokens);
+    let meta = ShardMeta {
+        dtype: if tokenizer.vocab_size() > u16::MAX as usize + 1 { "u32" } else { "u16" }.into(),
+        vocab_size: tokenizer.vocab_size(),
+        eos_id: tokenizer.eos_id().expect("checked at the start"),
+        train_tokens: train_tokens as usize,
+        val_tokens: val_tokens as usize,
+        documents: documents as usize,
+        train_shards: train.finish()?,
+        val_shards: val.finish()?,
+    };
+    write_atomic(&out.join("tokenizer.json"), tokenizer_json)?;
+    write_atomic(&out.join("meta.json"), serde_json::to_string_pretty(&meta).expect("json").as_bytes())?;
+    std::fs::remove_file(out.join(STATE)).map_err(io("remove", out.join(STATE).display()))?;
+    Ok(meta)
 }
 
 /// The document's place in the split: validation when the hash falls under the threshold.
