@@ -16,8 +16,8 @@ fn io_error(path: &Path, what: impl std::fmt::Display) -> Error {
     Error::Input(what.to_string()).in_file(path.display())
 }
 
-/// The documents of a file (see `prepare::inputs`): `.parquet` and `.jsonl` rows' "text", or
-/// paragraphs; a file without any is an error.
+/// The documents of a file, a folder or a pattern (see `prepare::inputs`): `.parquet` and `.jsonl`
+/// rows' "text", or paragraphs; none at all is an error.
 pub fn read_documents(path: &Path) -> Result<Vec<String>, Error> {
     crate::prepare::read_all(path)
 }

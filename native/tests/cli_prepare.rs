@@ -142,8 +142,29 @@ fn the_same_documents_give_the_same_shards_from_any_files_formats_and_threads() 
     std::fs::create_dir_all(&tail).unwrap();
     std::fs::write(tail.join("d.jsonl"), jsonl(&docs[450..])).unwrap();
     let mixed = dir.join("mixed-out");
-    ok(prepare(2, &[folder, tail.join("*.jsonl")], &tok, &mixed, &[]).output().unwrap());
+    ok(prepare(2, &[folder.clone(), tail.join("*.jsonl")], &tok, &mixed, &[]).output().unwrap());
     assert!(files(&mixed) == reference, "text + .jsonl.gz + .jsonl.zst + pattern differ from one JSONL");
+
+    // `hearth train --data` reads the folder as the same documents (the header's token counts).
+    let header = |data: &Path| {
+        let run = dir.join(format!("run-{}", data.file_name().unwrap().to_string_lossy()));
+        #[rustfmt::skip]
+        let out = ok(hearth().args([
+            "train", "--backend", "flex", "--data", &s(data), "--out-dir", &s(&run), "--max-steps", "1",
+            "--batch-size", "2", "--block-size", "16", "--model.n_positions", "16", "--model.n_layer", "1",
+            "--model.n_embd", "16", "--tokenizer-vocab-size", "300", "--eval-batches", "1", "--zero-shot-limit", "1",
+        ]).output().unwrap());
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let line = stdout.lines().next().unwrap_or_default().to_string();
+        line[line.rfind('(').unwrap()..].to_string() // (N train / M val tokens, vocabulary V)
+    };
+    let both = dir.join("both");
+    std::fs::create_dir_all(&both).unwrap();
+    std::fs::copy(folder.join("a.txt"), both.join("a.txt")).unwrap();
+    std::fs::copy(folder.join("b.jsonl.gz"), both.join("b.jsonl.gz")).unwrap();
+    let first = dir.join("first.jsonl");
+    std::fs::write(&first, jsonl(&docs[..400])).unwrap();
+    assert_eq!(header(&both), header(&first), "a folder of .txt and .jsonl.gz trains on the same tokens as one JSONL");
 
     // One thread.
     let single = dir.join("single");

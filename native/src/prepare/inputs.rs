@@ -322,11 +322,15 @@ impl Iterator for ParquetDocs {
     }
 }
 
-/// Every document of one file, in memory (what `hearth train --data file` and `hearth eval` read);
-/// a file without any is an error.
+/// Every document of a file, a folder or a pattern (see [`expand`]), in memory: what `hearth train
+/// --data`, `hearth tokenizer train` and `hearth eval` read. Without any document it is an error.
 pub fn read_all(path: &Path) -> Result<Vec<String>, Error> {
-    let input = Input::new(path.to_path_buf())?;
-    let docs = documents(&input, "text", Arc::default())?.collect::<Result<Vec<_>, _>>()?;
+    let mut docs = Vec::new();
+    for input in expand(&[path.to_path_buf()])? {
+        for doc in documents(&input, "text", Arc::default())? {
+            docs.push(doc?);
+        }
+    }
     if docs.is_empty() {
         return Err(bad(path, "holds no text; give a corpus with at least one non-empty line"));
     }
