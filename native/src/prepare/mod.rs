@@ -27,8 +27,9 @@ use crate::corpus::ShardMeta;
 
 #[derive(clap::Args)]
 pub struct PrepareArgs {
-    /// Files, folders (every file below them) and quoted patterns ("data/*.jsonl.zst"): .txt
-    /// (paragraphs), .jsonl (a field per line, see --field), .jsonl.gz and .jsonl.zst, .parquet.
+    /// Files, folders (the .txt, .jsonl, .ndjson and .parquet files below them, also .gz/.zst) and
+    /// quoted patterns ("data/*.jsonl.zst"): .txt is read as paragraphs, .jsonl as a field per line
+    /// (see --field), .parquet as a column.
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
     /// tokenizer.json to tokenize with.
