@@ -233,10 +233,6 @@ impl AnyTrainer {
         each_trainer!(self, t => t.model.num_params())
     }
 
-    pub fn optimizer_state_bytes(&self) -> usize {
-        each_trainer!(self, t => t.optimizer_state_bytes())
-    }
-
     /// The model as it stands, for inference (no autodiff, dropout off).
     pub fn model(&self) -> Model {
         each_trainer!(self, t => t.model.valid().into_model())

@@ -160,7 +160,7 @@ pub fn run(args: PrepareArgs) -> Result<(), Error> {
     if documents_done == 0 {
         return Err(Error::Input("the inputs hold no text; give files with at least one document".into()));
     }
-    let meta = finish(&args.out, train, val, &tokenizer, &tokenizer_json, documents_done)?; // last shards, meta.json
+    let meta = finish(&args.out, train, val, &tokenizer, &tokenizer_json, eos, documents_done)?; // last shards, meta.json
     let seconds = start.elapsed().as_secs_f64();
     let (train_tokens, val_tokens) = (meta.train_tokens as u64, meta.val_tokens as u64);
     println!(
@@ -189,13 +189,14 @@ fn finish(
     val: ShardWriter,
     tokenizer: &Tokenizer,
     tokenizer_json: &[u8],
+    eos: u32,
     documents: u64,
 ) -> Result<ShardMeta, Error> {
     let (train_tokens, val_tokens) = (train.done.tokens, val.done.tokens);
     let meta = ShardMeta {
-        dtype: if tokenizer.vocab_size() > u16::MAX as usize + 1 { "u32" } else { "u16" }.into(),
+        dtype: train.dtype().into(),
         vocab_size: tokenizer.vocab_size(),
-        eos_id: tokenizer.eos_id().expect("checked at the start"),
+        eos_id: eos,
         train_tokens: train_tokens as usize,
         val_tokens: val_tokens as usize,
         documents: documents as usize,

@@ -132,6 +132,11 @@ impl ShardWriter {
         Ok(())
     }
 
+    /// The token type on disk, as `meta.json` names it.
+    pub fn dtype(&self) -> &'static str {
+        if self.wide { "u32" } else { "u16" }
+    }
+
     /// Everything pushed so far, on disk; the progress to record in the state file.
     pub fn commit(&mut self) -> Result<SplitProgress, Error> {
         let partial = partial_path(&self.dir, self.split, self.done.shards);
