@@ -8,27 +8,11 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn hearth() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_hearth"));
-    c.env("XDG_RUNTIME_DIR", std::env::temp_dir());
-    c
-}
+mod common;
+use common::{hearth, ok};
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("hearth-scale-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn ok(output: Output) -> Output {
-    assert!(
-        output.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
+    common::scratch(&format!("scale-{name}"))
 }
 
 /// A port no one listens on (for one launch's rendezvous).

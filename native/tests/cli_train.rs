@@ -5,21 +5,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn hearth() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_hearth"));
-    c.env("XDG_RUNTIME_DIR", std::env::temp_dir());
-    c
-}
+mod common;
+use common::{hearth, scratch};
 
 fn run(args: &[&str]) -> Output {
     hearth().args(args).output().expect("hearth runs")
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("hearth-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// The first 120 kB of the bundled corpus (whole paragraphs).
