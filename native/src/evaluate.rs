@@ -1,7 +1,7 @@
 //! `hearth eval perplexity` and `hearth eval zero-shot`: how good a checkpoint is, as a table on
 //! stdout and as JSON (`--json FILE`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use burn::tensor::Device;
 use hearth_core::Error;
@@ -13,47 +13,9 @@ use serde_json::json;
 
 use crate::infer::{Loaded, ModelArgs, load};
 
-/// Zero-shot tasks built from *Persuasion*, which the default run never trains on
-/// (`data/make_eval_data.py` rebuilds them).
-pub const BUNDLED_TASKS: [(&str, &str); 4] = [
-    ("persuasion_next_sentence", include_str!("../../data/tasks/persuasion_next_sentence.jsonl")),
-    ("persuasion_sentence_ending", include_str!("../../data/tasks/persuasion_sentence_ending.jsonl")),
-    ("persuasion_word_order", include_str!("../../data/tasks/persuasion_word_order.jsonl")),
-    ("persuasion_last_word", include_str!("../../data/tasks/persuasion_last_word.jsonl")),
-];
-
-/// Tasks named by `specs`: `bundled`, a .jsonl file, or a folder of them.
+/// Tasks named by `specs` (`bundled`, a .jsonl file, a folder of them, MMLU's folder), zero-shot.
 pub fn load_tasks(specs: &[String]) -> Result<Vec<Task>, Error> {
-    let mut tasks = Vec::new();
-    for spec in specs {
-        if spec == "bundled" {
-            for (name, text) in BUNDLED_TASKS {
-                tasks.push(Task::from_jsonl(name, text)?);
-            }
-            continue;
-        }
-        let path = Path::new(spec);
-        let files: Vec<PathBuf> = if path.is_dir() {
-            let mut f: Vec<PathBuf> = std::fs::read_dir(path)
-                .map_err(|e| Error::Input(format!("cannot list it ({e})")).in_file(path.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
-                .collect();
-            f.sort();
-            f
-        } else {
-            vec![path.to_path_buf()]
-        };
-        for file in files {
-            let text = std::fs::read_to_string(&file).map_err(|e| {
-                Error::Input(format!("cannot read it ({e}); give a .jsonl task file, a folder of them, or `bundled`"))
-                    .in_file(file.display())
-            })?;
-            let name = file.file_stem().map_or("task".into(), |s| s.to_string_lossy().into_owned());
-            tasks.push(Task::from_jsonl(&name, &text).map_err(|e| e.in_file(file.display()))?);
-        }
-    }
-    Ok(tasks)
+    Ok(crate::zero_shot_tasks::load(specs, 0, 0)?.into_iter().map(|p| p.task).collect())
 }
 
 /// Scores every task (the first `limit` examples of each; 0: all).
@@ -104,9 +66,18 @@ fn write_json(path: &Option<PathBuf>, value: &serde_json::Value) -> Result<(), E
 pub struct ZeroShotArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// Task files (.jsonl), folders of them, or `bundled` (four tasks from *Persuasion*).
+    /// Task files (.jsonl: Hearth's layout, HellaSwag's or LAMBADA's as released), folders of
+    /// them, MMLU's folder (dev/ and test/ of <subject>_<split>.csv), or `bundled` (four tasks
+    /// from *Persuasion*).
     #[arg(default_value = "bundled")]
     tasks: Vec<String>,
+    /// Examples shown before each question, in lm-evaluation-harness's format: MMLU's are the
+    /// first K of the subject's dev file, other tasks' are drawn from the task (seeded).
+    #[arg(long, default_value_t = 0)]
+    num_fewshot: usize,
+    /// Seed of the few-shot draw (the harness's default).
+    #[arg(long, default_value_t = 1234)]
+    fewshot_seed: u64,
     /// Examples per task (0: all).
     #[arg(long, default_value_t = 0)]
     limit: usize,
@@ -118,7 +89,9 @@ pub struct ZeroShotArgs {
 }
 
 pub fn run_zero_shot(args: ZeroShotArgs) -> Result<(), Error> {
-    let tasks = load_tasks(&args.tasks)?;
+    let prompted = crate::zero_shot_tasks::load(&args.tasks, args.num_fewshot, args.fewshot_seed)?;
+    let groups: Vec<Option<&str>> = prompted.iter().map(|p| p.group).collect();
+    let tasks: Vec<Task> = prompted.into_iter().map(|p| p.task).collect();
     let m = load(&args.model)?;
     println!(
         "model {} ({}, {:.2}M parameters)",
@@ -128,7 +101,33 @@ pub fn run_zero_shot(args: ZeroShotArgs) -> Result<(), Error> {
     );
     let results = zero_shot_suite(&m.model, &m.config, &m.tokenizer, &tasks, args.limit, args.batch_size, &m.device)?;
     print_zero_shot(&results);
-    write_json(&args.json, &json!({ "model": m.dir, "model_type": m.config.model_type(), "results": results }))
+    let mut summary = serde_json::Map::new();
+    for group in ["mmlu"] {
+        let members: Vec<&TaskResult> =
+            results.iter().zip(&groups).filter(|(_, g)| **g == Some(group)).map(|(r, _)| r).collect();
+        if members.is_empty() {
+            continue;
+        }
+        let macro_acc = members.iter().map(|r| r.metrics["acc"]).sum::<f64>() / members.len() as f64;
+        let n: usize = members.iter().map(|r| r.n).sum();
+        let micro_acc = members.iter().map(|r| r.metrics["acc"] * r.n as f64).sum::<f64>() / n.max(1) as f64;
+        println!(
+            "{group} ({} subjects, {n} questions, {}-shot): macro accuracy {macro_acc:.4}, micro {micro_acc:.4} (chance 0.25)",
+            members.len(),
+            args.num_fewshot
+        );
+        summary.insert(
+            group.into(),
+            json!({"subjects": members.len(), "n": n, "acc_macro": macro_acc, "acc_micro": micro_acc}),
+        );
+    }
+    write_json(
+        &args.json,
+        &json!({
+            "model": m.dir, "model_type": m.config.model_type(), "num_fewshot": args.num_fewshot,
+            "results": results, "groups": summary,
+        }),
+    )
 }
 
 #[derive(clap::Args)]

@@ -4,6 +4,7 @@ mod backend;
 mod bench;
 mod bench_memory;
 mod bench_train;
+mod benchmarks;
 mod checkpoint;
 mod corpus;
 mod evaluate;
@@ -22,6 +23,7 @@ mod report;
 mod tcp;
 mod tokenizer_cmd;
 mod train;
+mod zero_shot_tasks;
 
 use std::alloc::GlobalAlloc;
 use std::process::ExitCode;
@@ -51,10 +53,12 @@ enum Command {
     Tokenizer(TokenizerCommand),
     /// Tokenize text into memory-mapped shards with a validation split.
     Prepare(prepare::PrepareArgs),
-    /// Evaluate a checkpoint: perplexity (and bits per byte) on a text, or zero-shot tasks.
+    /// Evaluate a checkpoint: perplexity (and bits per byte) on a text, zero-shot and few-shot tasks,
+    /// or the GLUE and SuperGLUE suites.
     #[command(subcommand)]
     Eval(EvalCommand),
-    /// Fine-tune a pretrained BERT or GPT-2 for sequence classification (GLUE-style TSV/CSV/JSONL).
+    /// Fine-tune a pretrained BERT or GPT-2 for sequence classification, or a T5 text-to-text
+    /// (GLUE-style TSV/CSV/JSONL).
     Finetune(finetune::Args),
     /// Continue a prompt with a causal model (greedy, temperature, top-k, top-p).
     Generate(infer::GenerateArgs),
@@ -97,8 +101,14 @@ enum EvalCommand {
     /// Perplexity with a sliding window and bits per byte (causal); masked-LM accuracy and
     /// pseudo-perplexity (BERT); span-corruption loss (T5).
     Perplexity(evaluate::PerplexityArgs),
-    /// Zero-shot tasks from JSONL (multiple choice by log-likelihood, cloze by greedy completion).
+    /// Zero-shot and few-shot tasks: JSONL (multiple choice by log-likelihood, cloze by greedy
+    /// completion), MMLU's CSV folders, HellaSwag's and LAMBADA's released JSONL.
     ZeroShot(evaluate::ZeroShotArgs),
+    /// GLUE: fine-tunes the checkpoint on every task in the folder and reports the official metrics.
+    Glue(benchmarks::Args),
+    /// SuperGLUE: fine-tunes the checkpoint on every task in the folder and reports the official
+    /// metrics.
+    Superglue(benchmarks::Args),
 }
 
 #[derive(Subcommand)]
@@ -209,6 +219,12 @@ fn main() -> ExitCode {
         Command::Prepare(args) => prepare::run(args).map(|()| ExitCode::SUCCESS),
         Command::Eval(EvalCommand::Perplexity(args)) => evaluate::run_perplexity(args).map(|()| ExitCode::SUCCESS),
         Command::Eval(EvalCommand::ZeroShot(args)) => evaluate::run_zero_shot(args).map(|()| ExitCode::SUCCESS),
+        Command::Eval(EvalCommand::Glue(args)) => {
+            benchmarks::run(benchmarks::Suite::Glue, args).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Eval(EvalCommand::Superglue(args)) => {
+            benchmarks::run(benchmarks::Suite::Superglue, args).map(|()| ExitCode::SUCCESS)
+        }
         Command::Finetune(args) => finetune::run(args).map(|()| ExitCode::SUCCESS),
         Command::Generate(args) => infer::run_generate(args).map(|()| ExitCode::SUCCESS),
         Command::FillMask(args) => infer::run_fill_mask(args).map(|()| ExitCode::SUCCESS),

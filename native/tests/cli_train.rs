@@ -346,6 +346,143 @@ fn each_family_trains_and_answers() {
         // The best dev model is what was saved and tested: its test set is the dev set here.
         assert_eq!(results["test"]["accuracy"], results["dev"]["accuracy"], "{results}");
     }
+    // T5 fine-tunes text-to-text: the label is the target text, read back by greedy decoding.
+    let out_dir = dir.join("t5-tiny-finetuned");
+    let out = run(&[
+        "finetune",
+        "--backend",
+        "flex",
+        "-m",
+        &model("t5-tiny"),
+        "--train",
+        train.to_str().unwrap(),
+        "--dev",
+        dev.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--max-len",
+        "32",
+        "--lr",
+        "1e-3",
+        "--prefix",
+        "style",
+        "--out-dir",
+        out_dir.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "t5: {text}{}", String::from_utf8_lossy(&out.stderr));
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["model_type"], "t5");
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("eval_results.json")).unwrap()).unwrap();
+    assert!(results["dev"]["accuracy"].as_f64().is_some_and(|a| (0.0..=1.0).contains(&a)), "{results}");
+
+    // GLUE and SuperGLUE on official-layout files: every task, each family (T5 text-to-text).
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/benchmarks");
+    for preset in ["bert-tiny", "gpt-tiny", "t5-tiny"] {
+        for (suite, tasks) in [("glue", 9), ("superglue", 8)] {
+            let json = dir.join(format!("{preset}-{suite}.json"));
+            let out = run(&[
+                "eval",
+                suite,
+                "--backend",
+                "flex",
+                "-m",
+                &model(preset),
+                fixtures.join(suite).to_str().unwrap(),
+                "--epochs",
+                "1",
+                "--batch-size",
+                "8",
+                "--max-len",
+                "64",
+                "--max-target-len",
+                "6",
+                "--json",
+                json.to_str().unwrap(),
+            ]);
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success(), "{preset} {suite}: {text}{}", String::from_utf8_lossy(&out.stderr));
+            let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+            let results = v["tasks"].as_array().unwrap();
+            assert_eq!(results.len(), tasks, "{preset} {suite}: {v}");
+            let mut sum = 0.0;
+            for r in results {
+                let metrics = r["metrics"].as_object().unwrap();
+                let values: Vec<f64> = metrics.values().map(|m| m.as_f64().unwrap()).collect();
+                // Matthews and the correlations lie in [-1, 1], the rest in [0, 1].
+                assert!(values.iter().all(|m| (-1.0..=1.0).contains(m)), "{preset} {suite}: {r}");
+                let mean = values.iter().sum::<f64>() / values.len() as f64;
+                assert!((r["score"].as_f64().unwrap() - mean).abs() < 1e-12, "{r}");
+                sum += mean;
+                assert!(text.contains(r["task"].as_str().unwrap()), "{text}");
+            }
+            assert!((v["average"].as_f64().unwrap() - sum / tasks as f64).abs() < 1e-12);
+            let names: Vec<&str> = results.iter().map(|r| r["task"].as_str().unwrap()).collect();
+            let expected: &[&str] = if suite == "glue" {
+                &["cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli"]
+            } else {
+                &["boolq", "cb", "copa", "multirc", "record", "rte", "wic", "wsc"]
+            };
+            assert_eq!(names, expected);
+            let keys = |t: &str| -> Vec<String> {
+                results.iter().find(|r| r["task"] == t).unwrap()["metrics"]
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .cloned()
+                    .collect()
+            };
+            if suite == "glue" {
+                assert_eq!(keys("mnli"), ["m_acc", "mm_acc"]);
+                assert_eq!(keys("stsb"), ["pearson", "spearman"]);
+                assert_eq!(keys("cola"), ["mcc"]);
+            } else {
+                assert_eq!(keys("multirc"), ["em", "f1a"]);
+                assert_eq!(keys("record"), ["em", "f1"]);
+            }
+            assert!(text.contains("average"), "{text}");
+        }
+    }
+
+    // MMLU's layout, 5-shot: a score per subject and the macro average.
+    let mmlu = dir.join("mmlu");
+    for (split, n) in [("dev", 5), ("test", 6)] {
+        std::fs::create_dir_all(mmlu.join(split)).unwrap();
+        for subject in ["astronomy", "world_religions"] {
+            let rows: String = (0..n)
+                .map(|i| format!("\"Which, {i}, of these?\",one,two,three,four,{}\n", ["A", "B", "C", "D"][i % 4]))
+                .collect();
+            std::fs::write(mmlu.join(split).join(format!("{subject}_{split}.csv")), rows).unwrap();
+        }
+    }
+    let json = dir.join("mmlu.json");
+    let out = run(&[
+        "eval",
+        "zero-shot",
+        "--backend",
+        "flex",
+        "-m",
+        &model("gpt-tiny"),
+        mmlu.to_str().unwrap(),
+        "--num-fewshot",
+        "5",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        text.contains("mmlu_astronomy") && text.contains("mmlu_world_religions") && text.contains("macro accuracy"),
+        "{text}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let accs: Vec<f64> =
+        v["results"].as_array().unwrap().iter().map(|r| r["metrics"]["acc"].as_f64().unwrap()).collect();
+    assert_eq!(v["groups"]["mmlu"]["subjects"], 2);
+    assert!((v["groups"]["mmlu"]["acc_macro"].as_f64().unwrap() - (accs[0] + accs[1]) / 2.0).abs() < 1e-12, "{v}");
+
     let odd = dir.join("odd.tsv");
     std::fs::write(&odd, "sentence\tlabel\nShall I compare thee to a summer's day?\tpoetry\n").unwrap();
     let e = fails(&[

@@ -2,15 +2,16 @@
 //! objective loss), zero-shot tasks (lm-evaluation-harness style) and classification metrics for
 //! downstream fine-tuning.
 
+pub mod downstream;
 pub mod metrics;
 pub mod perplexity;
 pub mod score;
 pub mod zero_shot;
 
-pub use metrics::{ClassificationMetrics, majority_class};
+pub use metrics::{ClassificationMetrics, answer_f1_em, majority_class, multirc, normalize_answer, pearson, spearman};
 pub use perplexity::{
     LabelledNll, Nll, ObjectiveEval, causal_nll, causal_rows_nll, labelled_nll, objective_eval, pseudo_nll,
     sliding_windows,
 };
 pub use score::{LogLikelihood, Request, Scorer, causal_token_logprobs};
-pub use zero_shot::{Example, Task, TaskResult, encode_pair, run_task};
+pub use zero_shot::{Draw, Example, Shots, Task, TaskResult, encode_pair, run_task};

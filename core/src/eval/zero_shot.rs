@@ -100,6 +100,84 @@ pub struct TaskResult {
     pub metrics: BTreeMap<String, f64>,
 }
 
+/// Where a task's few-shot examples come from.
+#[derive(Clone, Copy, Debug)]
+pub enum Shots<'a> {
+    /// Another split (MMLU's dev).
+    From(&'a [Example]),
+    /// The task's own examples, never the one being asked (LAMBADA, which has one split).
+    Own,
+}
+
+/// How the few-shot examples are picked.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Draw {
+    /// The first `k`, in order (the harness's `first_n`, which its MMLU task uses).
+    First,
+    /// `k` at random without replacement, per example, from a generator seeded once per task.
+    Seeded(u64),
+}
+
+impl Task {
+    /// The task as lm-evaluation-harness prompts it with `k` examples: each context becomes
+    /// `description`, then `k` examples each written as its context, its answer (the gold choice
+    /// or the target) and a blank line, then the context. With `k = 0` only the description is
+    /// added (MMLU's zero-shot prompt).
+    pub fn with_fewshot(&self, description: &str, shots: Shots<'_>, k: usize, draw: Draw) -> Result<Task> {
+        use rand::SeedableRng;
+        use rand::seq::index::sample;
+        let available = match shots {
+            Shots::From(pool) => pool.len(),
+            Shots::Own => self.examples.len().saturating_sub(1),
+        };
+        if k > available {
+            return Err(Error::Input(format!(
+                "{}: {k} few-shot examples asked for, but only {available} can be drawn",
+                self.name
+            )));
+        }
+        let seed = if let Draw::Seeded(s) = draw { s } else { 0 };
+        let mut rng = crate::objectives::Rng::seed_from_u64(seed);
+        let examples = self
+            .examples
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let picked: Vec<usize> = match draw {
+                    Draw::First => (0..k).collect(),
+                    Draw::Seeded(_) => sample(&mut rng, available, k).into_vec(),
+                };
+                let shots: String = picked
+                    .into_iter()
+                    .map(|j| match shots {
+                        Shots::From(pool) => answered(&pool[j]),
+                        Shots::Own => answered(&self.examples[if j >= i { j + 1 } else { j }]),
+                    })
+                    .collect();
+                let prompt = |context: &str| format!("{description}{shots}{context}");
+                match e {
+                    Example::Choice { context, choices, gold } => {
+                        Example::Choice { context: prompt(context), choices: choices.clone(), gold: *gold }
+                    }
+                    Example::Cloze { context, target } => {
+                        Example::Cloze { context: prompt(context), target: target.clone() }
+                    }
+                }
+            })
+            .collect();
+        Ok(Task { name: self.name.clone(), examples })
+    }
+}
+
+/// An example with its answer, as a few-shot prompt shows it (the harness's `doc_to_text +
+/// target_delimiter + doc_to_target + fewshot_delimiter`; the delimiter space is the answer's own).
+fn answered(e: &Example) -> String {
+    match e {
+        Example::Choice { context, choices, gold } => format!("{context}{}\n\n", choices[*gold]),
+        Example::Cloze { context, target } => format!("{context}{target}\n\n"),
+    }
+}
+
 /// `(context ids, continuation ids)` as lm-eval's `_encode_pair`: trailing spaces of the context
 /// move to the continuation, the whole is tokenized and split after the context's tokens.
 pub fn encode_pair(tokenizer: &Tokenizer, context: &str, continuation: &str) -> Result<(Vec<u32>, Vec<u32>)> {

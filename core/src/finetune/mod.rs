@@ -1,0 +1,88 @@
+//! Downstream fine-tuning: a pretrained model, a task's loss, AdamW with linear warmup and decay,
+//! one optimizer step at a time.
+//!
+//! - [`classify`]: a head on a BERT (HF's `BertForSequenceClassification`, the pooled [CLS]
+//!   state) or GPT-2 (`GPT2ForSequenceClassification`, the last real token): classes,
+//!   a regression score (STS-B) or one score per choice (COPA);
+//! - [`text2text`]: T5 as its authors fine-tuned it, the task as a text prefix and the answer as
+//!   target text, read back by greedy decoding.
+
+pub mod classify;
+pub mod text2text;
+
+pub use classify::{
+    AnyClassifier, ClassBatch, Classifier, Encoded, Head, InputFormat, Label, LabeledText, classifier_config_json,
+    head_loss, scores, to_safetensors,
+};
+pub use text2text::{Seq2Seq, Text2TextFormat, greedy_decode, seq2seq_loss};
+
+use burn::module::Module;
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Tensor};
+
+use crate::error::{Error, Result};
+use crate::hf::params::{trainable, with_stable_ids};
+use crate::readback::block_on;
+use crate::train::TrainConfig;
+use crate::train::optim::{adamw, clip_grads, global_norm};
+use crate::train::schedule::{Decay, Schedule};
+
+/// Optimisation settings of a fine-tuning run.
+#[derive(Clone, Debug)]
+pub struct FinetuneConfig {
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub warmup_steps: u64,
+    pub total_steps: u64,
+    pub grad_clip: f64,
+    pub seed: u64,
+}
+
+/// The fine-tuning loop's state: the model (on the autodiff device), AdamW, a linear schedule.
+pub struct Finetuner<M: Module + Clone + Send + 'static> {
+    pub model: M,
+    optim: ModuleOptimizer,
+    schedule: Schedule,
+    config: FinetuneConfig,
+    pub step: u64,
+    device: Device,
+}
+
+impl<M: Module + Clone + Send + 'static> Finetuner<M> {
+    pub fn new(model: M, config: FinetuneConfig, device: &Device) -> Self {
+        let device = device.clone().autodiff();
+        let model = trainable(with_stable_ids(model.to_device(&device)));
+        let train = TrainConfig { weight_decay: config.weight_decay, ..Default::default() };
+        let optim = adamw(&train, &model);
+        let schedule = Schedule {
+            lr: config.lr,
+            min_lr: 0.0,
+            warmup_steps: config.warmup_steps,
+            total_steps: config.total_steps,
+            decay: Decay::Linear,
+        };
+        Self { model, optim, schedule, config, step: 0, device }
+    }
+
+    /// One optimizer step on the loss `loss_of` computes (dropout seeded per step); its value.
+    pub fn step(&mut self, loss_of: impl FnOnce(&M, &Device) -> Tensor<1>) -> Result<f64> {
+        self.device.seed(self.config.seed.wrapping_add(self.step.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+        let loss = loss_of(&self.model, &self.device);
+        let value = block_on(crate::readback::scalar::<1, f32>(loss.clone()))? as f64;
+        if !value.is_finite() {
+            return Err(Error::NonFinite { step: self.step + 1, what: format!("loss {value}") });
+        }
+        let mut grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        let norm = block_on(global_norm(&self.model, &grads))?;
+        clip_grads(&self.model, &mut grads, norm, self.config.grad_clip);
+        let lr = self.schedule.lr(self.step);
+        self.model = self.optim.step(lr, self.model.clone(), grads);
+        self.step += 1;
+        Ok(value)
+    }
+
+    /// The model for inference (dropout off) and the device it runs on.
+    pub fn inference(&self) -> (M, Device) {
+        (self.model.valid(), self.device.clone().inner())
+    }
+}

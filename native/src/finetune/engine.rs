@@ -1,0 +1,376 @@
+//! The fine-tuning engine `hearth finetune` and `hearth eval glue` share: a pretrained checkpoint
+//! becomes a [`Tunable`] (BERT or GPT-2 with a head, or T5 text-to-text), trained on a task's
+//! units with AdamW and a linear schedule, evaluated on dev every so often with early stopping;
+//! the best (or last) model answers every evaluation set.
+
+use std::time::Instant;
+
+use burn::tensor::Device;
+use hearth_core::Error;
+use hearth_core::eval::downstream::{Gold, Kind, Metric, Prediction, TaskSpec, Unit};
+use hearth_core::finetune::{
+    AnyClassifier, Classifier, Encoded, FinetuneConfig, Finetuner, Head, InputFormat, Label, LabeledText, Seq2Seq,
+    Text2TextFormat, classifier_config_json, greedy_decode, head_loss, scores, seq2seq_loss, to_safetensors,
+};
+use hearth_core::models::bert::BertForSequenceClassification;
+use hearth_core::models::gpt2::Gpt2ForSequenceClassification;
+use hearth_core::models::{Model, ModelConfig, T5ForConditionalGeneration};
+use hearth_core::objectives::Rng;
+use hearth_core::tokenizer::Tokenizer;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+
+use crate::checkpoint::write_atomic;
+
+/// The optimisation and evaluation settings of one fine-tuning run.
+#[derive(Clone, Debug)]
+pub struct Tuning {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    /// Share of the steps spent warming up (then linear decay to 0).
+    pub warmup_ratio: f64,
+    pub weight_decay: f64,
+    pub grad_clip: f64,
+    /// Input tokens per example (longer ones are truncated).
+    pub max_len: usize,
+    /// T5: target tokens (the greedy decoding stops there too).
+    pub max_target: usize,
+    /// Evaluate on dev every N steps (0: once per epoch).
+    pub eval_every: u64,
+    /// Stop after this many evaluations without improvement (0: never; the last model is kept).
+    pub patience: usize,
+    pub seed: u64,
+}
+
+/// The pretrained checkpoint a run starts from (a fresh copy per task).
+pub struct Pretrained<'a> {
+    pub model: &'a Model,
+    pub config: &'a ModelConfig,
+    pub tokenizer: &'a Tokenizer,
+    pub device: &'a Device,
+}
+
+/// How units become model inputs: a classifier's layout and head, or T5's.
+enum Format {
+    Classifier(InputFormat, Head),
+    T5(Text2TextFormat),
+}
+
+/// The model being fine-tuned.
+enum Tunable {
+    Bert(Finetuner<BertForSequenceClassification>),
+    Gpt2(Finetuner<Gpt2ForSequenceClassification>),
+    T5(Finetuner<T5ForConditionalGeneration>),
+}
+
+/// A fine-tuned model, ready to answer (dropout off).
+pub enum Tuned {
+    Bert(BertForSequenceClassification),
+    Gpt2(Gpt2ForSequenceClassification),
+    T5(T5ForConditionalGeneration),
+}
+
+/// Units as the model reads them: a classifier's rows, or T5's pairs.
+enum Encodings {
+    Rows(Vec<Vec<Encoded>>),
+    Pairs(Vec<Seq2Seq>),
+}
+
+/// What a run gives back.
+pub struct Fitted {
+    pub steps: u64,
+    pub best_step: u64,
+    /// The selected model's dev metrics.
+    pub dev: Vec<(Metric, f64)>,
+    /// Its answers to each of the other evaluation sets.
+    pub predictions: Vec<Vec<Prediction>>,
+    pub model: Tuned,
+    pub seconds: f64,
+}
+
+/// One evaluation during a run, for the caller to log.
+pub struct Evaluation<'a> {
+    pub step: u64,
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub dev: &'a [(Metric, f64)],
+}
+
+/// The classifier head a task of `kind` needs.
+fn head(spec: &TaskSpec) -> Head {
+    match spec.kind {
+        Kind::Classes => Head::Classes(spec.labels.len()),
+        Kind::Regression => Head::Regression,
+        Kind::Choice(n) => Head::Choice(n),
+        Kind::Candidates => Head::Classes(2),
+    }
+}
+
+/// Fine-tunes `pre` on `train`, evaluating on `dev` (the metric at `select` picks the best), and
+/// answers `others` with the kept model. `on_eval` sees each evaluation (a line, a log record).
+pub fn fit(
+    pre: &Pretrained<'_>,
+    spec: &TaskSpec,
+    train: &[Unit],
+    dev: &[Unit],
+    others: &[&[Unit]],
+    tuning: &Tuning,
+    select: usize,
+    on_eval: &mut dyn FnMut(&Evaluation<'_>) -> Result<(), Error>,
+) -> Result<Fitted, Error> {
+    if train.is_empty() || dev.is_empty() {
+        return Err(Error::Input(format!("{}: the training and dev sets need at least one example each", spec.name)));
+    }
+    let start = Instant::now();
+    let format = match pre.config {
+        ModelConfig::T5(c) => Format::T5(Text2TextFormat::new(c, pre.tokenizer, tuning.max_len, tuning.max_target)?),
+        c => Format::Classifier(InputFormat::new(c, pre.tokenizer, tuning.max_len)?, head(spec)),
+    };
+    let train_enc = encode(&format, pre.tokenizer, spec, train)?;
+    let dev_enc = encode(&format, pre.tokenizer, spec, dev)?;
+    let steps_per_epoch = train.len().div_ceil(tuning.batch_size.max(1)) as u64;
+    let total_steps = steps_per_epoch * tuning.epochs.max(1) as u64;
+    let config = FinetuneConfig {
+        lr: tuning.lr,
+        weight_decay: tuning.weight_decay,
+        warmup_steps: (total_steps as f64 * tuning.warmup_ratio).round() as u64,
+        total_steps,
+        grad_clip: tuning.grad_clip,
+        seed: tuning.seed,
+    };
+    pre.device.seed(tuning.seed); // the new head's weights
+    let mut tunable = match (&format, pre.model.clone()) {
+        (Format::T5(_), Model::T5(m)) => Tunable::T5(Finetuner::new(m, config, pre.device)),
+        (Format::Classifier(_, head), model) => {
+            match AnyClassifier::from_pretrained(model, pre.config, *head, pre.device)? {
+                AnyClassifier::Bert(c) => Tunable::Bert(Finetuner::new(c, config, pre.device)),
+                AnyClassifier::Gpt2(c) => Tunable::Gpt2(Finetuner::new(c, config, pre.device)),
+            }
+        }
+        _ => unreachable!("the format follows the config"),
+    };
+    let eval_every = if tuning.eval_every == 0 { steps_per_epoch } else { tuning.eval_every };
+    let fallback = mean_score(train);
+    let bar = crate::report::steps_bar(total_steps);
+    let mut rng = Rng::seed_from_u64(tuning.seed ^ 0xF1E7);
+    let mut best: Option<(f64, u64, Vec<(Metric, f64)>, Tuned)> = None;
+    let mut since_best = 0;
+    let mut loss_sum = (0.0, 0usize);
+    let mut step = 0;
+    'epochs: for epoch in 0..tuning.epochs.max(1) {
+        let mut order: Vec<usize> = (0..train.len()).collect();
+        order.shuffle(&mut rng);
+        for chunk in order.chunks(tuning.batch_size.max(1)) {
+            let loss = tunable.step(&format, &train_enc, chunk)?;
+            step += 1;
+            loss_sum = (loss_sum.0 + loss, loss_sum.1 + 1);
+            bar.set_position(step);
+            bar.set_message(format!("{} epoch {}  loss {loss:.3}", spec.name, epoch + 1));
+            if step % eval_every != 0 && step != total_steps {
+                continue;
+            }
+            let model = tunable.tuned();
+            let preds = model.predict(&format, spec, dev, &dev_enc, pre.tokenizer, pre.device)?;
+            let metrics = spec.score(dev, &preds, fallback);
+            let train_loss = loss_sum.0 / loss_sum.1.max(1) as f64;
+            loss_sum = (0.0, 0);
+            bar.suspend(|| on_eval(&Evaluation { step, epoch: epoch + 1, train_loss, dev: &metrics }))?;
+            let score = metrics[select].1;
+            let better = best.as_ref().is_none_or(|b| score > b.0);
+            if better || tuning.patience == 0 {
+                best = Some((score, step, metrics, model));
+                since_best = 0;
+            } else {
+                since_best += 1;
+                if since_best >= tuning.patience {
+                    bar.suspend(|| {
+                        println!(
+                            "early stop: no better dev {} in {since_best} evaluations",
+                            spec.metrics[select].name()
+                        )
+                    });
+                    break 'epochs;
+                }
+            }
+        }
+    }
+    bar.finish_and_clear();
+    let (_, best_step, dev_metrics, model) = best.ok_or_else(|| Error::Input("no training step ran".into()))?;
+    let predictions = others
+        .iter()
+        .map(|units| {
+            model.predict(
+                &format,
+                spec,
+                units,
+                &encode(&format, pre.tokenizer, spec, units)?,
+                pre.tokenizer,
+                pre.device,
+            )
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    Ok(Fitted { steps: step, best_step, dev: dev_metrics, predictions, model, seconds: start.elapsed().as_secs_f64() })
+}
+
+/// The mean regression target of `units` (0 for other tasks).
+fn mean_score(units: &[Unit]) -> f64 {
+    let s: Vec<f64> =
+        units.iter().filter_map(|u| if let Gold::Score(s) = u.gold { Some(s as f64) } else { None }).collect();
+    s.iter().sum::<f64>() / s.len().max(1) as f64
+}
+
+/// Each unit as the model reads it.
+fn encode(format: &Format, tokenizer: &Tokenizer, spec: &TaskSpec, units: &[Unit]) -> Result<Encodings, Error> {
+    match format {
+        Format::T5(f) => Ok(Encodings::Pairs(
+            units.iter().map(|u| f.encode(tokenizer, &u.t5_input, &spec.t5_target(u))).collect::<Result<_, _>>()?,
+        )),
+        Format::Classifier(f, _) => Ok(Encodings::Rows(
+            units
+                .iter()
+                .map(|u| {
+                    u.rows
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (text, pair))| {
+                            let label = match (&u.gold, spec.kind) {
+                                (Gold::Score(s), _) => Label::Score(*s),
+                                (Gold::Class(c), _) => Label::Class(*c),
+                                (Gold::Answers(golds), _) => Label::Class(golds.contains(&u.candidates[i]) as usize),
+                            };
+                            f.encode(tokenizer, &LabeledText { text: text.clone(), pair: pair.clone(), label })
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .collect::<Result<_, _>>()?,
+        )),
+    }
+}
+
+impl Tunable {
+    /// One optimizer step on the units at `batch`.
+    fn step(&mut self, format: &Format, data: &Encodings, batch: &[usize]) -> Result<f64, Error> {
+        match (self, format, data) {
+            (Tunable::Bert(t), Format::Classifier(f, head), Encodings::Rows(rows)) => {
+                step_classifier(t, f, *head, rows, batch)
+            }
+            (Tunable::Gpt2(t), Format::Classifier(f, head), Encodings::Rows(rows)) => {
+                step_classifier(t, f, *head, rows, batch)
+            }
+            (Tunable::T5(t), Format::T5(f), Encodings::Pairs(pairs)) => {
+                let examples: Vec<&Seq2Seq> = batch.iter().map(|&i| &pairs[i]).collect();
+                t.step(|model, device| seq2seq_loss(model, &examples, f, device))
+            }
+            _ => unreachable!("the encodings follow the format"),
+        }
+    }
+
+    fn tuned(&self) -> Tuned {
+        match self {
+            Tunable::Bert(t) => Tuned::Bert(t.inference().0),
+            Tunable::Gpt2(t) => Tuned::Gpt2(t.inference().0),
+            Tunable::T5(t) => Tuned::T5(t.inference().0),
+        }
+    }
+}
+
+fn step_classifier<C: Classifier>(
+    t: &mut Finetuner<C>,
+    format: &InputFormat,
+    head: Head,
+    rows: &[Vec<Encoded>],
+    batch: &[usize],
+) -> Result<f64, Error> {
+    let examples: Vec<&Encoded> = batch.iter().flat_map(|&i| &rows[i]).collect();
+    t.step(|model, device| head_loss(model, head, &examples, format.pad, device))
+}
+
+impl Tuned {
+    /// The model's answer to each unit.
+    fn predict(
+        &self,
+        format: &Format,
+        spec: &TaskSpec,
+        units: &[Unit],
+        data: &Encodings,
+        tokenizer: &Tokenizer,
+        device: &Device,
+    ) -> Result<Vec<Prediction>, Error> {
+        let (pad, rows) = match (format, data) {
+            (Format::Classifier(f, _), Encodings::Rows(rows)) => (f.pad, rows),
+            (Format::T5(f), Encodings::Pairs(pairs)) => {
+                let Tuned::T5(model) = self else { unreachable!("T5 format, T5 model") };
+                let sources: Vec<&[u32]> = pairs.iter().map(|p| p.input.as_slice()).collect();
+                let outputs = greedy_decode(model, &sources, f, 64, device)?;
+                return outputs.iter().map(|ids| Ok(spec.read_t5(&tokenizer.decode(ids)?))).collect();
+            }
+            _ => unreachable!("the encodings follow the format"),
+        };
+        let flat: Vec<Encoded> = rows.iter().flatten().cloned().collect();
+        let s = match self {
+            Tuned::Bert(m) => scores(m, &flat, pad, 64, device)?,
+            Tuned::Gpt2(m) => scores(m, &flat, pad, 64, device)?,
+            Tuned::T5(_) => unreachable!("a classifier format"),
+        };
+        let mut next = s.into_iter();
+        Ok(units
+            .iter()
+            .map(|u| {
+                let unit_scores: Vec<Vec<f32>> = next.by_ref().take(u.rows.len()).collect();
+                match spec.kind {
+                    Kind::Classes => Prediction::Class(argmax(&unit_scores[0])),
+                    Kind::Regression => Prediction::Score(unit_scores[0][0] as f64),
+                    Kind::Choice(_) => Prediction::Class(argmax(&unit_scores.iter().map(|s| s[0]).collect::<Vec<_>>())),
+                    Kind::Candidates => {
+                        let margin: Vec<f32> = unit_scores.iter().map(|s| s[1] - s[0]).collect();
+                        Prediction::Text(u.candidates[argmax(&margin)].clone())
+                    }
+                }
+            })
+            .collect())
+    }
+
+    /// The model as an HF folder: config.json, model.safetensors, tokenizer.json.
+    pub fn save(
+        &self,
+        dir: &std::path::Path,
+        base: &ModelConfig,
+        spec: &TaskSpec,
+        pad: u32,
+        tokenizer: &Tokenizer,
+    ) -> Result<(), Error> {
+        std::fs::create_dir_all(dir).map_err(hearth_core::error::io("create", dir.display()))?;
+        let (weights, config) = match self {
+            Tuned::Bert(m) => {
+                (to_safetensors(m)?, classifier_config_json(base, m.architecture(), head(spec), &spec.labels, pad))
+            }
+            Tuned::Gpt2(m) => {
+                (to_safetensors(m)?, classifier_config_json(base, m.architecture(), head(spec), &spec.labels, pad))
+            }
+            Tuned::T5(m) => (Model::T5(m.clone()).to_safetensors()?, base.to_json()),
+        };
+        write_atomic(&dir.join("model.safetensors"), &weights)?;
+        write_atomic(&dir.join("config.json"), config.as_bytes())?;
+        write_atomic(&dir.join("tokenizer.json"), tokenizer.to_json()?.as_bytes())
+    }
+
+    pub fn architecture(&self) -> &'static str {
+        match self {
+            Tuned::Bert(m) => m.architecture(),
+            Tuned::Gpt2(m) => m.architecture(),
+            Tuned::T5(_) => "T5ForConditionalGeneration",
+        }
+    }
+}
+
+/// The first index of the largest value.
+fn argmax(v: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v[best] {
+            best = i;
+        }
+    }
+    best
+}
