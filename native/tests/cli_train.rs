@@ -299,12 +299,8 @@ fn each_family_trains_and_answers() {
         path
     };
     let (train, dev) = (head("train.tsv", 160), head("dev.tsv", 40));
-    for (preset, arch, head_weight) in [
-        ("bert-tiny", "BertForSequenceClassification", "classifier.weight"),
-        ("gpt-tiny", "GPT2ForSequenceClassification", "score.weight"),
-    ] {
-        let out_dir = dir.join(format!("{preset}-finetuned"));
-        let out = run(&[
+    let finetune = |preset: &str, out_dir: &Path, extra: &[&str]| {
+        let mut args = vec![
             "finetune",
             "--backend",
             "flex",
@@ -314,19 +310,28 @@ fn each_family_trains_and_answers() {
             train.to_str().unwrap(),
             "--dev",
             dev.to_str().unwrap(),
-            "--test",
-            dev.to_str().unwrap(),
             "--epochs",
             "1",
-            "--eval-every",
-            "5",
             "--max-len",
             "32",
             "--lr",
             "1e-3",
             "--out-dir",
             out_dir.to_str().unwrap(),
-        ]);
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    for (preset, arch, head_weight) in [
+        ("bert-tiny", "BertForSequenceClassification", "classifier.weight"),
+        ("gpt-tiny", "GPT2ForSequenceClassification", "score.weight"),
+    ] {
+        let out_dir = dir.join(format!("{preset}-finetuned"));
+        let out =
+            finetune(preset, &out_dir, &["--test", dev.to_str().unwrap(), "--eval-every", "5", "--batch-size", "16"]);
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{preset}: {text}{}", String::from_utf8_lossy(&out.stderr));
         assert!(text.contains("majority class"), "{text}");
@@ -348,27 +353,7 @@ fn each_family_trains_and_answers() {
     }
     // T5 fine-tunes text-to-text: the label is the target text, read back by greedy decoding.
     let out_dir = dir.join("t5-tiny-finetuned");
-    let out = run(&[
-        "finetune",
-        "--backend",
-        "flex",
-        "-m",
-        &model("t5-tiny"),
-        "--train",
-        train.to_str().unwrap(),
-        "--dev",
-        dev.to_str().unwrap(),
-        "--epochs",
-        "1",
-        "--max-len",
-        "32",
-        "--lr",
-        "1e-3",
-        "--prefix",
-        "style",
-        "--out-dir",
-        out_dir.to_str().unwrap(),
-    ]);
+    let out = finetune("t5-tiny", &out_dir, &["--prefix", "style"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "t5: {text}{}", String::from_utf8_lossy(&out.stderr));
     let config: serde_json::Value =
@@ -377,6 +362,13 @@ fn each_family_trains_and_answers() {
     let results: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out_dir.join("eval_results.json")).unwrap()).unwrap();
     assert!(results["dev"]["accuracy"].as_f64().is_some_and(|a| (0.0..=1.0).contains(&a)), "{results}");
+    // A second fine-tune into the same folder is refused before any work, and nothing changes.
+    let before = std::fs::read(out_dir.join("model.safetensors")).unwrap();
+    let out = finetune("t5-tiny", &out_dir, &[]);
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && e.lines().filter(|l| l.starts_with("error: ")).count() == 1, "{e}");
+    assert!(e.contains("holds an earlier fine-tuned model") && e.contains("--overwrite"), "{e}");
+    assert_eq!(std::fs::read(out_dir.join("model.safetensors")).unwrap(), before);
 
     // GLUE and SuperGLUE on official-layout files: every task, each family (T5 text-to-text).
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/benchmarks");

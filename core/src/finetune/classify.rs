@@ -299,8 +299,12 @@ pub fn classifier_config_json(
         map.insert("label2id".into(), label2id.into());
     }
     map.insert("num_labels".into(), head.num_outputs().into());
-    let problem = if head == Head::Regression { "regression" } else { "single_label_classification" };
-    map.insert("problem_type".into(), problem.into());
+    // A choice head scores one choice at a time: not a classification problem for HF's loss.
+    match head {
+        Head::Regression => _ = map.insert("problem_type".into(), "regression".into()),
+        Head::Classes(_) => _ = map.insert("problem_type".into(), "single_label_classification".into()),
+        Head::Choice(_) => {}
+    }
     if matches!(base, ModelConfig::Gpt2(_)) {
         // GPT2ForSequenceClassification finds each row's last token by its pad id.
         map.insert("pad_token_id".into(), pad.into());
@@ -378,7 +382,10 @@ mod tests {
             serde_json::from_str(&classifier_config_json(&config, "BertForSequenceClassification", head, &[], 0))
                 .unwrap();
         assert_eq!(json["architectures"][0], "BertForMultipleChoice");
-        assert!(json.get("id2label").is_none());
+        assert!(
+            json.get("id2label").is_none() && json.get("problem_type").is_none(),
+            "transformers refuses one output with a classification problem_type"
+        );
         let json: serde_json::Value = serde_json::from_str(&classifier_config_json(
             &config,
             "BertForSequenceClassification",

@@ -7,7 +7,7 @@ use std::path::Path;
 use hearth_core::Error;
 use hearth_core::eval::downstream::{Gold, Kind, Metric, TaskSpec, Unit};
 
-use super::{LoadedTask, tsv};
+use super::{Found, LoadedTask, tsv};
 
 /// A column by header name, or by position in a file without a header (CoLA).
 #[derive(Clone, Copy)]
@@ -148,21 +148,9 @@ const TASKS: [Glue; 9] = [
     },
 ];
 
-/// The tasks present under `dir` (a task whose folder is absent is `Err` with the reason it was
-/// skipped, named by the task).
-pub fn load(dir: &Path) -> Vec<(&'static str, Result<LoadedTask, String>)> {
-    TASKS
-        .iter()
-        .map(|t| {
-            let folder = dir.join(t.folder);
-            let task = if folder.is_dir() {
-                t.read(&folder).map_err(|e| e.to_string())
-            } else {
-                Err(format!("no {} folder", t.folder))
-            };
-            (t.name, task)
-        })
-        .collect()
+/// Every task, read when its folder is under `dir`.
+pub fn load(dir: &Path) -> Vec<(&'static str, Found)> {
+    TASKS.iter().map(|t| (t.name, Found::read(dir, t.folder, |folder| t.read(folder)))).collect()
 }
 
 impl Glue {
@@ -251,7 +239,7 @@ mod tests {
         let loaded = load(&fixtures());
         assert_eq!(loaded.len(), 9);
         for (name, task) in &loaded {
-            let task = task.as_ref().unwrap_or_else(|e| panic!("{name}: {e}"));
+            let task = task.task();
             assert_eq!(task.train.len(), 16, "{name}");
             for (_, units) in &task.evals {
                 assert_eq!(units.len(), 8, "{name}");
@@ -263,7 +251,7 @@ mod tests {
                 _ => assert!(matches!(u.gold, Gold::Class(c) if c < task.spec.labels.len())),
             }
         }
-        let mnli = loaded.iter().find(|t| t.0 == "mnli").unwrap().1.as_ref().unwrap();
+        let mnli = loaded.iter().find(|t| t.0 == "mnli").unwrap().1.task();
         assert_eq!(mnli.evals.iter().map(|e| e.0).collect::<Vec<_>>(), ["m_", "mm_"]);
     }
 
@@ -285,7 +273,7 @@ mod tests {
         write("RTE", "train.tsv", rte);
         write("RTE", "dev.tsv", rte);
         let loaded = load(&dir);
-        let cola = loaded[0].1.as_ref().unwrap();
+        let cola = loaded[0].1.task();
         assert_eq!(
             cola.train[0].rows,
             vec![("Our friends won't buy this analysis, let alone the next one we propose.".to_string(), None)]
@@ -293,19 +281,24 @@ mod tests {
         assert_eq!(cola.train[1].gold, Gold::Class(0));
         assert_eq!(cola.spec.t5_target(&cola.train[1]), "unacceptable");
         assert_eq!(cola.spec.metrics, vec![Metric::Matthews]);
-        let rte = loaded.iter().find(|t| t.0 == "rte").unwrap().1.as_ref().unwrap();
+        let rte = loaded.iter().find(|t| t.0 == "rte").unwrap().1.task();
         assert_eq!(rte.train[0].gold, Gold::Class(1));
         assert_eq!(rte.train[0].rows[0].1.as_deref(), Some("Christopher Reeve had an accident."));
         assert!(
             rte.train[0].t5_input.starts_with("rte sentence1: Dana Reeve,")
                 && rte.train[0].t5_input.ends_with("sentence2: Christopher Reeve had an accident.")
         );
-        assert_eq!(loaded.iter().filter(|t| t.1.is_err()).count(), 7, "the absent tasks are skipped");
-        assert_eq!(loaded[1].1.as_ref().err().unwrap(), "no SST-2 folder");
+        assert_eq!(
+            loaded.iter().filter(|t| matches!(t.1, Found::Absent(_))).count(),
+            7,
+            "the absent tasks are skipped"
+        );
+        assert!(matches!(loaded[1].1, Found::Absent("SST-2")));
         // A label outside the layout's values: one line naming the file, the line, the values.
         write("RTE", "dev.tsv", "index\tsentence1\tsentence2\tlabel\n0\ta\tb\tyes\n");
         let loaded = load(&dir);
-        let e = loaded.iter().find(|t| t.0 == "rte").unwrap().1.as_ref().err().unwrap().clone();
+        let Found::Unreadable(e) = &loaded.iter().find(|t| t.0 == "rte").unwrap().1 else { panic!("unreadable") };
+        let e = e.to_string();
         assert!(
             e.contains("dev.tsv")
                 && e.contains("line 2")

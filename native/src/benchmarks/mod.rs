@@ -6,13 +6,13 @@ pub mod glue;
 pub mod superglue;
 mod tsv;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use hearth_core::Error;
 use hearth_core::eval::downstream::{Metric, TaskSpec, Unit};
 use serde_json::json;
 
-use crate::finetune::engine::{Pretrained, Tuning, fit};
+use crate::finetune::engine::{Checks, Pretrained, Tuning, fit};
 use crate::infer::{ModelArgs, load};
 
 /// A task read from its files: what it is, its training units, and its evaluation sets (the
@@ -21,6 +21,37 @@ pub struct LoadedTask {
     pub spec: TaskSpec,
     pub train: Vec<Unit>,
     pub evals: Vec<(&'static str, Vec<Unit>)>,
+}
+
+/// A suite's task as found in the folder.
+pub enum Found {
+    Task(LoadedTask),
+    /// Its folder (named) is not there: skipped.
+    Absent(&'static str),
+    Unreadable(Error),
+}
+
+impl Found {
+    /// The task read from `dir/folder`, when that folder is there.
+    fn read(dir: &Path, folder: &'static str, read: impl FnOnce(&Path) -> Result<LoadedTask, Error>) -> Found {
+        let path = dir.join(folder);
+        if !path.is_dir() {
+            return Found::Absent(folder);
+        }
+        match read(&path) {
+            Ok(task) => Found::Task(task),
+            Err(e) => Found::Unreadable(e),
+        }
+    }
+
+    #[cfg(test)]
+    fn task(&self) -> &LoadedTask {
+        match self {
+            Found::Task(t) => t,
+            Found::Absent(f) => panic!("no {f} folder"),
+            Found::Unreadable(e) => panic!("{e}"),
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -42,26 +73,17 @@ pub struct Args {
     /// Training examples per task (0: all), for a quick look.
     #[arg(long, default_value_t = 0)]
     limit: usize,
-    #[arg(long, default_value_t = 3)]
-    epochs: usize,
-    #[arg(long, default_value_t = 32)]
-    batch_size: usize,
-    #[arg(long, default_value_t = 1e-4)]
-    lr: f64,
-    #[arg(long, default_value_t = 0.1)]
-    warmup_ratio: f64,
-    #[arg(long, default_value_t = 0.01)]
-    weight_decay: f64,
-    #[arg(long, default_value_t = 128)]
-    max_len: usize,
-    /// T5: target tokens (ReCoRD's answers are entity names).
-    #[arg(long, default_value_t = 16)]
-    max_target_len: usize,
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
+    #[command(flatten)]
+    tuning: Tuning,
     /// Also write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Save each task's fine-tuned model here, in HF format (`DIR/cola/`, …).
+    #[arg(long)]
+    save: Option<PathBuf>,
+    /// Replace the models an earlier run saved in --save.
+    #[arg(long)]
+    overwrite: bool,
 }
 
 /// One task's outcome.
@@ -91,17 +113,17 @@ pub fn run(suite: Suite, args: Args) -> Result<(), Error> {
     }
     let mut tasks = Vec::new();
     let mut skipped = Vec::new();
-    for (task, loaded) in found {
+    for (task, found) in found {
         if !args.tasks.is_empty() && !args.tasks.iter().any(|t| t == task) {
             continue;
         }
-        match loaded {
-            Ok(t) => tasks.push(t),
-            Err(why) if why.starts_with("no ") && why.ends_with(" folder") => {
-                println!("{task}: skipped ({why} in {})", args.dir.display());
+        match found {
+            Found::Task(t) => tasks.push(t),
+            Found::Absent(folder) => {
+                println!("{task}: skipped (no {folder}/ in {})", args.dir.display());
                 skipped.push(task);
             }
-            Err(e) => return Err(Error::Input(format!("{task}: {e}"))),
+            Found::Unreadable(e) => return Err(e),
         }
     }
     if tasks.is_empty() {
@@ -110,8 +132,13 @@ pub fn run(suite: Suite, args: Args) -> Result<(), Error> {
             args.dir.display()
         )));
     }
+    if let Some(dir) = &args.save {
+        for t in &tasks {
+            crate::finetune::engine::claim_out_dir(&dir.join(t.spec.name), args.overwrite)?;
+        }
+    }
     let m = load(&args.model)?;
-    m.check_batch(args.batch_size.max(1), args.max_len, false, "fine-tuning")?;
+    m.check_batch(args.tuning.batch_size.max(1), args.tuning.max_len, false, "fine-tuning")?;
     let how =
         if matches!(m.config, hearth_core::models::ModelConfig::T5(_)) { "text-to-text" } else { "with a task head" };
     println!(
@@ -121,23 +148,13 @@ pub fn run(suite: Suite, args: Args) -> Result<(), Error> {
         m.dir.display(),
         m.model.num_params() as f64 / 1e6,
         m.backend,
-        args.epochs,
-        args.batch_size,
-        args.lr
+        args.tuning.epochs,
+        args.tuning.batch_size,
+        args.tuning.lr
     );
-    let tuning = Tuning {
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        lr: args.lr,
-        warmup_ratio: args.warmup_ratio,
-        weight_decay: args.weight_decay,
-        grad_clip: 1.0,
-        max_len: args.max_len,
-        max_target: args.max_target_len,
-        eval_every: u64::MAX, // dev once, after the last step: the final model is reported
-        patience: 0,
-        seed: args.seed,
-    };
+    let tuning = &args.tuning;
+    // Dev once, after the last step: the final model is reported, as HF's run_glue.py does.
+    let checks = Checks { every: u64::MAX, patience: 0, select: 0 };
     let pre = Pretrained { model: &m.model, config: &m.config, tokenizer: &m.tokenizer, device: &m.device };
     let mut results = Vec::new();
     for mut task in tasks {
@@ -147,13 +164,16 @@ pub fn run(suite: Suite, args: Args) -> Result<(), Error> {
         let (first, rest) = task.evals.split_first().expect("a task has an evaluation set");
         let others: Vec<&[Unit]> = rest.iter().map(|e| e.1.as_slice()).collect();
         println!("{}: {} train / {} dev examples", task.spec.name, task.train.len(), first.1.len());
-        let fitted = fit(&pre, &task.spec, &task.train, &first.1, &others, &tuning, 0, &mut |_| Ok(()))?;
+        let fitted = fit(&pre, &task.spec, &task.train, &first.1, &others, tuning, checks, &mut |_| Ok(()))?;
         let named = |prefix: &str, values: &[(Metric, f64)]| -> Vec<(String, f64)> {
             values.iter().map(|(m, v)| (format!("{prefix}{}", m.name()), *v)).collect()
         };
         let mut metrics = named(first.0, &fitted.dev);
         for ((prefix, units), preds) in rest.iter().zip(&fitted.predictions) {
             metrics.extend(named(prefix, &task.spec.score(units, preds, 0.0)));
+        }
+        if let Some(dir) = &args.save {
+            fitted.model.save(&dir.join(task.spec.name), &m.config, &task.spec, &m.tokenizer)?;
         }
         let scored = Scored {
             task: task.spec.name,
@@ -195,7 +215,10 @@ pub fn run(suite: Suite, args: Args) -> Result<(), Error> {
                 "score": r.score(), "train": r.train, "dev": r.dev, "seconds": r.seconds,
             })).collect::<Vec<_>>(),
             "average": average, "skipped": skipped,
-            "settings": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "max_len": args.max_len, "seed": args.seed, "limit": args.limit},
+            "settings": {
+                "epochs": tuning.epochs, "batch_size": tuning.batch_size, "lr": tuning.lr, "max_len": tuning.max_len,
+                "seed": tuning.seed, "limit": args.limit,
+            },
         });
         crate::checkpoint::write_atomic(
             path,

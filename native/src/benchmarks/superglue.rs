@@ -20,7 +20,7 @@ use hearth_core::Error;
 use hearth_core::eval::downstream::{Gold, Kind, Metric, TaskSpec, Unit};
 use serde_json::Value;
 
-use super::LoadedTask;
+use super::{Found, LoadedTask};
 
 const FALSE_TRUE: &[&str] = &["False", "True"];
 
@@ -101,20 +101,9 @@ const TASKS: [SuperGlue; 8] = [
     },
 ];
 
-/// The tasks present under `dir` (an absent one is `Err` with the reason it was skipped).
-pub fn load(dir: &Path) -> Vec<(&'static str, Result<LoadedTask, String>)> {
-    TASKS
-        .iter()
-        .map(|t| {
-            let folder = dir.join(t.folder);
-            let task = if folder.is_dir() {
-                t.read(&folder).map_err(|e| e.to_string())
-            } else {
-                Err(format!("no {} folder", t.folder))
-            };
-            (t.name, task)
-        })
-        .collect()
+/// Every task, read when its folder is under `dir`.
+pub fn load(dir: &Path) -> Vec<(&'static str, Found)> {
+    TASKS.iter().map(|t| (t.name, Found::read(dir, t.folder, |folder| t.read(folder)))).collect()
 }
 
 impl SuperGlue {
@@ -323,17 +312,17 @@ mod tests {
         let loaded = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/benchmarks/superglue"));
         assert_eq!(loaded.len(), 8);
         for (name, task) in &loaded {
-            let task = task.as_ref().unwrap_or_else(|e| panic!("{name}: {e}"));
+            let task = task.task();
             assert!(!task.train.is_empty() && !task.evals[0].1.is_empty(), "{name}");
             assert!(task.train[0].t5_input.starts_with(&format!("{name} ")), "{name}");
         }
-        let multirc = loaded.iter().find(|t| t.0 == "multirc").unwrap().1.as_ref().unwrap();
+        let multirc = loaded.iter().find(|t| t.0 == "multirc").unwrap().1.task();
         // Four answers per question, numbered across the file.
         assert_eq!(
             multirc.evals[0].1.iter().map(|u| u.group).collect::<Vec<_>>(),
             [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3]
         );
-        let record = loaded.iter().find(|t| t.0 == "record").unwrap().1.as_ref().unwrap();
+        let record = loaded.iter().find(|t| t.0 == "record").unwrap().1.task();
         for u in &record.train {
             let Gold::Answers(golds) = &u.gold else { panic!("answers") };
             assert!(u.candidates.contains(&golds[0]) && u.rows.len() == u.candidates.len(), "{u:?}");

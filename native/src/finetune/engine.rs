@@ -22,25 +22,42 @@ use rand::seq::SliceRandom;
 
 use crate::checkpoint::write_atomic;
 
-/// The optimisation and evaluation settings of one fine-tuning run.
-#[derive(Clone, Debug)]
+/// The optimisation settings of one fine-tuning run (`hearth finetune`'s and the suites' flags).
+#[derive(clap::Args, Clone, Debug)]
 pub struct Tuning {
+    #[arg(long, default_value_t = 3)]
     pub epochs: usize,
+    #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
+    #[arg(long, default_value_t = 1e-4)]
     pub lr: f64,
     /// Share of the steps spent warming up (then linear decay to 0).
+    #[arg(long, default_value_t = 0.1)]
     pub warmup_ratio: f64,
+    #[arg(long, default_value_t = 0.01)]
     pub weight_decay: f64,
+    /// Clip the gradients' global norm to this (0: never).
+    #[arg(long, default_value_t = 1.0)]
     pub grad_clip: f64,
-    /// Input tokens per example (longer ones are truncated).
+    /// Tokens per example (longer ones are truncated, the longer text of a pair first).
+    #[arg(long, default_value_t = 128)]
     pub max_len: usize,
-    /// T5: target tokens (the greedy decoding stops there too).
-    pub max_target: usize,
-    /// Evaluate on dev every N steps (0: once per epoch).
-    pub eval_every: u64,
-    /// Stop after this many evaluations without improvement (0: never; the last model is kept).
-    pub patience: usize,
+    /// T5: tokens of the target text (decoding stops there too; ReCoRD's answers are entity names).
+    #[arg(long, default_value_t = 16)]
+    pub max_target_len: usize,
+    #[arg(long, default_value_t = 42)]
     pub seed: u64,
+}
+
+/// When a run looks at dev, and what it keeps.
+#[derive(Clone, Copy, Debug)]
+pub struct Checks {
+    /// Evaluate on dev every N steps (0: once per epoch); always after the last step.
+    pub every: u64,
+    /// Stop after this many evaluations without improvement (0: never, and the last model is kept).
+    pub patience: usize,
+    /// The index of the task metric that decides "improvement".
+    pub select: usize,
 }
 
 /// The pretrained checkpoint a run starts from (a fresh copy per task).
@@ -107,8 +124,8 @@ fn head(spec: &TaskSpec) -> Head {
     }
 }
 
-/// Fine-tunes `pre` on `train`, evaluating on `dev` (the metric at `select` picks the best), and
-/// answers `others` with the kept model. `on_eval` sees each evaluation (a line, a log record).
+/// Fine-tunes `pre` on `train`, evaluating on `dev` as `checks` says, and answers `others` with the
+/// kept model. `on_eval` sees each evaluation (a line, a log record).
 pub fn fit(
     pre: &Pretrained<'_>,
     spec: &TaskSpec,
@@ -116,7 +133,7 @@ pub fn fit(
     dev: &[Unit],
     others: &[&[Unit]],
     tuning: &Tuning,
-    select: usize,
+    checks: Checks,
     on_eval: &mut dyn FnMut(&Evaluation<'_>) -> Result<(), Error>,
 ) -> Result<Fitted, Error> {
     if train.is_empty() || dev.is_empty() {
@@ -124,7 +141,9 @@ pub fn fit(
     }
     let start = Instant::now();
     let format = match pre.config {
-        ModelConfig::T5(c) => Format::T5(Text2TextFormat::new(c, pre.tokenizer, tuning.max_len, tuning.max_target)?),
+        ModelConfig::T5(c) => {
+            Format::T5(Text2TextFormat::new(c, pre.tokenizer, tuning.max_len, tuning.max_target_len)?)
+        }
         c => Format::Classifier(InputFormat::new(c, pre.tokenizer, tuning.max_len)?, head(spec)),
     };
     let train_enc = encode(&format, pre.tokenizer, spec, train)?;
@@ -150,7 +169,7 @@ pub fn fit(
         }
         _ => unreachable!("the format follows the config"),
     };
-    let eval_every = if tuning.eval_every == 0 { steps_per_epoch } else { tuning.eval_every };
+    let eval_every = if checks.every == 0 { steps_per_epoch } else { checks.every };
     let fallback = mean_score(train);
     let bar = crate::report::steps_bar(total_steps);
     let mut rng = Rng::seed_from_u64(tuning.seed ^ 0xF1E7);
@@ -176,18 +195,18 @@ pub fn fit(
             let train_loss = loss_sum.0 / loss_sum.1.max(1) as f64;
             loss_sum = (0.0, 0);
             bar.suspend(|| on_eval(&Evaluation { step, epoch: epoch + 1, train_loss, dev: &metrics }))?;
-            let score = metrics[select].1;
+            let score = metrics[checks.select].1;
             let better = best.as_ref().is_none_or(|b| score > b.0);
-            if better || tuning.patience == 0 {
+            if better || checks.patience == 0 {
                 best = Some((score, step, metrics, model));
                 since_best = 0;
             } else {
                 since_best += 1;
-                if since_best >= tuning.patience {
+                if since_best >= checks.patience {
                     bar.suspend(|| {
                         println!(
                             "early stop: no better dev {} in {since_best} evaluations",
-                            spec.metrics[select].name()
+                            spec.metrics[checks.select].name()
                         )
                     });
                     break 'epochs;
@@ -337,17 +356,17 @@ impl Tuned {
         dir: &std::path::Path,
         base: &ModelConfig,
         spec: &TaskSpec,
-        pad: u32,
         tokenizer: &Tokenizer,
     ) -> Result<(), Error> {
         std::fs::create_dir_all(dir).map_err(hearth_core::error::io("create", dir.display()))?;
+        // GPT2ForSequenceClassification finds each row's last token by the pad id.
+        let config = |architecture: &str| -> Result<String, Error> {
+            let pad = InputFormat::new(base, tokenizer, 1)?.pad;
+            Ok(classifier_config_json(base, architecture, head(spec), &spec.labels, pad))
+        };
         let (weights, config) = match self {
-            Tuned::Bert(m) => {
-                (to_safetensors(m)?, classifier_config_json(base, m.architecture(), head(spec), &spec.labels, pad))
-            }
-            Tuned::Gpt2(m) => {
-                (to_safetensors(m)?, classifier_config_json(base, m.architecture(), head(spec), &spec.labels, pad))
-            }
+            Tuned::Bert(m) => (to_safetensors(m)?, config(m.architecture())?),
+            Tuned::Gpt2(m) => (to_safetensors(m)?, config(m.architecture())?),
             Tuned::T5(m) => (Model::T5(m.clone()).to_safetensors()?, base.to_json()),
         };
         write_atomic(&dir.join("model.safetensors"), &weights)?;
@@ -362,6 +381,23 @@ impl Tuned {
             Tuned::T5(_) => "T5ForConditionalGeneration",
         }
     }
+}
+
+/// A fine-tuned model's folder is never overwritten by accident: one that holds an earlier
+/// model or results is refused (before any work) unless `overwrite`.
+pub fn claim_out_dir(dir: &std::path::Path, overwrite: bool) -> Result<(), Error> {
+    let earlier: Vec<&str> = ["model.safetensors", "config.json", "metrics.jsonl", "eval_results.json"]
+        .into_iter()
+        .filter(|f| dir.join(f).exists())
+        .collect();
+    if !earlier.is_empty() && !overwrite {
+        return Err(Error::Refused(format!(
+            "{} holds an earlier fine-tuned model ({}); give another folder, or --overwrite to replace it",
+            dir.display(),
+            earlier.join(", ")
+        )));
+    }
+    Ok(())
 }
 
 /// The first index of the largest value.

@@ -19,7 +19,7 @@ use crate::checkpoint::write_atomic;
 use crate::infer::{ModelArgs, load};
 use crate::labeled_data::{self, Columns, Row};
 use crate::report::Metrics;
-use engine::{Evaluation, Pretrained, Tuning, fit};
+use engine::{Checks, Evaluation, Pretrained, Tuning, fit};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -47,22 +47,11 @@ pub struct Args {
     /// Where the fine-tuned model (HF folder), metrics.jsonl and eval_results.json go.
     #[arg(long, default_value = "runs/finetune")]
     out_dir: PathBuf,
-    #[arg(long, default_value_t = 3)]
-    epochs: usize,
-    #[arg(long, default_value_t = 16)]
-    batch_size: usize,
-    #[arg(long, default_value_t = 1e-4)]
-    lr: f64,
-    /// Share of the steps spent warming up (then linear decay to 0).
-    #[arg(long, default_value_t = 0.1)]
-    warmup_ratio: f64,
-    #[arg(long, default_value_t = 0.01)]
-    weight_decay: f64,
-    #[arg(long, default_value_t = 1.0)]
-    grad_clip: f64,
-    /// Tokens per example (longer ones are truncated, the longer text of a pair first).
-    #[arg(long, default_value_t = 128)]
-    max_len: usize,
+    /// Replace the model and results an earlier fine-tune left in --out-dir.
+    #[arg(long)]
+    overwrite: bool,
+    #[command(flatten)]
+    tuning: Tuning,
     /// Evaluate on dev every N steps (0: once per epoch).
     #[arg(long, default_value_t = 0)]
     eval_every: u64,
@@ -76,11 +65,6 @@ pub struct Args {
     /// "PREFIX sentence: …" (a pair: "PREFIX sentence1: … sentence2: …") and the target is the label.
     #[arg(long, default_value = "")]
     prefix: String,
-    /// T5: tokens of the target label (decoding stops there too).
-    #[arg(long, default_value_t = 8)]
-    max_target_len: usize,
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
 }
 
 pub fn run(args: Args) -> Result<(), Error> {
@@ -92,7 +76,7 @@ pub fn run(args: Args) -> Result<(), Error> {
     let columns =
         Columns { text: args.text_column.clone(), pair: args.pair_column.clone(), label: args.label_column.clone() };
     let mut train_rows = labeled_data::read(&args.train, &columns)?;
-    let mut rng = Rng::seed_from_u64(args.seed);
+    let mut rng = Rng::seed_from_u64(args.tuning.seed);
     let dev_rows = match &args.dev {
         Some(p) => labeled_data::read(p, &columns)?,
         None => {
@@ -126,21 +110,10 @@ pub fn run(args: Args) -> Result<(), Error> {
         None => None,
     };
 
+    engine::claim_out_dir(&args.out_dir, args.overwrite)?;
     let m = load(&args.model)?;
-    m.check_batch(args.batch_size.max(1), args.max_len, false, "fine-tuning")?;
-    let tuning = Tuning {
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        lr: args.lr,
-        warmup_ratio: args.warmup_ratio,
-        weight_decay: args.weight_decay,
-        grad_clip: args.grad_clip,
-        max_len: args.max_len,
-        max_target: args.max_target_len,
-        eval_every: args.eval_every,
-        patience: args.patience,
-        seed: args.seed,
-    };
+    let tuning = &args.tuning;
+    m.check_batch(tuning.batch_size.max(1), tuning.max_len, false, "fine-tuning")?;
     println!(
         "hearth finetune: {} from {} on {}: {} train / {} dev{} examples, labels {}, {} epochs × {} steps",
         m.config.model_type(),
@@ -150,8 +123,8 @@ pub fn run(args: Args) -> Result<(), Error> {
         dev.len(),
         test.as_ref().map_or(String::new(), |t| format!(" / {} test", t.len())),
         labels.join(", "),
-        args.epochs,
-        train.len().div_ceil(args.batch_size.max(1)),
+        tuning.epochs,
+        train.len().div_ceil(tuning.batch_size.max(1)),
     );
     std::fs::create_dir_all(&args.out_dir).map_err(hearth_core::error::io("create", args.out_dir.display()))?;
     let mut metrics_log = Metrics::open(&args.out_dir.join("metrics.jsonl"), true)?;
@@ -166,9 +139,9 @@ pub fn run(args: Args) -> Result<(), Error> {
     };
     let pre = Pretrained { model: &m.model, config: &m.config, tokenizer: &m.tokenizer, device: &m.device };
     let others: Vec<&[Unit]> = test.iter().map(Vec::as_slice).collect();
-    let fitted = fit(&pre, &spec, &train, &dev, &others, &tuning, select, &mut on_eval)?;
-    let pad = hearth_core::finetune::InputFormat::new(&m.config, &m.tokenizer, 1).map_or(0, |f| f.pad);
-    fitted.model.save(&args.out_dir, &m.config, &spec, pad, &m.tokenizer)?;
+    let checks = Checks { every: args.eval_every, patience: args.patience, select };
+    let fitted = fit(&pre, &spec, &train, &dev, &others, tuning, checks, &mut on_eval)?;
+    fitted.model.save(&args.out_dir, &m.config, &spec, &m.tokenizer)?;
 
     let k = labels.len();
     let gold =
