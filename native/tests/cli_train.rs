@@ -402,6 +402,8 @@ fn each_family_trains_and_answers() {
             let mut sum = 0.0;
             for r in results {
                 let metrics = r["metrics"].as_object().unwrap();
+                let majority = r["majority"].as_object().unwrap();
+                assert_eq!(metrics.keys().collect::<Vec<_>>(), majority.keys().collect::<Vec<_>>(), "{r}");
                 let values: Vec<f64> = metrics.values().map(|m| m.as_f64().unwrap()).collect();
                 // Matthews and the correlations lie in [-1, 1], the rest in [0, 1].
                 assert!(values.iter().all(|m| (-1.0..=1.0).contains(m)), "{preset} {suite}: {r}");

@@ -127,6 +127,25 @@ impl TaskSpec {
         }
     }
 
+    /// The answers of a model that ignores its input (the baseline to beat): the class most frequent
+    /// in `train`, its mean score, or a unit's first candidate.
+    pub fn majority(&self, train: &[Unit], units: &[Unit]) -> Vec<Prediction> {
+        let classes: Vec<usize> =
+            train.iter().filter_map(|u| if let Gold::Class(c) = u.gold { Some(c) } else { None }).collect();
+        let class = super::metrics::majority_class(&classes, self.labels.len().max(2));
+        let scores: Vec<f64> =
+            train.iter().filter_map(|u| if let Gold::Score(s) = u.gold { Some(s as f64) } else { None }).collect();
+        let mean = scores.iter().sum::<f64>() / scores.len().max(1) as f64;
+        units
+            .iter()
+            .map(|u| match self.kind {
+                Kind::Classes | Kind::Choice(_) => Prediction::Class(class),
+                Kind::Regression => Prediction::Score(mean),
+                Kind::Candidates => Prediction::Text(u.candidates.first().cloned().unwrap_or_default()),
+            })
+            .collect()
+    }
+
     /// The task's metrics for `predictions` (one per unit); `fallback_score` stands in for an
     /// unreadable regression answer (the mean training score).
     pub fn score(&self, units: &[Unit], predictions: &[Prediction], fallback_score: f64) -> Vec<(Metric, f64)> {
@@ -238,5 +257,9 @@ mod tests {
         let s =
             stsb.score(&units, &[Prediction::Score(1.0), Prediction::Invalid("x".into()), Prediction::Score(3.0)], 2.0);
         assert!((s[0].1 - 1.0).abs() < 1e-12, "the fallback 2.0 stands in: {s:?}");
+        // The baseline: the mean training score for every unit (Pearson 0), the majority class.
+        assert_eq!(stsb.majority(&units, &units[..1]), vec![Prediction::Score(2.0)]);
+        let train = vec![unit(Gold::Class(1)), unit(Gold::Class(0)), unit(Gold::Class(1))];
+        assert_eq!(spec.majority(&train, &train), vec![Prediction::Class(1); 3]);
     }
 }

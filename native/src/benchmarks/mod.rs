@@ -90,6 +90,8 @@ pub struct Args {
 struct Scored {
     task: &'static str,
     metrics: Vec<(String, f64)>,
+    /// The same metrics of the majority answer.
+    majority: Vec<(String, f64)>,
     train: usize,
     dev: usize,
     seconds: f64,
@@ -98,8 +100,12 @@ struct Scored {
 impl Scored {
     /// The task's score: the mean of its metrics (GLUE's rule for tasks with two).
     fn score(&self) -> f64 {
-        self.metrics.iter().map(|m| m.1).sum::<f64>() / self.metrics.len().max(1) as f64
+        mean(&self.metrics)
     }
+}
+
+fn mean(metrics: &[(String, f64)]) -> f64 {
+    metrics.iter().map(|m| m.1).sum::<f64>() / metrics.len().max(1) as f64
 }
 
 pub fn run(suite: Suite, args: Args) -> Result<(), Error> {
@@ -172,12 +178,17 @@ pub fn run(suite: Suite, args: Args) -> Result<(), Error> {
         for ((prefix, units), preds) in rest.iter().zip(&fitted.predictions) {
             metrics.extend(named(prefix, &task.spec.score(units, preds, 0.0)));
         }
+        let mut majority = Vec::new();
+        for (prefix, units) in &task.evals {
+            majority.extend(named(prefix, &task.spec.score(units, &task.spec.majority(&task.train, units), 0.0)));
+        }
         if let Some(dir) = &args.save {
             fitted.model.save(&dir.join(task.spec.name), &m.config, &task.spec, &m.tokenizer)?;
         }
         let scored = Scored {
             task: task.spec.name,
             metrics,
+            majority,
             train: task.train.len(),
             dev: first.1.len(),
             seconds: fitted.seconds,
@@ -188,24 +199,30 @@ pub fn run(suite: Suite, args: Args) -> Result<(), Error> {
     }
     let average = results.iter().map(Scored::score).sum::<f64>() / results.len() as f64;
     println!("\n== {name} (dev; ×100)");
-    println!("{:<10} {:<30} {:>7} {:>8} {:>6} {:>8}", "task", "metrics", "score", "train", "dev", "seconds");
+    println!(
+        "{:<10} {:<34} {:>7} {:>9} {:>7} {:>6} {:>8}",
+        "task", "metrics", "score", "majority", "train", "dev", "seconds"
+    );
     for r in &results {
         let shown: Vec<String> = r.metrics.iter().map(|(k, v)| format!("{k} {:.1}", v * 100.0)).collect();
         println!(
-            "{:<10} {:<30} {:>7.1} {:>8} {:>6} {:>8.1}",
+            "{:<10} {:<34} {:>7.1} {:>9.1} {:>7} {:>6} {:>8.1}",
             r.task,
             shown.join(" / "),
             r.score() * 100.0,
+            mean(&r.majority) * 100.0,
             r.train,
             r.dev,
             r.seconds
         );
     }
+    let majority = results.iter().map(|r| mean(&r.majority)).sum::<f64>() / results.len() as f64;
     println!(
-        "{:<10} {:<30} {:>7.1}",
+        "{:<10} {:<34} {:>7.1} {:>9.1}",
         "average",
         format!("{} of {} tasks", results.len(), results.len() + skipped.len()),
-        average * 100.0
+        average * 100.0,
+        majority * 100.0
     );
     if let Some(path) = &args.json {
         let value = json!({
@@ -213,8 +230,9 @@ pub fn run(suite: Suite, args: Args) -> Result<(), Error> {
             "tasks": results.iter().map(|r| json!({
                 "task": r.task, "metrics": r.metrics.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
                 "score": r.score(), "train": r.train, "dev": r.dev, "seconds": r.seconds,
+                "majority": r.majority.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
             })).collect::<Vec<_>>(),
-            "average": average, "skipped": skipped,
+            "average": average, "majority_average": majority, "skipped": skipped,
             "settings": {
                 "epochs": tuning.epochs, "batch_size": tuning.batch_size, "lr": tuning.lr, "max_len": tuning.max_len,
                 "seed": tuning.seed, "limit": args.limit,
