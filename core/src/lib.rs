@@ -3,6 +3,7 @@
 //! happens here: functions take bytes and return values, so the CLI and the browser drive the
 //! same code.
 
+pub mod attention_maps;
 pub mod device;
 pub mod error;
 pub mod eval;

@@ -1,5 +1,6 @@
 //! `hearth`: the command-line program.
 
+mod attention_cmd;
 mod backend;
 mod bench;
 mod bench_memory;
@@ -60,6 +61,9 @@ enum Command {
     /// Fine-tune a pretrained BERT or GPT-2 for sequence classification, or a T5 text-to-text
     /// (GLUE-style TSV/CSV/JSONL).
     Finetune(finetune::Args),
+    /// What a model attends to for a text: one layer's and head's weights as a heat map (text, SVG),
+    /// every map as JSON.
+    Attention(attention_cmd::Args),
     /// Continue a prompt with a causal model (greedy, temperature, top-k, top-p).
     Generate(infer::GenerateArgs),
     /// Fill [MASK] with a masked model: top-k tokens and probabilities.
@@ -226,6 +230,7 @@ fn main() -> ExitCode {
             benchmarks::run(benchmarks::Suite::Superglue, args).map(|()| ExitCode::SUCCESS)
         }
         Command::Finetune(args) => finetune::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Attention(args) => attention_cmd::run(args).map(|()| ExitCode::SUCCESS),
         Command::Generate(args) => infer::run_generate(args).map(|()| ExitCode::SUCCESS),
         Command::FillMask(args) => infer::run_fill_mask(args).map(|()| ExitCode::SUCCESS),
         Command::Text2text(args) => infer::run_text2text(args).map(|()| ExitCode::SUCCESS),

@@ -231,6 +231,46 @@ fn each_family_trains_and_answers() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("tokens: "));
 
+    // Attention heat maps for each family: the JSON holds every map (T5: encoder, decoder, cross),
+    // each row sums to 1, and the SVG has one cell per (query, key) pair.
+    for (preset, attention, maps) in [("gpt-tiny", "encoder", 1), ("bert-tiny", "encoder", 2), ("t5-tiny", "cross", 6)]
+    {
+        let (svg, json) = (dir.join(format!("{preset}-att.svg")), dir.join(format!("{preset}-att.json")));
+        let out = run(&[
+            "attention",
+            "--backend",
+            "flex",
+            "-m",
+            &model(preset),
+            "she was very happy",
+            "--layer",
+            "0",
+            "--head",
+            "1",
+            "--attention",
+            attention,
+            "--svg",
+            svg.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{preset}: {text}{}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        let all = v["maps"].as_array().unwrap();
+        assert_eq!(all.len(), maps, "{preset}");
+        for m in all {
+            let (q, k) = (m["queries"].as_u64().unwrap() as usize, m["keys"].as_u64().unwrap() as usize);
+            let w: Vec<f64> = m["weights"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+            assert_eq!(w.len(), m["heads"].as_u64().unwrap() as usize * q * k);
+            assert!(w.chunks(k).all(|row| (row.iter().sum::<f64>() - 1.0).abs() < 1e-4), "{preset}: rows sum to 1");
+        }
+        let tokens = v["tokens"].as_array().unwrap().len();
+        let queries = if preset == "t5-tiny" { v["decoder_tokens"].as_array().unwrap().len() } else { tokens };
+        let cells = std::fs::read_to_string(&svg).unwrap().matches("<rect x=").count();
+        assert_eq!(cells, queries * tokens, "{preset}: a {queries} × {tokens} heat map");
+    }
+
     // Perplexity for each family, as a table and as JSON.
     for (preset, key) in
         [("gpt-tiny", "perplexity"), ("bert-tiny", "pseudo-perplexity"), ("t5-tiny", "span-corruption perplexity")]

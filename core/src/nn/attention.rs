@@ -12,6 +12,25 @@ use super::dtype::{downcast, upcast};
 /// What HF fills masked scores with.
 pub const MASKED_SCORE: f32 = f32::MIN;
 
+thread_local! {
+    /// The attention weights of every call, in call order, while [`recording_attention`] runs.
+    static RECORDED: std::cell::RefCell<Option<Vec<Tensor<4>>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `forward` and returns, beside its result, the attention weights `[b, h, tq, tk]` of every
+/// attention call it made on this thread, in call order (each row sums to 1; dropout is not
+/// applied to them). The calls go through the composition, which computes the weights, rather than
+/// a fused kernel, which never writes them.
+pub fn recording_attention<R>(forward: impl FnOnce() -> R) -> (R, Vec<Tensor<4>>) {
+    RECORDED.with(|r| *r.borrow_mut() = Some(Vec::new()));
+    let out = forward();
+    (out, RECORDED.with(|r| r.borrow_mut().take().unwrap_or_default()))
+}
+
+fn recording() -> bool {
+    RECORDED.with(|r| r.borrow().is_some())
+}
+
 /// Additive terms and masks over the `[batch, heads, q_len, k_len]` score matrix; each broadcasts.
 ///
 /// The two masks every family builds are kept in structured form (`causal`, `key_padding`) so the
@@ -137,7 +156,8 @@ pub fn scaled_dot_product_attention(
 ) -> Tensor<4> {
     let dropout_active = dropout.prob > 0.0 && dropout.training.is_enabled() && q.device().is_autodiff();
     // What sends every backend to the composition; then each kernel's own device and shapes.
-    let kernel_may_run = bias.fused && bias.additive.is_none() && bias.mask.is_none() && !dropout_active;
+    let kernel_may_run =
+        bias.fused && bias.additive.is_none() && bias.mask.is_none() && !dropout_active && !recording();
     let wgpu =
         kernel_may_run && is_wgpu(&q.device()) && hearth_shaders::attention::supports(q.dims(), k.dims(), v.dims());
     let cpu = kernel_may_run
@@ -210,8 +230,13 @@ pub fn composed_attention(
         let shape = scores.dims();
         scores = scores.mask_fill(mask.expand(shape), MASKED_SCORE);
     }
-    let probs = dropout.forward(downcast(softmax(scores, 3), dtype));
-    probs.matmul(v)
+    let probs = downcast(softmax(scores, 3), dtype);
+    RECORDED.with(|r| {
+        if let Some(recorded) = r.borrow_mut().as_mut() {
+            recorded.push(probs.clone());
+        }
+    });
+    dropout.forward(probs).matmul(v)
 }
 
 /// `[b, t, h·dh]` -> `[b, h, t, dh]`
