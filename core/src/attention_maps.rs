@@ -7,9 +7,11 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::models::Model;
+use crate::generate::{Sampling, text2text};
+use crate::models::{Model, ModelConfig};
 use crate::nn::attention::recording_attention;
 use crate::readback;
+use crate::tokenizer::Tokenizer;
 
 /// Which attention a map is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -86,4 +88,56 @@ pub async fn attention_maps(
         maps.push(AttentionMap { stack, layer, heads, queries, keys, weights });
     }
     Ok(maps)
+}
+
+/// A text as a family reads it, and every attention map over it.
+#[derive(Clone, Debug, Serialize)]
+pub struct TextAttention {
+    /// The input's ids and tokens (BERT: between [CLS] and [SEP]; T5: followed by EOS).
+    pub ids: Vec<u32>,
+    pub tokens: Vec<String>,
+    /// T5: the decoder's input, the start token then the model's greedy answer (at most 16 tokens).
+    pub decoder_ids: Option<Vec<u32>>,
+    pub decoder_tokens: Option<Vec<String>>,
+    pub maps: Vec<AttentionMap>,
+}
+
+/// [`attention_maps`] for `text`, tokenized as each family reads a prompt (the CLI and the page
+/// both call this).
+pub async fn text_attention(
+    model: &Model,
+    config: &ModelConfig,
+    tokenizer: &Tokenizer,
+    text: &str,
+    device: &Device,
+) -> Result<TextAttention> {
+    let encoded = tokenizer.encode(text)?;
+    let ids: Vec<u32> = match model {
+        Model::Bert(_) => tokenizer.cls_id().into_iter().chain(encoded).chain(tokenizer.eos_id()).collect(),
+        Model::Gpt2(_) => encoded,
+        Model::T5(_) => encoded.into_iter().chain(tokenizer.eos_id()).collect(),
+    };
+    if let Some(max) = config.max_positions()
+        && ids.len() > max
+    {
+        return Err(Error::Input(format!(
+            "the text is {} tokens, longer than the model's {max}; shorten it",
+            ids.len()
+        )));
+    }
+    let decoder_ids = match (model, config) {
+        (Model::T5(m), ModelConfig::T5(c)) => {
+            let eos = tokenizer.eos_id().unwrap_or(1);
+            let mut rng = <crate::objectives::Rng as rand::SeedableRng>::seed_from_u64(0);
+            let answer =
+                text2text(m, &ids, c.decoder_start_token(), eos, 16, Sampling::GREEDY, &mut rng, device).await?;
+            Some(std::iter::once(c.decoder_start_token()).chain(answer).collect::<Vec<u32>>())
+        }
+        _ => None,
+    };
+    let maps = attention_maps(model, &ids, decoder_ids.as_deref(), device).await?;
+    let label = |ids: &[u32]| -> Vec<String> {
+        ids.iter().map(|&i| tokenizer.token(i).unwrap_or_else(|| format!("#{i}"))).collect()
+    };
+    Ok(TextAttention { tokens: label(&ids), decoder_tokens: decoder_ids.as_deref().map(label), ids, decoder_ids, maps })
 }

@@ -5,13 +5,12 @@
 use std::path::PathBuf;
 
 use hearth_core::Error;
-use hearth_core::attention_maps::{AttentionMap, Stack, attention_maps};
+use hearth_core::attention_maps::{AttentionMap, Stack, text_attention};
 use hearth_core::models::Model;
 use hearth_core::readback::block_on;
-use serde_json::json;
 
 use crate::checkpoint::write_atomic;
-use crate::infer::{ModelArgs, load, t5_answer};
+use crate::infer::{ModelArgs, load};
 
 #[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
 enum Which {
@@ -43,27 +42,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<(), Error> {
     let m = load(&args.model)?;
-    let t = &m.tokenizer;
-    let (ids, decoder) = match &m.model {
-        Model::Bert(_) => (t.cls_id().into_iter().chain(t.encode(&args.text)?).chain(t.eos_id()).collect(), None),
-        Model::Gpt2(_) => (t.encode(&args.text)?, None),
-        Model::T5(_) => {
-            let ids: Vec<u32> = t.encode(&args.text)?.into_iter().chain(t.eos_id()).collect();
-            let (_, answer) = t5_answer(
-                &m,
-                &args.text,
-                16,
-                hearth_core::generate::Sampling::GREEDY,
-                &mut rand::SeedableRng::seed_from_u64(0),
-            )?;
-            let start = match &m.config {
-                hearth_core::ModelConfig::T5(c) => c.decoder_start_token(),
-                _ => unreachable!("a T5 model has a T5 config"),
-            };
-            (ids, Some(std::iter::once(start).chain(answer).collect::<Vec<u32>>()))
-        }
-    };
-    let maps = block_on(attention_maps(&m.model, &ids, decoder.as_deref(), &m.device))?;
+    let text = block_on(text_attention(&m.model, &m.config, &m.tokenizer, &args.text, &m.device))?;
     let stack = match (&m.model, args.attention) {
         (Model::T5(_), Which::Encoder) => Stack::Encoder,
         (Model::T5(_), Which::Decoder) => Stack::Decoder,
@@ -77,18 +56,16 @@ pub fn run(args: Args) -> Result<(), Error> {
             )));
         }
     };
-    let layers: Vec<&AttentionMap> = maps.iter().filter(|a| a.stack == stack).collect();
+    let layers: Vec<&AttentionMap> = text.maps.iter().filter(|a| a.stack == stack).collect();
     let map = layers.get(args.layer).copied().ok_or_else(|| {
         Error::Config(format!("--layer {}: the model has layers 0 to {}", args.layer, layers.len() - 1))
     })?;
     if args.head >= map.heads {
         return Err(Error::Config(format!("--head {}: the layer has heads 0 to {}", args.head, map.heads - 1)));
     }
-    let label =
-        |ids: &[u32]| -> Vec<String> { ids.iter().map(|&i| t.token(i).unwrap_or_else(|| format!("#{i}"))).collect() };
-    let keys = label(if stack == Stack::Decoder { decoder.as_deref().unwrap_or(&[]) } else { &ids });
-    let queries =
-        label(if matches!(stack, Stack::Decoder | Stack::Cross) { decoder.as_deref().unwrap_or(&[]) } else { &ids });
+    let decoder = text.decoder_tokens.clone().unwrap_or_default();
+    let keys = if stack == Stack::Decoder { &decoder } else { &text.tokens };
+    let queries = if matches!(stack, Stack::Decoder | Stack::Cross) { &decoder } else { &text.tokens };
     let weights = map.head(args.head);
     println!(
         "{} {} attention, layer {} head {} ({} × {} tokens; rows: queries, columns: keys)",
@@ -104,15 +81,14 @@ pub fn run(args: Args) -> Result<(), Error> {
         queries.len(),
         keys.len()
     );
-    println!("{}", text_heat_map(&queries, &keys, weights));
+    println!("{}", text_heat_map(queries, keys, weights));
     if let Some(path) = &args.svg {
         let title = format!("layer {} head {}", args.layer, args.head);
-        write_atomic(path, svg_heat_map(&queries, &keys, weights, &title).as_bytes())?;
+        write_atomic(path, svg_heat_map(queries, keys, weights, &title).as_bytes())?;
         println!("svg {}", path.display());
     }
     if let Some(path) = &args.json {
-        let value = json!({ "tokens": label(&ids), "decoder_tokens": decoder.as_deref().map(label), "maps": maps });
-        write_atomic(path, serde_json::to_string(&value).expect("JSON serialises").as_bytes())?;
+        write_atomic(path, serde_json::to_string(&text).expect("JSON serialises").as_bytes())?;
         println!("json {}", path.display());
     }
     Ok(())

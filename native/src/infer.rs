@@ -177,7 +177,7 @@ pub fn run_text2text(args: Text2TextArgs) -> Result<(), Error> {
 }
 
 /// A T5's decoded output for `input` (EOS appended), and its token ids.
-pub fn t5_answer(
+fn t5_answer(
     m: &Loaded,
     input: &str,
     max_new: usize,
