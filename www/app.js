@@ -111,7 +111,7 @@ function exclusive(fn) {
 
 function setBusy(busy) {
   state.busy = busy;
-  for (const id of ['predict', 'generate', 'fill', 't5-run', 'export']) $(id).disabled = !state.session;
+  for (const id of ['predict', 'generate', 'fill', 't5-run', 'export', 'att-run']) $(id).disabled = !state.session;
 }
 
 function renderInfo() {
@@ -158,6 +158,96 @@ function drawChart() {
   g.fillText('— train loss   ● validation', pad + 8, c.height - 8);
 }
 
+// The run's learning-rate schedule (from core, as the trainer applies it), the current step marked.
+function drawLr() {
+  const c = $('lr-chart');
+  const g = c.getContext('2d');
+  g.clearRect(0, 0, c.width, c.height);
+  const pts = state.schedule;
+  if (!pts || pts.length < 2) return;
+  const pad = 34;
+  const hi = Math.max(...pts.map((p) => p[1]));
+  const maxStep = pts[pts.length - 1][0];
+  const x = (s) => pad + ((c.width - pad - 8) * s) / Math.max(1, maxStep);
+  const y = (v) => 8 + ((c.height - pad) * (hi - v)) / Math.max(1e-12, hi);
+  g.strokeStyle = '#ccc'; g.fillStyle = '#777'; g.font = '11px sans-serif';
+  g.beginPath(); g.moveTo(pad, 8); g.lineTo(pad, c.height - pad + 8); g.lineTo(c.width - 8, c.height - pad + 8); g.stroke();
+  g.fillText(hi.toExponential(0), 2, 14); g.fillText('0', 2, c.height - pad + 8);
+  g.fillText(`step ${maxStep}`, c.width - 64, c.height - 8);
+  g.strokeStyle = '#2c6fbb'; g.lineWidth = 1.5; g.beginPath();
+  pts.forEach(([s, v], i) => (i ? g.lineTo(x(s), y(v)) : g.moveTo(x(s), y(v))));
+  g.stroke();
+  const step = state.info?.step ?? 0;
+  const at = pts.reduce((best, p) => (Math.abs(p[0] - step) < Math.abs(best[0] - step) ? p : best), pts[0]);
+  g.fillStyle = '#c0392b'; g.beginPath(); g.arc(x(step), y(at[1]), 3.5, 0, 7); g.fill();
+  g.fillStyle = '#777'; g.fillText('learning rate', pad + 8, c.height - 8);
+}
+
+// ---------- pictures: the tokens, and attention as a heat map ----------
+const shown = (t) => t.replace(/^[Ġ▁]/, '␣');
+function renderTokens(a) {
+  const chips = (tokens, ids) => tokens.map((t, i) => `<span class="tok" title="id ${ids[i]}">${escape(shown(t))}<small>${ids[i]}</small></span>`).join('');
+  $('tokens').innerHTML = `<div><span class="line">${a.tokens.length} tokens</span>${chips(a.tokens, a.ids)}</div>` +
+    (a.decoder_tokens ? `<div><span class="line">decoder</span>${chips(a.decoder_tokens, a.decoder_ids)}</div>` : '');
+}
+function fillSelect(id, values, labels) {
+  const el = $(id);
+  const keep = el.value;
+  el.innerHTML = values.map((v, i) => `<option value="${v}">${labels ? labels[i] : v}</option>`).join('');
+  if (values.map(String).includes(keep)) el.value = keep;
+}
+const STACK_NAMES = { self_attention: 'self-attention', encoder: 'encoder', decoder: 'decoder (causal)', cross: 'cross (decoder → encoder)' };
+function attentionControls(a) {
+  const stacks = [...new Set(a.maps.map((m) => m.stack))];
+  fillSelect('att-stack', stacks, stacks.map((s) => STACK_NAMES[s]));
+  const layers = a.maps.filter((m) => m.stack === $('att-stack').value).map((m) => m.layer);
+  fillSelect('att-layer', layers);
+  fillSelect('att-head', [...Array(a.maps[0].heads).keys()]);
+}
+function drawHeatmap() {
+  const a = state.lastAttention;
+  if (!a) return;
+  const stack = $('att-stack').value, layer = Number($('att-layer').value), head = Number($('att-head').value);
+  const m = a.maps.find((x) => x.stack === stack && x.layer === layer);
+  if (!m) return;
+  const onDecoder = stack === 'decoder' || stack === 'cross';
+  const rows = (onDecoder ? a.decoder_tokens : a.tokens).map(shown);
+  const cols = (stack === 'decoder' ? a.decoder_tokens : a.tokens).map(shown);
+  const n = m.queries * m.keys;
+  const w = m.weights.slice(head * n, (head + 1) * n);
+  const c = $('heatmap');
+  c.hidden = false;
+  const label = Math.min(110, 12 + 7 * Math.max(...rows.concat(cols).map((t) => t.length)));
+  const cell = Math.max(6, Math.min(28, Math.floor((c.width - label - 10) / m.keys)));
+  c.height = label + cell * m.queries + 10; // the canvas fits the map
+  const g = c.getContext('2d');
+  g.clearRect(0, 0, c.width, c.height);
+  g.font = '11px ui-monospace, monospace'; g.fillStyle = '#444';
+  for (let q = 0; q < m.queries; q++) {
+    g.textAlign = 'right'; g.fillStyle = '#444';
+    g.fillText(rows[q].slice(0, 14), label - 4, label + q * cell + cell * 0.7);
+    for (let k = 0; k < m.keys; k++) {
+      const v = w[q * m.keys + k];
+      const shade = Math.round(255 * (1 - Math.min(1, Math.max(0, v))));
+      g.fillStyle = `rgb(${shade},${shade},255)`;
+      g.fillRect(label + k * cell, label + q * cell, cell - 1, cell - 1);
+    }
+  }
+  g.fillStyle = '#444'; g.textAlign = 'left';
+  cols.forEach((t, k) => {
+    g.save(); g.translate(label + k * cell + cell * 0.7, label - 4); g.rotate(-Math.PI / 3); g.fillText(t.slice(0, 14), 0, 0); g.restore();
+  });
+  const rowSums = [...Array(m.queries).keys()].map((q) => w.slice(q * m.keys, (q + 1) * m.keys).reduce((s, x) => s + x, 0));
+  state.heatmap = { stack, layer, head, rows: m.queries, cols: m.keys, rowTokens: rows.length, colTokens: cols.length, rowSums };
+}
+async function showAttention() {
+  const a = await state.session.attention($('att-text').value);
+  state.lastAttention = a;
+  renderTokens(a);
+  attentionControls(a);
+  drawHeatmap();
+}
+
 function escape(s) { return s.replace(/[&<>]/g, (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;' })[ch]); }
 
 // ---------- sessions ----------
@@ -168,7 +258,8 @@ async function newSession() {
   state.session = await Session.create(JSON.stringify(settings()), text, $('backend').value);
   state.losses = []; state.vals = [];
   state.info = state.session.info();
-  renderInfo(); drawChart();
+  state.schedule = state.session.schedule(120);
+  renderInfo(); drawChart(); drawLr();
 }
 
 async function trainLoop() {
@@ -185,7 +276,7 @@ async function trainLoop() {
       $('loss').textContent = r.loss.toFixed(3);
       $('tps').textContent = Math.round(state.tokensPerS).toLocaleString();
       state.info = state.session.info();
-      renderInfo(); drawChart();
+      renderInfo(); drawChart(); drawLr();
       if (r.step % EVAL_EVERY === 0) await exclusive(evaluate);
       if (r.step % SAVE_EVERY === 0) await exclusive(save);
       await new Promise((resolve) => setTimeout(resolve, 0)); // let the page paint and take clicks
@@ -219,13 +310,14 @@ async function reset() {
   await chain;
   state.session?.free();
   Object.assign(state, { session: null, info: null, losses: [], vals: [], tokensPerS: null, lastTrain: null, saved: false,
-    lastTop: null, lastFill: null, lastGenerated: null, lastT5: null });
+    lastTop: null, lastFill: null, lastGenerated: null, lastT5: null, lastAttention: null, heatmap: null, schedule: null });
   await idbDelete('model');
   for (const id of ['loss', 'val', 'tps']) $(id).textContent = '–';
   $('step').textContent = '0';
   delete document.body.dataset.step;
   $('bars').innerHTML = ''; $('fills').innerHTML = ''; $('continuation').textContent = ''; $('t5-out').textContent = '';
-  clearError(); renderInfo(); drawChart(); setBusy(false);
+  $('tokens').innerHTML = ''; $('heatmap').hidden = true;
+  clearError(); renderInfo(); drawChart(); drawLr(); setBusy(false);
 }
 
 async function openFiles(files, ui, history) {
@@ -252,8 +344,9 @@ async function openFiles(files, ui, history) {
   state.session = s;
   state.losses = history?.losses ?? []; state.vals = history?.vals ?? [];
   state.info = s.info();
+  state.schedule = s.schedule(120);
   state.restoredStep = history?.step ?? 0;
-  renderInfo(); drawChart(); setBusy(false);
+  renderInfo(); drawChart(); drawLr(); setBusy(false);
 }
 
 async function restore() {
@@ -279,10 +372,7 @@ async function guarded(fn) {
 async function predict() {
   const top = await state.session.next_tokens($('prompt').value, 10);
   state.lastTop = top;
-  const most = Math.max(...top.map((t) => t.prob), 1e-9); // bars relative to the most likely token
-  $('bars').innerHTML = top
-    .map((t) => `<div class="bar"><code>${escape(JSON.stringify(t.token))}</code><div class="fill" style="width:${(100 * t.prob / most).toFixed(1)}%"></div><span>${(100 * t.prob).toFixed(1)}%</span></div>`)
-    .join('');
+  $('bars').innerHTML = barRows(top);
 }
 
 async function generateText() {
@@ -292,12 +382,18 @@ async function generateText() {
   $('continuation').innerHTML = `${escape(prompt)}<b>${escape(out)}</b>`;
 }
 
+// Each [MASK]'s candidates as bars (relative to its most likely one), with their probabilities.
+const barRows = (top) => {
+  const most = Math.max(...top.map((t) => t.prob), 1e-9);
+  return top
+    .map((t) => `<div class="bar"><code>${escape(JSON.stringify(t.token))}</code><div class="fill" style="width:${(100 * t.prob / most).toFixed(1)}%"></div><span>${(100 * t.prob).toFixed(1)}%</span></div>`)
+    .join('');
+};
+
 async function fill() {
   const fills = await state.session.fill_mask($('masked-text').value, 5);
   state.lastFill = fills;
-  $('fills').innerHTML = fills
-    .map((top) => `<li>${top.map((t) => `<span class="cand">${escape(t.token)} <small>${(100 * t.prob).toFixed(1)}%</small></span>`).join('')}</li>`)
-    .join('');
+  $('fills').innerHTML = fills.map((top, i) => `<li><h3>[MASK] ${i + 1}</h3>${barRows(top)}</li>`).join('');
 }
 
 async function t5Run() {
@@ -320,6 +416,10 @@ $('predict').onclick = () => guarded(predict);
 $('generate').onclick = () => guarded(generateText);
 $('fill').onclick = () => guarded(fill);
 $('t5-run').onclick = () => guarded(t5Run);
+$('att-run').onclick = () => guarded(showAttention);
+$('att-text').addEventListener('keydown', (e) => { if (e.key === 'Enter') guarded(showAttention); });
+$('att-stack').onchange = () => { if (state.lastAttention) { attentionControls(state.lastAttention); drawHeatmap(); } };
+for (const id of ['att-layer', 'att-head']) $(id).onchange = drawHeatmap;
 $('prompt').addEventListener('keydown', (e) => { if (e.key === 'Enter') guarded(predict); });
 $('open').onchange = async (e) => {
   clearError();

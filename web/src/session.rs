@@ -5,6 +5,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use burn::tensor::Device;
+use hearth_core::attention_maps::text_attention;
 use hearth_core::fit::DeviceLimits;
 use hearth_core::generate::{
     Sampling, fill_mask, generate, max_new_tokens as max_new_tokens_checked, next_token_logits, text2text, top_k,
@@ -380,6 +381,31 @@ impl Session {
             let mut s = inner.try_borrow_mut().map_err(|_| js_err("the session is busy; await the call in flight"))?;
             Ok(s.generate(&prompt, max_new, sampling).await?.into())
         })
+    }
+
+    /// What the model attends to for `text`: `{ids, tokens, decoder_ids, decoder_tokens, maps}`,
+    /// each map `{stack, layer, heads, queries, keys, weights}` with `weights` `[heads, queries,
+    /// keys]` row-major (`hearth_core::attention_maps::text_attention`, as `hearth attention`).
+    pub fn attention(&self, text: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let s = inner.try_borrow().map_err(|_| js_err("the session is busy; await the call in flight"))?;
+            let maps =
+                text_attention(&s.model(), &s.model_config, &s.tokenizer, &text, &s.device).await.map_err(js_err)?;
+            to_js(&maps)
+        })
+    }
+
+    /// The learning rate at `points` evenly spaced steps from 0 to `max_steps`: `[[step, lr]]`
+    /// (the run's warmup and decay, as the trainer applies them).
+    pub fn schedule(&self, points: u32) -> Result<JsValue, JsValue> {
+        let inner = self.inner.try_borrow().map_err(|_| js_err("the session is busy; await the call in flight"))?;
+        let config = inner.config();
+        let schedule = config.schedule();
+        let n = points.max(2) as u64;
+        let curve: Vec<(u64, f64)> =
+            (0..n).map(|i| i * config.max_steps / (n - 1)).map(|step| (step, schedule.lr(step))).collect();
+        to_js(&curve)
     }
 
     /// `{config_json, tokenizer_json, model_safetensors}`: an HF model folder (as `hearth train` writes).

@@ -10,6 +10,8 @@
 //   5. opens a checkpoint written by `hearth train` (HEARTH_CHECKPOINT) and checks its greedy
 //      continuation against `hearth generate` (HEARTH_BIN);
 //   6. trains a causal model for a few real steps on WebGPU (SwiftShader here).
+// Along the way the pictures: fill-mask bars, the learning-rate schedule beside the loss, and for
+// each family the attention heat map (queries × keys, rows summing to 1) and the token view.
 // Screenshots and a JSON summary (tokens/s per backend) go to www/test-results/.
 //
 //   node www/tests/e2e.mjs        (after web/build.sh; env: HEARTH_CHECKPOINT, HEARTH_BIN, CHROMIUM)
@@ -108,6 +110,28 @@ function rankedProbabilities(top, k, label) {
   check(sum <= 1 + 1e-6 && sum > 0, `${label}: probabilities sum to ${sum.toFixed(4)} ≤ 1`);
 }
 
+/** Shows the attention of `text` (layer 1, head 1, `stack`): the heat map is queries × keys, one
+ * row per query token and one column per key token, each row summing to 1; the token view shows
+ * every token. */
+async function attentionPicture(text, stack, label) {
+  await page.fill('#att-text', text);
+  await page.click('#att-run');
+  await page.waitForFunction(() => window.hearth.heatmap || window.hearth.error, null, { timeout: 120_000 });
+  await page.selectOption('#att-stack', stack);
+  await page.selectOption('#att-layer', '1');
+  await page.selectOption('#att-head', '1');
+  const r = await hearth((h) => ({ a: h.lastAttention, m: h.heatmap, error: h.error }));
+  check(r.error == null && r.m?.stack === stack && r.m.layer === 1 && r.m.head === 1, `${label}: ${stack} attention, layer 1 head 1${r.error ? `: ${r.error}` : ''}`);
+  const queries = stack === 'self_attention' || stack === 'encoder' ? r.a.tokens.length : r.a.decoder_tokens.length;
+  const keys = stack === 'decoder' ? r.a.decoder_tokens.length : r.a.tokens.length;
+  check(r.m.rows === queries && r.m.cols === keys && r.m.rowTokens === queries && r.m.colTokens === keys,
+    `${label}: heat map ${r.m.rows} × ${r.m.cols} = query tokens × key tokens (${queries} × ${keys})`);
+  check(r.m.rowSums.every((x) => Math.abs(x - 1) < 1e-4), `${label}: every row of the heat map sums to 1`);
+  const chips = await page.locator('#tokens .tok').count();
+  check(chips === r.a.tokens.length + (r.a.decoder_tokens?.length ?? 0), `${label}: the token view shows all ${chips} tokens`);
+  await page.locator('#look').screenshot({ path: path.join(OUT, `attention-${label.toLowerCase()}.png`) });
+}
+
 try {
   await page.goto(origin);
   await ready();
@@ -127,7 +151,15 @@ try {
   const fills = await hearth((h) => h.lastFill);
   check(fills?.length === 1, 'fill-mask: one [MASK] filled');
   rankedProbabilities(fills?.[0], 5, 'fill-mask');
-  check((await page.locator('#fills .cand').count()) === 5, 'fill-mask: 5 candidates shown on the page');
+  check((await page.locator('#fills .bar').count()) === 5, 'fill-mask: 5 candidates drawn as bars');
+  await page.locator('#probe').screenshot({ path: path.join(OUT, 'fill-mask-bars.png') });
+  // The learning-rate schedule beside the loss: core's warmup then decay, peaking at the set rate.
+  const schedule = await hearth((h) => ({ pts: h.schedule, lr: Number(document.getElementById('lr').value) }));
+  const peak = Math.max(...schedule.pts.map((p) => p[1]));
+  check(schedule.pts.length === 120 && Math.abs(peak - schedule.lr) < 1e-3 * schedule.lr && schedule.pts[0][1] < peak,
+    `learning-rate schedule drawn: ${schedule.pts.length} points, warmup from ${schedule.pts[0][1].toExponential(2)} to ${peak}`);
+  await page.locator('#progress').screenshot({ path: path.join(OUT, 'loss-and-lr.png') });
+  await attentionPicture('she was very happy to see him', 'self_attention', 'BERT');
   await page.screenshot({ path: path.join(OUT, 'masked.png'), fullPage: true });
 
   step(`causal LM (GPT) on the CPU fallback, ${CPU_STEPS} steps`);
@@ -159,6 +191,7 @@ try {
   const generated = await hearth((h) => h.lastGenerated);
   check(typeof generated === 'string' && generated.trim().length > 0, `generated a continuation: ${JSON.stringify(generated?.slice(0, 80))}`);
   check((await page.textContent('#continuation')).includes(generated.trim().slice(0, 10)), 'the continuation is shown on the page');
+  await attentionPicture('It is a truth universally acknowledged', 'self_attention', 'GPT');
   await page.screenshot({ path: path.join(OUT, 'demo.png'), fullPage: true });
 
   step(`text-to-text (T5, span corruption) on the CPU fallback, ${CPU_STEPS} steps`);
@@ -171,6 +204,7 @@ try {
   await page.waitForFunction(() => window.hearth.lastT5 != null || window.hearth.error, null, { timeout: 120_000 });
   const t5out = await hearth((h) => ({ out: h.lastT5, error: h.error }));
   check(t5out.error == null && typeof t5out.out === 'string', `span filling answered: ${JSON.stringify(t5out.out)}`);
+  await attentionPicture('It is a truth <extra_id_0> acknowledged', 'cross', 'T5');
 
   step('causal LM again, then reload: the model survives in browser storage');
   await page.click('#reset');
