@@ -1,8 +1,32 @@
-// The demo page: drives a `Session` of the wasm crate (web/) one awaited call at a time, so the
-// page stays responsive while WebGPU works. State the tests read is on `window.hearth`.
-import init, { Session } from './pkg/hearth_web.js';
+// The demo page: drives a `Session` of the wasm crate (web/), which lives in a Web Worker
+// (worker.js), one awaited call at a time; this thread only draws, so the page stays responsive
+// while a step runs. State the tests read is on `window.hearth`.
 
 const $ = (id) => document.getElementById(id);
+
+// ---------- the session, in the worker: every method returns a promise ----------
+const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+const pending = new Map();
+let nextCall = 0;
+worker.onmessage = ({ data }) => {
+  const p = pending.get(data.id);
+  pending.delete(data.id);
+  if (data.ok) p.resolve(data.value); else p.reject(new Error(data.error));
+};
+worker.onerror = (e) => {
+  for (const p of pending.values()) p.reject(new Error(`the worker failed: ${e.message}`));
+  pending.clear();
+};
+function call(method, ...args) {
+  return new Promise((resolve, reject) => {
+    const id = nextCall++;
+    pending.set(id, { resolve, reject });
+    worker.postMessage({ id, method, args });
+  });
+}
+const SESSION_METHODS = ['info', 'train', 'evaluate', 'next_tokens', 'fill_mask', 'generate', 'export', 'attention', 'schedule', 'free'];
+/** The worker's session as an object whose methods are its `Session`'s (each returns a promise). */
+const remoteSession = () => Object.fromEntries(SESSION_METHODS.map((m) => [m, (...args) => call(m, ...args)]));
 
 // Model sizes per objective: a preset of `hearth` plus HF config overrides (the `[model]` table of a run file).
 const MODELS = {
@@ -255,10 +279,11 @@ async function newSession() {
   const text = await corpusText();
   $('backend-line').textContent = 'Training a tokenizer on the corpus and building the model…';
   await new Promise((r) => setTimeout(r, 0));
-  state.session = await Session.create(JSON.stringify(settings()), text, $('backend').value);
+  await call('create', JSON.stringify(settings()), text, $('backend').value);
+  state.session = remoteSession();
   state.losses = []; state.vals = [];
-  state.info = state.session.info();
-  state.schedule = state.session.schedule(120);
+  state.info = await state.session.info();
+  state.schedule = await state.session.schedule(120);
   renderInfo(); drawChart(); drawLr();
 }
 
@@ -275,7 +300,7 @@ async function trainLoop() {
       state.tokensPerS = state.tokensPerS == null ? r.tokens_per_s : 0.8 * state.tokensPerS + 0.2 * r.tokens_per_s;
       $('loss').textContent = r.loss.toFixed(3);
       $('tps').textContent = Math.round(state.tokensPerS).toLocaleString();
-      state.info = state.session.info();
+      state.info = await state.session.info();
       renderInfo(); drawChart(); drawLr();
       if (r.step % EVAL_EVERY === 0) await exclusive(evaluate);
       if (r.step % SAVE_EVERY === 0) await exclusive(save);
@@ -308,7 +333,7 @@ async function reset() {
   state.running = false;
   while (state.busy) await new Promise((r) => setTimeout(r, 20));
   await chain;
-  state.session?.free();
+  await call('free');
   Object.assign(state, { session: null, info: null, losses: [], vals: [], tokensPerS: null, lastTrain: null, saved: false,
     lastTop: null, lastFill: null, lastGenerated: null, lastT5: null, lastAttention: null, heatmap: null, schedule: null });
   await idbDelete('model');
@@ -338,13 +363,13 @@ async function openFiles(files, ui, history) {
   const parsed = JSON.parse(config);
   const positions = parsed.n_positions ?? parsed.max_position_embeddings;
   if (positions) run.block_size = Math.min(run.block_size, positions);
-  const s = await Session.open(config, weights, await byName['tokenizer.json'].text(), JSON.stringify(run),
+  // The worker keeps the session it had if this one cannot be opened.
+  await call('open', config, weights, await byName['tokenizer.json'].text(), JSON.stringify(run),
     await corpusText(), $('backend').value);
-  state.session?.free();
-  state.session = s;
+  state.session = remoteSession();
   state.losses = history?.losses ?? []; state.vals = history?.vals ?? [];
-  state.info = s.info();
-  state.schedule = s.schedule(120);
+  state.info = await state.session.info();
+  state.schedule = await state.session.schedule(120);
   state.restoredStep = history?.step ?? 0;
   renderInfo(); drawChart(); drawLr(); setBusy(false);
 }
@@ -438,8 +463,9 @@ $('export').onclick = () => guarded(async () => {
 
 (async () => {
   try {
-    await init();
     state.webgpu = !!navigator.gpu;
+    await call('ready'); // the worker has fetched and compiled the module
+    state.readyMs = performance.now();
     await restore();
   } catch (e) {
     showError(e);

@@ -10,7 +10,9 @@
 //   5. opens a checkpoint written by `hearth train` (HEARTH_CHECKPOINT) and checks its greedy
 //      continuation against `hearth generate` (HEARTH_BIN);
 //   6. trains a causal model for a few real steps on WebGPU (SwiftShader here).
-// Along the way the pictures: fill-mask bars, the learning-rate schedule beside the loss, and for
+// Training runs in the page's Web Worker: while it trains, no task on the page's own thread may
+// take 50 ms or more, and Pause stops within one step; the time from load to "ready to train" is
+// recorded. Along the way the pictures: fill-mask bars, the learning-rate schedule beside the loss, and for
 // each family the attention heat map (queries × keys, rows summing to 1) and the token view.
 // Screenshots and a JSON summary (tokens/s per backend) go to www/test-results/.
 //
@@ -74,8 +76,9 @@ const summary = { cpu_steps: CPU_STEPS };
 const hearth = (expr) => page.evaluate(`(${expr})(window.hearth)`);
 async function ready() {
   await page.waitForSelector('body[data-ready="1"]', { timeout: 120_000 });
-  const error = await hearth((h) => h.error);
-  check(error == null, `page loaded without error${error ? `: ${error}` : ''}`);
+  const { error, readyMs } = await hearth((h) => ({ error: h.error, readyMs: h.readyMs }));
+  check(error == null, `page loaded without error in ${Math.round(readyMs)} ms to "ready to train"${error ? `: ${error}` : ''}`);
+  summary.load_to_ready_ms = Math.round(readyMs);
 }
 async function choose(objective, backend, corpus = 'corpus/persuasion_sample.txt') {
   await page.selectOption('#objective', objective);
@@ -83,16 +86,27 @@ async function choose(objective, backend, corpus = 'corpus/persuasion_sample.txt
   await page.selectOption('#backend', backend);
   await page.selectOption('#corpus', corpus);
 }
-/** Clicks Train, waits for `steps` optimizer steps, clicks Pause and waits for the loop to end. */
+/** Clicks Train, waits for `steps` optimizer steps, clicks Pause and waits for the loop to end.
+ * Meanwhile the page's own thread is watched (a `longtask` observer: any task over 50 ms), and
+ * Pause must stop the loop within one step (one step per call to the worker). */
 async function trainFor(steps, timeout) {
   const t0 = Date.now();
+  await page.evaluate(() => {
+    window.longTasks = [];
+    window.longTaskObserver?.disconnect();
+    window.longTaskObserver = new PerformanceObserver((list) => { for (const e of list.getEntries()) window.longTasks.push(e.duration); });
+    window.longTaskObserver.observe({ type: 'longtask' });
+  });
   await page.click('#train');
   await page.waitForFunction((n) => (window.hearth.info?.step ?? 0) >= n || window.hearth.error,
     steps, { timeout, polling: 250 });
-  await page.click('#pause');
+  // The step reached and the click in one turn of the page's event loop.
+  const atPause = await hearth((h) => { const at = h.lastTrain?.step ?? 0; document.getElementById('pause').click(); return at; });
   await page.waitForFunction(() => !window.hearth.running && !window.hearth.busy, null, { timeout });
   const s = await hearth((h) => ({ losses: h.losses, info: h.info, tps: h.tokensPerS, error: h.error, last: h.lastTrain }));
   check(s.error == null, `trained ${s.info?.step} steps in ${((Date.now() - t0) / 1000).toFixed(1)} s${s.error ? `: ${s.error}` : ''}`);
+  check(s.info.step - atPause <= 1, `Pause stopped within one step (step ${atPause} at the click, ${s.info.step} after)`);
+  s.longestTask = await page.evaluate(() => Math.max(0, ...window.longTasks));
   return s;
 }
 function lossFell(s, label, by = 0.5) {
@@ -136,6 +150,20 @@ try {
   await page.goto(origin);
   await ready();
   await hearth(async () => { document.getElementById('reset').click(); });
+  // The long-task observer the responsiveness checks rely on does see a blocked thread.
+  const seen = await page.evaluate(async () => {
+    const durations = [PerformanceObserver.supportedEntryTypes.includes('longtask') ? 0 : -1];
+    const o = new PerformanceObserver((list) => { for (const e of list.getEntries()) durations.push(e.duration); });
+    o.observe({ type: 'longtask' });
+    setTimeout(() => {
+      const t = performance.now();
+      while (performance.now() - t < 120) { /* block the page's thread for 120 ms, in a task of its own */ }
+    }, 0);
+    await new Promise((r) => setTimeout(r, 400));
+    o.disconnect();
+    return Math.max(0, ...durations);
+  });
+  check(seen >= 100, `a 120 ms block of the page's thread is seen as a ${seen.toFixed(0)} ms long task`);
 
   step(`masked LM (BERT) on the CPU fallback, ${CPU_STEPS} steps`);
   await choose('masked', 'cpu');
@@ -144,7 +172,7 @@ try {
   // Masked LM predicts 15% of the tokens, so its loss is noisier, and the page's WordPiece
   // training is not deterministic (huggingface/tokenizers#1794): over 40 steps it fell by 0.50 to
   // 0.70 in eight runs, so it must fall by 0.35 (ln 512 = 6.24 at the start).
-  summary.masked_cpu = { ...lossFell(s, 'masked', 0.35), tokens_per_s: s.tps, params: s.info.params };
+  summary.masked_cpu = { ...lossFell(s, 'masked', 0.35), tokens_per_s: s.tps, params: s.info.params, longest_main_thread_task_ms: s.longestTask };
   await page.fill('#masked-text', 'she was [MASK] happy to see him');
   await page.click('#fill');
   await page.waitForFunction(() => window.hearth.lastFill || window.hearth.error, null, { timeout: 60_000 });
@@ -167,7 +195,8 @@ try {
   await page.waitForFunction(() => !window.hearth.session);
   await choose('causal', 'cpu');
   s = await trainFor(CPU_STEPS, 600_000);
-  summary.causal_cpu = { ...lossFell(s, 'causal'), tokens_per_s: s.tps, params: s.info.params };
+  summary.causal_cpu = { ...lossFell(s, 'causal'), tokens_per_s: s.tps, params: s.info.params, longest_main_thread_task_ms: s.longestTask };
+  check(s.longestTask < 50, `the page's thread stayed responsive while training in the worker: longest task ${s.longestTask.toFixed(0)} ms (< 50)`);
   if (process.env.HEARTH_BIN) {
     // The same model and batch natively, on flex at one thread (the page's wasm runs on one):
     // reported beside the page's number, never asserted (speed is measured, not tested).
@@ -272,7 +301,8 @@ try {
     const losses = s.losses.map((p) => p[1]);
     check(losses.length >= GPU_STEPS && losses.every(Number.isFinite), `WebGPU losses finite: ${losses.map((l) => l.toFixed(3)).join(', ')}`);
     check(Math.abs(losses[0] - Math.log(s.info.vocab_size)) < 0.5, `first WebGPU loss ${losses[0].toFixed(3)} ≈ ln(vocab) ${Math.log(s.info.vocab_size).toFixed(3)}`);
-    summary.causal_webgpu = { losses, tokens_per_s: s.last.tokens_per_s, ms_per_step: s.last.ms_per_step };
+    summary.causal_webgpu = { losses, tokens_per_s: s.last.tokens_per_s, ms_per_step: s.last.ms_per_step, longest_main_thread_task_ms: s.longestTask };
+    check(s.longestTask < 50, `WebGPU: the page's thread stayed responsive: longest task ${s.longestTask.toFixed(0)} ms (< 50)`);
     // The device was opened with the adapter's own limits, not WebGPU's defaults (128 MiB bindings).
     const adapterBinding = await page.evaluate(async () => {
       const l = (await navigator.gpu.requestAdapter()).limits;
