@@ -17,3 +17,17 @@ mod backend;
 mod session;
 
 pub use session::Session;
+
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = console)]
+    fn error(message: &str);
+}
+
+/// A Rust panic aborts the module with "unreachable"; its message goes to the console first.
+#[wasm_bindgen(start)]
+fn start() {
+    std::panic::set_hook(Box::new(|info| error(&format!("hearth panicked: {info}"))));
+}
