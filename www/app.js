@@ -24,7 +24,7 @@ function call(method, ...args) {
     worker.postMessage({ id, method, args });
   });
 }
-const SESSION_METHODS = ['info', 'train', 'evaluate', 'next_tokens', 'fill_mask', 'generate', 'export', 'attention', 'schedule', 'free'];
+const SESSION_METHODS = ['info', 'train', 'evaluate', 'next_tokens', 'fill_mask', 'generate', 'export', 'save', 'attention', 'schedule', 'free'];
 /** The worker's session as an object whose methods are its `Session`'s (each returns a promise). */
 const remoteSession = () => Object.fromEntries(SESSION_METHODS.map((m) => [m, (...args) => call(m, ...args)]));
 
@@ -103,9 +103,10 @@ const idbGet = (k) => store('readonly', (s) => s.get(k));
 const idbPut = (k, v) => store('readwrite', (s) => s.put(v, k));
 const idbDelete = (k) => store('readwrite', (s) => s.delete(k));
 
+// The model, and on the CPU its optimizer state and step too, so a reload continues the same curve.
 async function save() {
   if (!state.session) return;
-  const files = await state.session.export();
+  const files = await state.session.save();
   await idbPut('model', {
     files, losses: state.losses, vals: state.vals,
     ui: { objective: $('objective').value, size: $('size').value, backend: $('backend').value, corpus: $('corpus').value, lr: $('lr').value,
@@ -335,7 +336,7 @@ async function reset() {
   await chain;
   await call('free');
   Object.assign(state, { session: null, info: null, losses: [], vals: [], tokensPerS: null, lastTrain: null, saved: false,
-    lastTop: null, lastFill: null, lastGenerated: null, lastT5: null, lastAttention: null, heatmap: null, schedule: null });
+    lastTop: null, lastFill: null, lastGenerated: null, lastT5: null, lastAttention: null, heatmap: null, schedule: null, starter: null });
   await idbDelete('model');
   for (const id of ['loss', 'val', 'tps']) $(id).textContent = '–';
   $('step').textContent = '0';
@@ -345,7 +346,7 @@ async function reset() {
   clearError(); renderInfo(); drawChart(); drawLr(); setBusy(false);
 }
 
-async function openFiles(files, ui, history) {
+async function openFiles(files, ui, history, resume) {
   const byName = Object.fromEntries([...files].map((f) => [f.name, f]));
   for (const need of ['config.json', 'model.safetensors', 'tokenizer.json']) {
     if (!byName[need]) throw new Error(`pick ${need} too: a checkpoint folder holds config.json, model.safetensors and tokenizer.json`);
@@ -365,13 +366,33 @@ async function openFiles(files, ui, history) {
   if (positions) run.block_size = Math.min(run.block_size, positions);
   // The worker keeps the session it had if this one cannot be opened.
   await call('open', config, weights, await byName['tokenizer.json'].text(), JSON.stringify(run),
-    await corpusText(), $('backend').value);
+    await corpusText(), $('backend').value, resume?.trainer_state_json ?? null, resume?.optimizer ?? null);
   state.session = remoteSession();
   state.losses = history?.losses ?? []; state.vals = history?.vals ?? [];
   state.info = await state.session.info();
   state.schedule = await state.session.schedule(120);
   state.restoredStep = history?.step ?? 0;
   renderInfo(); drawChart(); drawLr(); setBusy(false);
+}
+
+// ---------- starter models: pretrained by `hearth train` (web/make_starters.sh), fetched on a click ----------
+const STARTERS = { gpt: 'causal' };
+async function loadStarter(name) {
+  await reset();
+  $('objective').value = STARTERS[name];
+  $('size').value = 'small';
+  $('corpus').value = 'corpus/persuasion_sample.txt'; // training continues on held-out Austen (quick to tokenize)
+  $('paste').hidden = true;
+  $('backend-line').textContent = `Fetching the ${name.toUpperCase()} starter…`;
+  const files = await Promise.all(['config.json', 'model.safetensors', 'tokenizer.json'].map(async (f) => {
+    const r = await fetch(`starters/${name}/${f}`);
+    if (!r.ok) throw new Error(`cannot load starters/${name}/${f} (${r.status}); web/make_starters.sh makes them`);
+    return new File([await r.arrayBuffer()], f);
+  }));
+  await openFiles(files);
+  await save();
+  state.starter = name;
+  $('backend-line').textContent += ` · ${name.toUpperCase()} starter, pretrained on Pride and Prejudice`;
 }
 
 async function restore() {
@@ -383,9 +404,11 @@ async function restore() {
     new File([f.model_safetensors], 'model.safetensors'),
     new File([f.tokenizer_json], 'tokenizer.json'),
   ];
-  await openFiles(files, saved.ui, saved);
+  await openFiles(files, saved.ui, saved, f.optimizer ? f : null);
   state.restored = true;
-  $('backend-line').textContent += ` · restored from this browser (trained ${saved.step} steps)`;
+  state.resumedOptimizer = !!f.optimizer;
+  $('backend-line').textContent += ` · restored from this browser at step ${saved.step}` +
+    (f.optimizer ? ', optimizer and data position included' : ' (weights; a new optimizer on WebGPU)');
 }
 
 // ---------- probes ----------
@@ -436,6 +459,9 @@ for (const id of ['objective', 'size', 'backend', 'corpus']) {
   $(id).addEventListener('change', () => {
     if (state.session && !state.running) $('backend-line').textContent += ' · (Reset to apply the new choice)';
   });
+}
+for (const name of Object.keys(STARTERS)) {
+  $(`starter-${name}`).onclick = () => { clearError(); loadStarter(name).catch(showError); };
 }
 $('predict').onclick = () => guarded(predict);
 $('generate').onclick = () => guarded(generateText);

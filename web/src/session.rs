@@ -14,7 +14,7 @@ use hearth_core::models::presets::preset;
 use hearth_core::objectives::Rng;
 use hearth_core::tokenizer::Tokenizer;
 use hearth_core::train::corpus::{paragraphs, split_validation, tokenize_documents, tokenizer_kind};
-use hearth_core::train::run::{AnyTrainer, RunPlan, Start, document_separator};
+use hearth_core::train::run::{AnyTrainer, Resume, RunPlan, Start, document_separator};
 use hearth_core::train::{StepStats, TrainConfig};
 use hearth_core::{Model, ModelConfig};
 use js_sys::{Object, Promise, Reflect, Uint8Array};
@@ -117,6 +117,7 @@ impl Inner {
         (train_docs, val_docs): (Vec<String>, Vec<String>),
         backend: &str,
         weights_file: Option<&str>,
+        resume: Option<Resume<'_>>,
     ) -> Result<Self, JsValue> {
         let eos = document_separator(&tokenizer).map_err(js_err)?;
         let train = tokenize_documents(&tokenizer, &train_docs, eos).map_err(js_err)?;
@@ -128,7 +129,7 @@ impl Inner {
         plan.check_fits(&device, 1, &limits).map_err(js_err)?;
         let rng = Rng::seed_from_u64(plan.config.seed);
         let model_config = plan.model_config.clone();
-        let trainer = plan.trainer(&device, None).map_err(|e| match weights_file {
+        let trainer = plan.trainer(&device, resume).map_err(|e| match weights_file {
             Some(file) => js_err(e.in_file(file)),
             None => js_err(e),
         })?;
@@ -295,12 +296,15 @@ impl Session {
                 .map_err(js_err)?;
         let plan = RunPlan::new(config, model_config, &tokenizer, Start::New { vocab_from_tokenizer: true })
             .map_err(js_err)?;
-        let inner = Inner::build(plan, tokenizer, docs, &backend, None).await?;
+        let inner = Inner::build(plan, tokenizer, docs, &backend, None, None).await?;
         Ok(Session { inner: Rc::new(RefCell::new(inner)) })
     }
 
     /// A model saved by `hearth train` (or `export`, or any HF GPT-2/BERT/T5 folder): its
-    /// `config.json`, `model.safetensors` and `tokenizer.json`. Training continues on `text`.
+    /// `config.json`, `model.safetensors` and `tokenizer.json`. Training continues on `text`: from
+    /// step 0 with a new optimizer, or, given the `trainer_state_json` and `optimizer` that `save`
+    /// returned, exactly where that session stopped (step, AdamW's moments, data position).
+    #[allow(clippy::too_many_arguments)]
     pub async fn open(
         config_json: String,
         model_safetensors: Vec<u8>,
@@ -308,6 +312,8 @@ impl Session {
         settings_json: String,
         text: String,
         backend: String,
+        trainer_state_json: Option<String>,
+        optimizer: Option<Vec<u8>>,
     ) -> Result<Session, JsValue> {
         let config = parse_config(&settings_json)?;
         let model_config =
@@ -316,7 +322,16 @@ impl Session {
             Tokenizer::from_json(tokenizer_json.as_bytes()).map_err(|e| js_err(e.in_file("tokenizer.json")))?;
         let plan = RunPlan::new(config, model_config, &tokenizer, Start::Saved(&model_safetensors)).map_err(js_err)?;
         let docs = documents(&text, &plan.config)?;
-        let inner = Inner::build(plan, tokenizer, docs, &backend, Some("model.safetensors")).await?;
+        let resume = match (&trainer_state_json, optimizer) {
+            (Some(state_json), Some(optimizer)) => Some(Resume { state_json, optimizer }),
+            (None, None) => None,
+            _ => {
+                return Err(js_err(
+                    "resuming needs both the trainer state and the optimizer state that save() returned",
+                ));
+            }
+        };
+        let inner = Inner::build(plan, tokenizer, docs, &backend, Some("model.safetensors"), resume).await?;
         Ok(Session { inner: Rc::new(RefCell::new(inner)) })
     }
 
@@ -406,6 +421,30 @@ impl Session {
         let curve: Vec<(u64, f64)> =
             (0..n).map(|i| i * config.max_steps / (n - 1)).map(|step| (step, schedule.lr(step))).collect();
         to_js(&curve)
+    }
+
+    /// What `open` needs to continue exactly here: `export`'s three files, and on the CPU backend
+    /// `trainer_state_json` and `optimizer` (AdamW's state, burnpack bytes) too. On WebGPU these
+    /// two are `null`: burn reads an optimizer's state back only synchronously, which a browser's
+    /// GPU cannot do, so a reload there continues with the weights and a new optimizer.
+    pub fn save(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let mut s = inner.try_borrow_mut().map_err(|_| js_err("the session is busy; await the call in flight"))?;
+            let out = s.export().await?;
+            let (state, optimizer) = match s.backend.kind {
+                "cpu" => {
+                    let c =
+                        s.trainer.checkpoint().map_err(js_err)?.ok_or_else(|| js_err("no checkpoint on this rank"))?;
+                    let optimizer = c.optimizer_shards.into_iter().next().unwrap_or_default();
+                    (JsValue::from(c.state_json), Uint8Array::from(optimizer.as_slice()).into())
+                }
+                _ => (JsValue::NULL, JsValue::NULL),
+            };
+            Reflect::set(&out, &"trainer_state_json".into(), &state)?;
+            Reflect::set(&out, &"optimizer".into(), &optimizer)?;
+            Ok(out)
+        })
     }
 
     /// `{config_json, tokenizer_json, model_safetensors}`: an HF model folder (as `hearth train` writes).

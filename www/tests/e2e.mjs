@@ -6,11 +6,13 @@
 //   2. trains a causal model (GPT) the same way: next-token bars, a generated continuation;
 //   3. trains a text-to-text model (T5, span corruption): the loss falls, span filling answers;
 //   4. trains a causal model again and reloads the page: the model comes back from browser
-//      storage and predicts exactly as before;
+//      storage, predicts exactly as before, and training continues on the curve of a run that
+//      never stopped (optimizer state, step and data position saved with the weights);
 //   5. opens a checkpoint written by `hearth train` (HEARTH_CHECKPOINT) and checks its greedy
 //      continuation against `hearth generate` (HEARTH_BIN);
 //   6. trains a causal model for a few real steps on WebGPU (SwiftShader here).
-// Training runs in the page's Web Worker: while it trains, no task on the page's own thread may
+// First the starter model (www/starters/gpt, web/make_starters.sh): it loads with one click and
+// answers a probe sensibly at once. Training runs in the page's Web Worker: while it trains, no task on the page's own thread may
 // take 50 ms or more, and Pause stops within one step; the time from load to "ready to train" is
 // recorded. Along the way the pictures: fill-mask bars, the learning-rate schedule beside the loss, and for
 // each family the attention heat map (queries × keys, rows summing to 1) and the token view.
@@ -165,6 +167,27 @@ try {
   });
   check(seen >= 100, `a 120 ms block of the page's thread is seen as a ${seen.toFixed(0)} ms long task`);
 
+  step('the starter model: pretrained by hearth train, one click, a sensible answer at once');
+  {
+    const t0 = Date.now();
+    await page.click('#starter-gpt');
+    await page.waitForFunction(() => window.hearth.starter === 'gpt' || window.hearth.error, null, { timeout: 120_000 });
+    const info = await hearth((h) => ({ info: h.info, error: h.error }));
+    const loadS = (Date.now() - t0) / 1000;
+    check(info.error == null, `GPT starter loaded in ${loadS.toFixed(1)} s: ${info.info?.params} params${info.error ? ` (${info.error})` : ''}`);
+    // A character's name after "said Mr." (an untrained model answers frequent tokens, at ~1%).
+    await page.fill('#prompt', 'said Mr.');
+    await page.click('#predict');
+    await page.waitForFunction(() => window.hearth.lastTop || window.hearth.error, null, { timeout: 60_000 });
+    const top = await hearth((h) => h.lastTop);
+    check(top[0].prob > 0.2 && /^[ Ġ]?[A-Z][a-z]+$/.test(top[0].token),
+      `GPT starter: "said Mr." → ${top.slice(0, 3).map((t) => `${JSON.stringify(t.token)} ${(100 * t.prob).toFixed(1)}%`).join(', ')}`);
+    summary.starter_gpt = { load_s: loadS, top: top[0].token, prob: top[0].prob };
+  }
+  await page.screenshot({ path: path.join(OUT, 'starter.png'), fullPage: true });
+  await page.click('#reset');
+  await page.waitForFunction(() => !window.hearth.session);
+
   step(`masked LM (BERT) on the CPU fallback, ${CPU_STEPS} steps`);
   await choose('masked', 'cpu');
   let s = await trainFor(CPU_STEPS, 600_000);
@@ -235,25 +258,44 @@ try {
   check(t5out.error == null && typeof t5out.out === 'string', `span filling answered: ${JSON.stringify(t5out.out)}`);
   await attentionPicture('It is a truth <extra_id_0> acknowledged', 'cross', 'T5');
 
-  step('causal LM again, then reload: the model survives in browser storage');
+  step('causal LM again, then reload: training resumes on the same curve');
   await page.click('#reset');
   await page.waitForFunction(() => !window.hearth.session);
   await choose('causal', 'cpu');
   s = await trainFor(CPU_STEPS, 600_000);
+  await page.waitForFunction(() => window.hearth.saved, null, { timeout: 60_000 });
+  const k = s.info.step;
   await page.click('#predict');
   await page.waitForFunction(() => window.hearth.lastTop || window.hearth.error, null, { timeout: 60_000 });
-  const before = { step: s.info.step, top: await hearth((h) => h.lastTop) };
-  await page.waitForFunction(() => window.hearth.saved, null, { timeout: 60_000 });
+  const before = { step: k, top: await hearth((h) => h.lastTop) };
+  // What the page saved at step k is set aside; training on to k + 10 without a reload gives the
+  // reference curve; then the step-k save is put back and the page reloaded.
+  const idb = (fn) => page.evaluate(`new Promise((resolve, reject) => {
+    const open = indexedDB.open('hearth', 1);
+    open.onsuccess = () => { const tx = open.result.transaction('kv', 'readwrite'); const kv = tx.objectStore('kv');
+      (${fn})(kv); tx.oncomplete = () => resolve(); tx.onerror = () => reject(tx.error); };
+    open.onerror = () => reject(open.error);
+  })`);
+  await idb((kv) => { kv.get('model').onsuccess = (e) => kv.put(e.target.result, 'step-k'); });
+  const N = 10;
+  const straight = (await trainFor(k + N, 600_000)).losses.filter(([st]) => st > k && st <= k + N);
+  await idb((kv) => { kv.get('step-k').onsuccess = (e) => { kv.put(e.target.result, 'model'); kv.delete('step-k'); }; });
   await page.reload();
   await ready();
-  const restored = await hearth((h) => ({ restored: h.restored, info: h.info }));
-  check(restored.restored === true, 'restored from IndexedDB after reload');
+  const restored = await hearth((h) => ({ restored: h.restored, optimizer: h.resumedOptimizer, info: h.info }));
+  check(restored.restored === true && restored.optimizer === true && restored.info.step === k,
+    `restored from IndexedDB after reload at step ${restored.info.step} (saved at ${k}) with the optimizer state`);
   await page.click('#predict');
   await page.waitForFunction(() => window.hearth.lastTop || window.hearth.error, null, { timeout: 60_000 });
   const after = await hearth((h) => h.lastTop);
   const same = after?.length === before.top.length &&
     after.every((t, i) => t.id === before.top[i].id && Math.abs(t.prob - before.top[i].prob) < 1e-5);
   check(same, `after the reload the next-token distribution is the one before (top ${after?.[0]?.token} ${after?.[0]?.prob?.toFixed(4)})`);
+  const resumed = (await trainFor(k + N, 600_000)).losses.filter(([st]) => st > k && st <= k + N);
+  const worst = Math.max(...straight.map(([st, l], i) => (resumed[i]?.[0] === st ? Math.abs(l - resumed[i][1]) : Infinity)));
+  check(straight.length === N && resumed.length === N && worst < 1e-5,
+    `after the reload steps ${k + 1}–${k + N} give the losses of the run that never stopped (largest difference ${worst.toExponential(1)})`);
+  summary.reload_resume = { step: k, steps_after: N, max_loss_difference: worst };
 
   const ckpt = process.env.HEARTH_CHECKPOINT;
   if (ckpt) {

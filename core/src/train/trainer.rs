@@ -72,7 +72,7 @@ impl<M: LanguageModel> Trainer<M> {
         trainer.optim = trainer
             .optim
             .clone()
-            .from_bytes(Bytes::from_bytes_vec(optimizer))
+            .from_bytes_on(Bytes::from_bytes_vec(optimizer), device)
             .map_err(|e| Error::Config(format!("optimizer state: {e:?}")))?;
         trainer.state = state;
         Ok(trainer)
