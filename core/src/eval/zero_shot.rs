@@ -252,8 +252,8 @@ pub fn run_task(
     Ok(TaskResult { task: task.name.clone(), kind: task.kind(), n, metrics })
 }
 
-/// The first index of the largest value.
-fn argmax(v: &[f64]) -> usize {
+/// The first index of the largest value (0 for an empty slice).
+pub fn argmax<T: PartialOrd + Copy>(v: &[T]) -> usize {
     let mut best = 0;
     for (i, &x) in v.iter().enumerate() {
         if x > v[best] {

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use burn::tensor::Device;
 use hearth_core::Error;
+use hearth_core::eval::argmax;
 use hearth_core::eval::downstream::{Gold, Kind, Metric, Prediction, TaskSpec, Unit};
 use hearth_core::finetune::{
     AnyClassifier, Classifier, Encoded, FinetuneConfig, Finetuner, Head, InputFormat, Label, LabeledText, Seq2Seq,
@@ -398,15 +399,4 @@ pub fn claim_out_dir(dir: &std::path::Path, overwrite: bool) -> Result<(), Error
         )));
     }
     Ok(())
-}
-
-/// The first index of the largest value.
-fn argmax(v: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[best] {
-            best = i;
-        }
-    }
-    best
 }
