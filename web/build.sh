@@ -4,8 +4,8 @@
 #   python3 -m http.server --directory www --bind 127.0.0.1 8080   →  http://127.0.0.1:8080
 #
 #   web/build.sh                  the build the tests use (the release profile: 40 MB, 6.5 MB gzip)
-#   web/build.sh --optimize-size  the module to serve: the `web` profile (opt-level s, fat LTO, one
-#                                 codegen unit) then binaryen's wasm-opt -Oz: 14.7 MB, 4.0 MB gzip
+#   web/build.sh --optimize-size  the module to serve: the `web` profile (opt-level z, fat LTO, one
+#                                 codegen unit) then binaryen's wasm-opt -Oz: 12.8 MB, 3.5 MB gzip
 #                                 (~6 min of LTO and ~4 min of wasm-opt on this 2-core machine)
 set -euo pipefail
 cd "$(dirname "$0")/.."
