@@ -257,10 +257,15 @@ impl Inner {
     /// The HF model folder's three files, as `hearth train` writes them.
     async fn export(&self) -> Result<JsValue, JsValue> {
         let weights = self.model().to_safetensors_async().await.map_err(js_err)?;
+        self.files(&weights)
+    }
+
+    /// `{config_json, tokenizer_json, model_safetensors}` with these weights.
+    fn files(&self, weights: &[u8]) -> Result<JsValue, JsValue> {
         let out = Object::new();
         Reflect::set(&out, &"config_json".into(), &self.model_config.to_json().into())?;
         Reflect::set(&out, &"tokenizer_json".into(), &self.tokenizer.to_json().map_err(js_err)?.into())?;
-        Reflect::set(&out, &"model_safetensors".into(), &Uint8Array::from(weights.as_slice()).into())?;
+        Reflect::set(&out, &"model_safetensors".into(), &Uint8Array::from(weights).into())?;
         Ok(out.into())
     }
 }
@@ -431,15 +436,16 @@ impl Session {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let mut s = inner.try_borrow_mut().map_err(|_| js_err("the session is busy; await the call in flight"))?;
-            let out = s.export().await?;
-            let (state, optimizer) = match s.backend.kind {
+            // On the CPU the checkpoint holds the weights too: they are serialised once.
+            let (out, state, optimizer) = match s.backend.kind {
                 "cpu" => {
                     let c =
                         s.trainer.checkpoint().map_err(js_err)?.ok_or_else(|| js_err("no checkpoint on this rank"))?;
                     let optimizer = c.optimizer_shards.into_iter().next().unwrap_or_default();
-                    (JsValue::from(c.state_json), Uint8Array::from(optimizer.as_slice()).into())
+                    let out = s.files(&c.model_safetensors)?;
+                    (out, JsValue::from(c.state_json), Uint8Array::from(optimizer.as_slice()).into())
                 }
-                _ => (JsValue::NULL, JsValue::NULL),
+                _ => (s.export().await?, JsValue::NULL, JsValue::NULL),
             };
             Reflect::set(&out, &"trainer_state_json".into(), &state)?;
             Reflect::set(&out, &"optimizer".into(), &optimizer)?;

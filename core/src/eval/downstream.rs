@@ -12,6 +12,8 @@
 //! | [`Kind::Choice`] | one pair per choice, a softmax over the choices (COPA) | `choice1` / `choice2` |
 //! | [`Kind::Candidates`] | one binary pair per candidate; the most likely one answers (ReCoRD) | the answer |
 
+use std::cell::OnceCell;
+
 use serde::Serialize;
 
 use super::metrics::{ClassificationMetrics, answer_f1_em, multirc, pearson, spearman};
@@ -91,6 +93,13 @@ impl Metric {
     }
 }
 
+/// The mean regression target of `units` (0 when none has a score).
+pub fn mean_score(units: &[Unit]) -> f64 {
+    let scores: Vec<f64> =
+        units.iter().filter_map(|u| if let Gold::Score(s) = u.gold { Some(s as f64) } else { None }).collect();
+    scores.iter().sum::<f64>() / scores.len().max(1) as f64
+}
+
 /// What a task is: its kind, its labels (class names, which are also T5's target words), its
 /// metrics.
 #[derive(Clone, Debug)]
@@ -133,9 +142,7 @@ impl TaskSpec {
         let classes: Vec<usize> =
             train.iter().filter_map(|u| if let Gold::Class(c) = u.gold { Some(c) } else { None }).collect();
         let class = super::metrics::majority_class(&classes, self.labels.len().max(2));
-        let scores: Vec<f64> =
-            train.iter().filter_map(|u| if let Gold::Score(s) = u.gold { Some(s as f64) } else { None }).collect();
-        let mean = scores.iter().sum::<f64>() / scores.len().max(1) as f64;
+        let mean = mean_score(train);
         units
             .iter()
             .map(|u| match self.kind {
@@ -151,70 +158,79 @@ impl TaskSpec {
     pub fn score(&self, units: &[Unit], predictions: &[Prediction], fallback_score: f64) -> Vec<(Metric, f64)> {
         assert_eq!(units.len(), predictions.len(), "one prediction per unit");
         let k = self.labels.len().max(2);
-        let classes = || -> (Vec<usize>, Vec<usize>) {
-            units
-                .iter()
-                .zip(predictions)
-                .map(|(u, p)| {
-                    let gold = match u.gold {
-                        Gold::Class(c) => c,
-                        _ => 0,
-                    };
-                    let pred = match p {
-                        Prediction::Class(c) => *c,
-                        _ => (gold + 1) % k, // an unreadable answer is a wrong one
-                    };
-                    (pred, gold)
-                })
-                .unzip()
+        // Each family of metrics is computed once, when a metric of it is asked for.
+        let classes = OnceCell::new();
+        let classes = || {
+            classes.get_or_init(|| -> (Vec<usize>, Vec<usize>) {
+                units
+                    .iter()
+                    .zip(predictions)
+                    .map(|(u, p)| {
+                        let gold = match u.gold {
+                            Gold::Class(c) => c,
+                            _ => 0,
+                        };
+                        let pred = match p {
+                            Prediction::Class(c) => *c,
+                            _ => (gold + 1) % k, // an unreadable answer is a wrong one
+                        };
+                        (pred, gold)
+                    })
+                    .unzip()
+            })
         };
-        let scores = || -> (Vec<f64>, Vec<f64>) {
-            units
-                .iter()
-                .zip(predictions)
-                .map(|(u, p)| {
-                    let gold = if let Gold::Score(s) = u.gold { s as f64 } else { 0.0 };
-                    let pred = if let Prediction::Score(s) = p { *s } else { fallback_score };
-                    (pred, gold)
-                })
-                .unzip()
+        let classification = OnceCell::new();
+        let classification =
+            || classification.get_or_init(|| ClassificationMetrics::compute(&classes().0, &classes().1, k));
+        let multirc_pair = OnceCell::new();
+        let multirc_pair = || {
+            multirc_pair.get_or_init(|| {
+                let questions: Vec<usize> = units.iter().map(|u| u.group).collect();
+                multirc(&classes().0, &classes().1, &questions)
+            })
         };
-        let answers = || -> (f64, f64) {
-            let mut sum = (0.0, 0.0);
-            for (u, p) in units.iter().zip(predictions) {
-                let (text, golds) = match (p, &u.gold) {
-                    (Prediction::Text(t) | Prediction::Invalid(t), Gold::Answers(g)) => (t.as_str(), g.as_slice()),
-                    _ => continue,
-                };
-                let (f1, em) = answer_f1_em(text, golds);
-                sum = (sum.0 + f1, sum.1 + em);
-            }
-            let n = units.len().max(1) as f64;
-            (sum.0 / n, sum.1 / n)
+        let correlations = OnceCell::new();
+        let correlations = || {
+            correlations.get_or_init(|| {
+                let (p, g): (Vec<f64>, Vec<f64>) = units
+                    .iter()
+                    .zip(predictions)
+                    .map(|(u, p)| {
+                        let gold = if let Gold::Score(s) = u.gold { s as f64 } else { 0.0 };
+                        let pred = if let Prediction::Score(s) = p { *s } else { fallback_score };
+                        (pred, gold)
+                    })
+                    .unzip();
+                (pearson(&p, &g), spearman(&p, &g))
+            })
+        };
+        let answers = OnceCell::new();
+        let answers = || {
+            *answers.get_or_init(|| {
+                let mut sum = (0.0, 0.0);
+                for (u, p) in units.iter().zip(predictions) {
+                    let (text, golds) = match (p, &u.gold) {
+                        (Prediction::Text(t) | Prediction::Invalid(t), Gold::Answers(g)) => (t.as_str(), g.as_slice()),
+                        _ => continue,
+                    };
+                    let (f1, em) = answer_f1_em(text, golds);
+                    sum = (sum.0 + f1, sum.1 + em);
+                }
+                let n = units.len().max(1) as f64;
+                (sum.0 / n, sum.1 / n)
+            })
         };
         self.metrics
             .iter()
             .map(|&m| {
                 let v = match m {
-                    Metric::Accuracy | Metric::F1 | Metric::Matthews => {
-                        let (p, g) = classes();
-                        let c = ClassificationMetrics::compute(&p, &g, k);
-                        match m {
-                            Metric::Accuracy => c.accuracy,
-                            Metric::F1 => c.f1,
-                            _ => c.mcc,
-                        }
-                    }
-                    Metric::Pearson | Metric::Spearman => {
-                        let (p, g) = scores();
-                        if m == Metric::Pearson { pearson(&p, &g) } else { spearman(&p, &g) }
-                    }
-                    Metric::F1a | Metric::ExactMatch => {
-                        let (p, g) = classes();
-                        let questions: Vec<usize> = units.iter().map(|u| u.group).collect();
-                        let (f1a, em) = multirc(&p, &g, &questions);
-                        if m == Metric::F1a { f1a } else { em }
-                    }
+                    Metric::Accuracy => classification().accuracy,
+                    Metric::F1 => classification().f1,
+                    Metric::Matthews => classification().mcc,
+                    Metric::Pearson => correlations().0,
+                    Metric::Spearman => correlations().1,
+                    Metric::F1a => multirc_pair().0,
+                    Metric::ExactMatch => multirc_pair().1,
                     Metric::AnswerF1 => answers().0,
                     Metric::AnswerExactMatch => answers().1,
                 };

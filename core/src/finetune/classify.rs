@@ -206,15 +206,14 @@ pub fn head_loss<C: Classifier>(model: &C, head: Head, examples: &[&Encoded], pa
 /// time: `[outputs]` per example (class logits, the score, or the choice's score).
 pub fn scores<C: Classifier>(
     model: &C,
-    examples: &[Encoded],
+    examples: &[&Encoded],
     pad: u32,
     batch_size: usize,
     device: &Device,
 ) -> Result<Vec<Vec<f32>>> {
     let mut out = Vec::with_capacity(examples.len());
     for chunk in examples.chunks(batch_size.max(1)) {
-        let refs: Vec<&Encoded> = chunk.iter().collect();
-        let logits = model.logits(&ClassBatch::new(&refs, pad, device));
+        let logits = model.logits(&ClassBatch::new(chunk, pad, device));
         let [_, k] = logits.dims();
         let flat = block_on(f32s(logits))?;
         out.extend(flat.chunks(k).map(<[f32]>::to_vec));
@@ -346,7 +345,7 @@ mod tests {
                 ex(&[2, 4, 3], Label::Class(0)),
             ],
         };
-        let s = scores(&model, &examples, 0, 2, &device).unwrap();
+        let s = scores(&model, &examples.iter().collect::<Vec<_>>(), 0, 2, &device).unwrap();
         (model, examples, s, device)
     }
 

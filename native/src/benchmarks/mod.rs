@@ -9,7 +9,7 @@ mod tsv;
 use std::path::{Path, PathBuf};
 
 use hearth_core::Error;
-use hearth_core::eval::downstream::{Metric, TaskSpec, Unit};
+use hearth_core::eval::downstream::{Metric, TaskSpec, Unit, mean_score};
 use serde_json::json;
 
 use crate::finetune::engine::{Checks, Pretrained, Tuning, fit};
@@ -174,13 +174,15 @@ pub fn run(suite: Suite, args: Args) -> Result<(), Error> {
         let named = |prefix: &str, values: &[(Metric, f64)]| -> Vec<(String, f64)> {
             values.iter().map(|(m, v)| (format!("{prefix}{}", m.name()), *v)).collect()
         };
+        // An unreadable T5 score stands at the mean training score, as on dev inside `fit`.
+        let fallback = mean_score(&task.train);
         let mut metrics = named(first.0, &fitted.dev);
         for ((prefix, units), preds) in rest.iter().zip(&fitted.predictions) {
-            metrics.extend(named(prefix, &task.spec.score(units, preds, 0.0)));
+            metrics.extend(named(prefix, &task.spec.score(units, preds, fallback)));
         }
         let mut majority = Vec::new();
         for (prefix, units) in &task.evals {
-            majority.extend(named(prefix, &task.spec.score(units, &task.spec.majority(&task.train, units), 0.0)));
+            majority.extend(named(prefix, &task.spec.score(units, &task.spec.majority(&task.train, units), fallback)));
         }
         if let Some(dir) = &args.save {
             fitted.model.save(&dir.join(task.spec.name), &m.config, &task.spec, &m.tokenizer)?;

@@ -8,11 +8,12 @@ use std::time::Instant;
 use burn::tensor::Device;
 use hearth_core::Error;
 use hearth_core::eval::argmax;
-use hearth_core::eval::downstream::{Gold, Kind, Metric, Prediction, TaskSpec, Unit};
+use hearth_core::eval::downstream::{Gold, Kind, Metric, Prediction, TaskSpec, Unit, mean_score};
 use hearth_core::finetune::{
     AnyClassifier, Classifier, Encoded, FinetuneConfig, Finetuner, Head, InputFormat, Label, LabeledText, Seq2Seq,
     Text2TextFormat, classifier_config_json, greedy_decode, head_loss, scores, seq2seq_loss, to_safetensors,
 };
+use hearth_core::hf::weights::save_weights;
 use hearth_core::models::bert::BertForSequenceClassification;
 use hearth_core::models::gpt2::Gpt2ForSequenceClassification;
 use hearth_core::models::{Model, ModelConfig, T5ForConditionalGeneration};
@@ -171,7 +172,7 @@ pub fn fit(
         _ => unreachable!("the format follows the config"),
     };
     let eval_every = if checks.every == 0 { steps_per_epoch } else { checks.every };
-    let fallback = mean_score(train);
+    let fallback = mean_score(train); // stands in for an unreadable T5 score
     let bar = crate::report::steps_bar(total_steps);
     let mut rng = Rng::seed_from_u64(tuning.seed ^ 0xF1E7);
     let mut best: Option<(f64, u64, Vec<(Metric, f64)>, Tuned)> = None;
@@ -233,13 +234,6 @@ pub fn fit(
     Ok(Fitted { steps: step, best_step, dev: dev_metrics, predictions, model, seconds: start.elapsed().as_secs_f64() })
 }
 
-/// The mean regression target of `units` (0 for other tasks).
-fn mean_score(units: &[Unit]) -> f64 {
-    let s: Vec<f64> =
-        units.iter().filter_map(|u| if let Gold::Score(s) = u.gold { Some(s as f64) } else { None }).collect();
-    s.iter().sum::<f64>() / s.len().max(1) as f64
-}
-
 /// Each unit as the model reads it.
 fn encode(format: &Format, tokenizer: &Tokenizer, spec: &TaskSpec, units: &[Unit]) -> Result<Encodings, Error> {
     match format {
@@ -254,10 +248,10 @@ fn encode(format: &Format, tokenizer: &Tokenizer, spec: &TaskSpec, units: &[Unit
                         .iter()
                         .enumerate()
                         .map(|(i, (text, pair))| {
-                            let label = match (&u.gold, spec.kind) {
-                                (Gold::Score(s), _) => Label::Score(*s),
-                                (Gold::Class(c), _) => Label::Class(*c),
-                                (Gold::Answers(golds), _) => Label::Class(golds.contains(&u.candidates[i]) as usize),
+                            let label = match &u.gold {
+                                Gold::Score(s) => Label::Score(*s),
+                                Gold::Class(c) => Label::Class(*c),
+                                Gold::Answers(golds) => Label::Class(golds.contains(&u.candidates[i]) as usize),
                             };
                             f.encode(tokenizer, &LabeledText { text: text.clone(), pair: pair.clone(), label })
                         })
@@ -327,7 +321,7 @@ impl Tuned {
             }
             _ => unreachable!("the encodings follow the format"),
         };
-        let flat: Vec<Encoded> = rows.iter().flatten().cloned().collect();
+        let flat: Vec<&Encoded> = rows.iter().flatten().collect();
         let s = match self {
             Tuned::Bert(m) => scores(m, &flat, pad, 64, device)?,
             Tuned::Gpt2(m) => scores(m, &flat, pad, 64, device)?,
@@ -368,7 +362,7 @@ impl Tuned {
         let (weights, config) = match self {
             Tuned::Bert(m) => (to_safetensors(m)?, config(m.architecture())?),
             Tuned::Gpt2(m) => (to_safetensors(m)?, config(m.architecture())?),
-            Tuned::T5(m) => (Model::T5(m.clone()).to_safetensors()?, base.to_json()),
+            Tuned::T5(m) => (save_weights(m)?, base.to_json()),
         };
         write_atomic(&dir.join("model.safetensors"), &weights)?;
         write_atomic(&dir.join("config.json"), config.as_bytes())?;
