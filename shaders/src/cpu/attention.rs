@@ -16,8 +16,8 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::{Flex, FlexTensor};
 use burn::backend::tensor::{FloatTensor, IntTensor};
-use rayon::prelude::*;
 
+use super::par::*;
 use super::simd::{exp, max, sum_map, sum_zip};
 use super::{SharedMut, ints, tensor};
 use crate::multiversion;

@@ -7,9 +7,9 @@ use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::flex::{Flex, FlexTensor};
 use burn::backend::tensor::FloatTensor;
-use rayon::prelude::*;
 
 use super::memory_bound::{self, Kernel};
+use super::par::*;
 use super::simd::exp;
 use super::{contiguous, tensor, values};
 use crate::multiversion;

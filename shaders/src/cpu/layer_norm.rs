@@ -5,9 +5,9 @@ use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::flex::{Flex, FlexTensor};
 use burn::backend::tensor::FloatTensor;
-use rayon::prelude::*;
 
 use super::memory_bound::{self, Kernel};
+use super::par::*;
 use super::simd::{sum_map, sum_zip, sum_zip3};
 use super::{contiguous, rows_backward, rows_per_task, tensor, values};
 use crate::multiversion;

@@ -22,6 +22,7 @@ pub mod cross_entropy;
 pub mod gelu;
 pub mod layer_norm;
 mod memory_bound;
+mod par;
 pub mod rms_norm;
 pub mod simd;
 
@@ -33,7 +34,7 @@ use burn::backend::flex::{Flex, FlexTensor};
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Backend, backend_extension};
 use burn::tensor::{DType, Device, Shape, TensorData};
-use rayon::prelude::*;
+use par::*;
 
 /// The kernels as burn ops: flex runs the forward alone, Autodiff<flex> keeps what backward reads.
 #[backend_extension(Autodiff, Flex)]
