@@ -376,7 +376,7 @@ async function openFiles(files, ui, history, resume) {
 }
 
 // ---------- starter models: pretrained by `hearth train` (web/make_starters.sh), fetched on a click ----------
-const STARTERS = { gpt: 'causal' };
+const STARTERS = { gpt: 'causal', bert: 'masked' };
 async function loadStarter(name) {
   await reset();
   $('objective').value = STARTERS[name];

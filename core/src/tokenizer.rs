@@ -89,7 +89,12 @@ impl Tokenizer {
         I: Iterator<Item = S> + Send,
         S: AsRef<str> + Send,
     {
-        let specials: Vec<AddedToken> = special_tokens.iter().map(|t| AddedToken::from(t.clone(), true)).collect();
+        // A sentinel takes the space before it (`lstrip`), so "was <extra_id_0> happy" reads
+        // `▁was <extra_id_0> ▁happy` as span corruption writes it, without a stray `▁` token.
+        let specials: Vec<AddedToken> = special_tokens
+            .iter()
+            .map(|t| AddedToken::from(t.clone(), true).lstrip(t.starts_with("<extra_id_")))
+            .collect();
         if vocab_size <= specials.len() {
             return Err(Error::Config(format!(
                 "vocab_size {vocab_size} leaves no room beside {} special tokens",
@@ -290,6 +295,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(uni.sentinel_ids().len(), 100);
+        let (with_span, plain) = (uni.encode("a good <extra_id_0> fortune").unwrap(), uni.encode("a good").unwrap());
+        assert_eq!(with_span[..plain.len()], plain[..], "no stray ▁ before a sentinel");
+        assert_eq!(with_span[plain.len()], uni.sentinel_ids()[0]);
         assert_eq!(uni.sentinel_ids()[0], 3);
         assert_eq!(uni.eos_id(), Some(1));
         let err = uni.check_fits(128).unwrap_err().to_string();
