@@ -187,6 +187,7 @@ try {
   // Each family's probe on its starter; a model that has not learned the language answers
   // punctuation and frequent tokens at a few per cent (see the issue: `,` 2.8% for "she was [MASK]
   // happy" after 49 steps).
+  const firstThree = (top) => top.slice(0, 3).map((t) => `${JSON.stringify(t.token)} ${(100 * t.prob).toFixed(1)}%`).join(', ');
   const starterProbes = {
     gpt: async () => {
       // A character's name after "said Mr.".
@@ -195,7 +196,7 @@ try {
       await page.waitForFunction(() => window.hearth.lastTop || window.hearth.error, null, { timeout: 60_000 });
       const top = await hearth((h) => h.lastTop);
       return { ok: top[0].prob > 0.2 && /^[ Ġ]?[A-Z][a-z]+$/.test(top[0].token), top: top[0].token, prob: top[0].prob,
-        said: `"said Mr." → ${top.slice(0, 3).map((t) => `${JSON.stringify(t.token)} ${(100 * t.prob).toFixed(1)}%`).join(', ')}` };
+        said: `"said Mr." → ${firstThree(top)}` };
     },
     bert: async () => {
       // A character's name for the [MASK] (not punctuation, not a word piece), with real confidence.
@@ -204,7 +205,7 @@ try {
       await page.waitForFunction(() => window.hearth.lastFill || window.hearth.error, null, { timeout: 60_000 });
       const top = (await hearth((h) => h.lastFill))[0];
       return { ok: top[0].prob > 0.2 && /^[a-z]{2,}$/.test(top[0].token), top: top[0].token, prob: top[0].prob,
-        said: `"mr. [MASK] was" → ${top.slice(0, 3).map((t) => `${JSON.stringify(t.token)} ${(100 * t.prob).toFixed(1)}%`).join(', ')}` };
+        said: `"mr. [MASK] was" → ${firstThree(top)}` };
     },
   };
   for (const [name, probe] of Object.entries(starterProbes)) {
