@@ -12,7 +12,10 @@
 #   No T5 yet: at d 128 (≤ 4 MB) every run tried (up to 6000 steps; lr 1e-3 to 1e-2; initializer
 #   factor 0.5 to 3; one span per block; 8 heads; dropout 0.1) fills each span with "," — its
 #   decoder's cross attention settles on frequent tokens instead of the sentinel's position
-#   (`hearth attention --attention cross` shows it); transformers' T5 does the same here.
+#   (`hearth attention --attention cross` shows it); transformers' T5 does the same here, and
+#   bench/t5_span_plateau.py shows where it stalls: even with its cross attention on the sentinel
+#   and the sentinel's encoder row on its neighbours, the span's first token stays at unigram
+#   accuracy (it sees ~100 such targets a step, where an LM sees every token).
 #
 # Each run reuses the committed tokenizer.json of its family when there is one: HF tokenizers'
 # WordPiece and Unigram trainers are not deterministic (they iterate randomly keyed hash maps; the
