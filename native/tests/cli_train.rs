@@ -580,6 +580,14 @@ fn bad_input_is_a_one_line_error_naming_the_problem() {
     let e = go(&["--zero-shot", &format!("[\"{}\"]", task.display())]);
     assert!(e.contains("task.jsonl") && e.contains("line 2"), "{e}");
 
+    // Validation data short of one batch is refused before the first step (every run evaluates
+    // at its last), not after the steps before its first evaluation.
+    let short = dir.join("short-val");
+    let e = go(&["--batch-size", "1000", "--out-dir", short.to_str().unwrap()]);
+    assert!(e.contains("fewer than one batch of 1000 × ") && e.contains("raise val_fraction"), "{e}");
+    let logged = std::fs::read_to_string(short.join("metrics.jsonl")).unwrap_or_default();
+    assert!(!logged.contains("\"step\""), "no step ran before the refusal: {logged}");
+
     // A diverging run stops at the first non-finite loss and names the last good checkpoint.
     let e = go(&[
         "--lr",

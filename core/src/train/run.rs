@@ -181,6 +181,10 @@ impl AnyTrainer {
         each_trainer!(self, t => t.step_async(train).await)
     }
 
+    pub fn validation_batches(&self, val: &dyn TokenSource) -> Result<usize> {
+        each_trainer!(self, t => t.validation_batches(val))
+    }
+
     pub fn evaluate(&mut self, val: &dyn TokenSource) -> Result<f64> {
         each_trainer!(self, t => t.evaluate(val))
     }

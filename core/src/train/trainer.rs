@@ -278,21 +278,28 @@ impl<M: LanguageModel> Trainer<M> {
         block_on(self.evaluate_async(val))
     }
 
-    /// [`Trainer::evaluate`], with its device reads awaited.
-    pub async fn evaluate_async(&mut self, val: &dyn TokenSource) -> Result<f64> {
-        let model = self.model.valid();
-        let device = self.device.clone().inner();
+    /// How many batches of `val` an evaluation reads; an error naming the fix when `val` holds
+    /// less than one (a run checks this before its first step, not at its first evaluation).
+    pub fn validation_batches(&self, val: &dyn TokenSource) -> Result<usize> {
         let config = self.config();
         let available = self.windows.count(val) / config.batch_size;
         if available == 0 {
             return Err(Error::Input(format!(
-                "the validation data has {} tokens, fewer than one batch of {} × {}; add text or raise val_fraction",
+                "the validation data has {} tokens, fewer than one batch of {} × {}; add text, raise val_fraction or lower batch_size",
                 val.len(),
                 config.batch_size,
                 self.collator.window(config.block_size)
             )));
         }
-        let batches = available.min(config.eval_batches.max(1));
+        Ok(available.min(config.eval_batches.max(1)))
+    }
+
+    /// [`Trainer::evaluate`], with its device reads awaited.
+    pub async fn evaluate_async(&mut self, val: &dyn TokenSource) -> Result<f64> {
+        let batches = self.validation_batches(val)?;
+        let model = self.model.valid();
+        let device = self.device.clone().inner();
+        let config = self.config();
         let (rank, world) = self.rank_and_world();
         let mut rng = Rng::seed_from_u64(config.seed ^ 0xE7A1);
         // [loss, targets] per batch, filled by the rank that evaluates it (every world-th): the sum

@@ -165,6 +165,7 @@ fn train(
     let rank0 = trainer.rank_and_world().0 == 0;
     let max_steps = trainer.config().max_steps;
     let mut log = StepLog::open(out_dir, &trainer, resumed.is_some(), rank0)?;
+    trainer.validation_batches(data.val.as_ref())?; // every run evaluates at its last step: enough data for one batch?
     let mut validation = Validation::new(trainer.config());
     let mut zero_shot = ZeroShot::new(trainer.config(), device)?;
     let mut checkpoints = Checkpointer::new(out_dir, trainer.config(), &data.tokenizer, resumed)?;
