@@ -15,7 +15,9 @@
 #   (`hearth attention --attention cross` shows it); transformers' T5 does the same here, and
 #   bench/t5_span_plateau.py shows where it stalls: even with its cross attention on the sentinel
 #   and the sentinel's encoder row on its neighbours, the span's first token stays at unigram
-#   accuracy (it sees ~100 such targets a step, where an LM sees every token).
+#   accuracy (it sees ~100 such targets a step, where an LM sees every token). More of them by a
+#   larger batch (256 × 64, lr 3e-3) memorises the book instead: by step 800 (64 passes over the
+#   train split) train loss 2.92, validation 3.71 → 3.73 and rising, spans still ",".
 #
 # Each run reuses the committed tokenizer.json of its family when there is one: HF tokenizers'
 # WordPiece and Unigram trainers are not deterministic (they iterate randomly keyed hash maps; the
