@@ -850,13 +850,14 @@ fn a_run_larger_than_the_machine_is_refused_before_it_starts() {
 fn running_out_of_memory_says_what_to_change() {
     // Under a 3 GB address-space limit, a step that needs more fails an allocation: the run ends with
     // one line naming the switches (then Rust's own message and the abort). max_memory_gib lifts the
-    // check before the run, which would refuse it on a machine with less than the ~18 GiB it needs.
+    // check before the run, which would refuse it on a machine with less than the ~18 GiB it needs;
+    // the corpus again as validation data holds a batch of 256 × 256 (its 5% would not).
     let dir = scratch("oom");
     let corpus = small_corpus(&dir);
     let hearth = env!("CARGO_BIN_EXE_hearth");
     let script = format!(
         "ulimit -v 3000000; exec {hearth} train --backend flex --preset gpt-10m --batch-size 256 --block-size 256 \
-         --data {} --tokenizer-vocab-size 300 --max-steps 2 --out-dir {} --zero-shot [] --max-memory-gib 1000",
+         --data {0} --val-data {0} --tokenizer-vocab-size 300 --max-steps 2 --out-dir {1} --zero-shot [] --max-memory-gib 1000",
         corpus.display(),
         dir.join("run").display()
     );
