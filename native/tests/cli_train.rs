@@ -744,6 +744,10 @@ fn a_run_folder_holds_one_run_and_a_damaged_checkpoint_is_never_trusted() {
         assert!(e.contains(part), "{part}: {e}");
     }
     assert!(snapshot(&first) == before, "the first run is untouched");
+    // --overwrite with validation data short of one batch: refused before it removes anything.
+    let e = fails(&with(&["--overwrite", "--batch-size", "1000"]).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(e.contains("fewer than one batch of 1000 × "), "{e}");
+    assert!(snapshot(&first) == before, "the first run survives a refused --overwrite");
 
     // The newest checkpoint damaged (one byte of its weights): --resume says so, sets it aside and
     // continues from the newest intact one, on the uninterrupted curve.

@@ -113,17 +113,6 @@ pub fn run(mut args: Args) -> Result<(), Error> {
     plan.config.backend = backend.to_string();
     let memory_line = check_memory(&plan, backend, &device, &ranks)?;
 
-    if rank == 0 {
-        if !earlier_run.is_empty() {
-            checkpoint::remove_run(&earlier_run)?;
-            eprintln!(
-                "note: --overwrite: removed the earlier run in {} ({} files)",
-                out_dir.display(),
-                earlier_run.len()
-            );
-        }
-        std::fs::create_dir_all(&out_dir).map_err(io("create", out_dir.display()))?;
-    }
     let resume = match &resume_from {
         Some((_, dir)) => Some((
             String::from_utf8_lossy(&checkpoint::read(dir, "trainer_state.json")?).into_owned(),
@@ -141,7 +130,20 @@ pub fn run(mut args: Args) -> Result<(), Error> {
     if let Some(c) = collective {
         trainer = block_on(trainer.with_parallel(c))?;
     }
+    // Every run evaluates at its last step: too little validation data is refused here, before
+    // --overwrite removes an earlier run or anything is written.
+    trainer.validation_batches(data.val.as_ref())?;
+
     if rank == 0 {
+        if !earlier_run.is_empty() {
+            checkpoint::remove_run(&earlier_run)?;
+            eprintln!(
+                "note: --overwrite: removed the earlier run in {} ({} files)",
+                out_dir.display(),
+                earlier_run.len()
+            );
+        }
+        std::fs::create_dir_all(&out_dir).map_err(io("create", out_dir.display()))?;
         for notice in trainer.notices() {
             eprintln!("hearth: {notice}");
         }
@@ -165,7 +167,6 @@ fn train(
     let rank0 = trainer.rank_and_world().0 == 0;
     let max_steps = trainer.config().max_steps;
     let mut log = StepLog::open(out_dir, &trainer, resumed.is_some(), rank0)?;
-    trainer.validation_batches(data.val.as_ref())?; // every run evaluates at its last step: enough data for one batch?
     let mut validation = Validation::new(trainer.config());
     let mut zero_shot = ZeroShot::new(trainer.config(), device)?;
     let mut checkpoints = Checkpointer::new(out_dir, trainer.config(), &data.tokenizer, resumed)?;
