@@ -46,8 +46,12 @@ const MODELS = {
     small: { d_model: 128, d_kv: 32, d_ff: 512, num_layers: 2, num_heads: 4 },
   },
 };
+MODELS.denoise = MODELS['text-to-text']; // T5 either way; only the target differs
 const SHAPES = { tiny: { block_size: 64, batch_size: 8, vocab: 512 }, small: { block_size: 128, batch_size: 16, vocab: 1024 } };
 const OBJECTIVE_OF = { gpt2: 'causal', bert: 'masked', t5: 'text-to-text' };
+// The page's objective choices as core's `objective` (T5: span corruption, or denoising: the whole text back).
+const CORE_OBJECTIVE = { causal: 'causal', masked: 'masked', 'text-to-text': 'span', denoise: 'denoise' };
+const isT5 = (objective) => objective === 'text-to-text' || objective === 'denoise';
 const EVAL_EVERY = 50;
 const SAVE_EVERY = 100;
 
@@ -64,6 +68,7 @@ function settings() {
   const lr = Number($('lr').value) || 3e-3;
   return {
     preset: MODELS[objective].preset,
+    objective: CORE_OBJECTIVE[objective],
     model: MODELS[objective][size],
     block_size: SHAPES[size].block_size,
     batch_size: SHAPES[size].batch_size,
@@ -154,9 +159,9 @@ function renderInfo() {
   $('params').textContent = info.params.toLocaleString();
   $('step').textContent = info.step;
   document.body.dataset.step = info.step;
-  for (const [panel, objective] of [['probe-causal', 'causal'], ['probe-masked', 'masked'], ['probe-t5', 'text-to-text']]) {
-    $(panel).hidden = info.objective !== objective;
-  }
+  $('probe-causal').hidden = info.objective !== 'causal';
+  $('probe-masked').hidden = info.objective !== 'masked';
+  $('probe-t5').hidden = !isT5(info.objective);
 }
 
 function drawChart() {
@@ -355,7 +360,8 @@ async function openFiles(files, ui, history, resume) {
   const modelType = JSON.parse(config).model_type;
   if (ui) Object.entries(ui).forEach(([k, v]) => { if ($(k) && k !== 'paste') $(k).value = v; });
   if (ui?.paste) $('paste').value = ui.paste;
-  if (OBJECTIVE_OF[modelType]) $('objective').value = OBJECTIVE_OF[modelType];
+  // A T5 keeps the T5 objective chosen (a starter's, a saved run's); other families have one.
+  if (OBJECTIVE_OF[modelType] && !(modelType === 't5' && isT5($('objective').value))) $('objective').value = OBJECTIVE_OF[modelType];
   $('paste').hidden = $('corpus').value !== 'paste';
   const weights = new Uint8Array(await byName['model.safetensors'].arrayBuffer());
   // The page's block size, at most the model's position table (core refuses a longer one, as
@@ -376,7 +382,7 @@ async function openFiles(files, ui, history, resume) {
 }
 
 // ---------- starter models: pretrained by `hearth train` (web/make_starters.sh), fetched on a click ----------
-const STARTERS = { gpt: 'causal', bert: 'masked' };
+const STARTERS = { gpt: 'causal', bert: 'masked', t5: 'denoise' };
 async function loadStarter(name) {
   await reset();
   $('objective').value = STARTERS[name];

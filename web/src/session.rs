@@ -15,7 +15,7 @@ use hearth_core::objectives::Rng;
 use hearth_core::tokenizer::Tokenizer;
 use hearth_core::train::corpus::{paragraphs, split_validation, tokenize_documents, tokenizer_kind};
 use hearth_core::train::run::{AnyTrainer, Resume, RunPlan, Start, document_separator};
-use hearth_core::train::{StepStats, TrainConfig};
+use hearth_core::train::{Objective, StepStats, TrainConfig};
 use hearth_core::{Model, ModelConfig};
 use js_sys::{Object, Promise, Reflect, Uint8Array};
 use rand::SeedableRng;
@@ -150,10 +150,11 @@ impl Inner {
         let config = self.config();
         Info {
             model_type: self.model_config.model_type(),
-            objective: match self.model_config {
-                ModelConfig::Gpt2(_) => "causal",
-                ModelConfig::Bert(_) => "masked",
-                ModelConfig::T5(_) => "text-to-text",
+            objective: match (&self.model_config, config.objective) {
+                (ModelConfig::Gpt2(_), _) => "causal",
+                (ModelConfig::Bert(_), _) => "masked",
+                (ModelConfig::T5(_), Some(Objective::Denoise)) => "denoise",
+                (ModelConfig::T5(_), _) => "text-to-text",
             },
             params: self.trainer.num_params(),
             vocab_size: self.model_config.vocab_size(),

@@ -11,7 +11,7 @@
 //   5. opens a checkpoint written by `hearth train` (HEARTH_CHECKPOINT) and checks its greedy
 //      continuation against `hearth generate` (HEARTH_BIN);
 //   6. trains a causal model for a few real steps on WebGPU (SwiftShader here).
-// First the starter models (www/starters/{gpt,bert}, web/make_starters.sh): each loads with one
+// First the starter models (www/starters/{gpt,bert,t5}, web/make_starters.sh): each loads with one
 // click and answers its family's probe sensibly at once. Training runs in the page's Web Worker: while it trains, no task on the page's own thread may
 // take 50 ms or more, and Pause stops within one step; the time from load to "ready to train" is
 // recorded, and the module's size (at most 12 MB, 4 MB gzipped, when built for serving). Along the way the pictures: fill-mask bars, the learning-rate schedule beside the loss, and for
@@ -206,6 +206,16 @@ try {
       const top = (await hearth((h) => h.lastFill))[0];
       return { ok: top[0].prob > 0.2 && /^[a-z]{2,}$/.test(top[0].token), top: top[0].token, prob: top[0].prob,
         said: `"mr. [MASK] was" → ${firstThree(top)}` };
+    },
+    t5: async () => {
+      // Denoising: T5 writes the sentence back (greedy), the span filled with a character's name.
+      await page.fill('#t5-text', 'Mr. <extra_id_0> was not a man to be trifled with.');
+      await page.click('#t5-run');
+      await page.waitForFunction(() => window.hearth.lastT5 != null || window.hearth.error, null, { timeout: 60_000 });
+      const out = await hearth((h) => h.lastT5);
+      const fill = /^\s*Mr\.\s*([A-Za-z]+) was not/.exec(out)?.[1];
+      return { ok: fill != null && /^[A-Z][a-z]+$/.test(fill), top: fill ?? null, prob: null,
+        said: `"Mr. <extra_id_0> was not a man to be trifled with." → ${JSON.stringify(out)}` };
     },
   };
   for (const [name, probe] of Object.entries(starterProbes)) {

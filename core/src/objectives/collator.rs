@@ -1,5 +1,6 @@
 //! From windows of tokens to a batch for the objective: the model family's own objective (GPT
-//! causal, BERT masked, T5 span corruption), with the tokenizer's special ids and the run's rates.
+//! causal, BERT masked, T5 span corruption or denoising), with the tokenizer's special ids and the
+//! run's rates.
 
 use super::span::encoder_decoder_batch;
 use super::{Batch, MaskingConfig, Objective, Rng, SpanCorruption, causal_batch, mask_tokens};
@@ -28,8 +29,20 @@ impl Default for Noise {
 #[derive(Clone, Debug)]
 pub enum Collator {
     Causal,
-    Masked { masking: MaskingConfig, cls: u32, sep: u32, word_start: Option<Vec<bool>> },
-    Span { corruption: SpanCorruption, pad: u32, decoder_start: u32 },
+    Masked {
+        masking: MaskingConfig,
+        cls: u32,
+        sep: u32,
+        word_start: Option<Vec<bool>>,
+    },
+    /// T5: spans replaced by sentinels in the input; the target is the spans (`whole_target`
+    /// false: span corruption) or the whole window (true: denoising).
+    Span {
+        corruption: SpanCorruption,
+        pad: u32,
+        decoder_start: u32,
+        whole_target: bool,
+    },
 }
 
 impl Collator {
@@ -42,9 +55,11 @@ impl Collator {
             ModelConfig::T5(_) => Objective::Span,
         };
         let objective = objective.unwrap_or(family_default);
-        if objective != family_default {
+        let fits =
+            objective == family_default || (family_default == Objective::Span && objective == Objective::Denoise);
+        if !fits {
             return Err(Error::Config(format!(
-                "objective {objective:?} does not fit a {} model (GPT-2 trains causal, BERT masked, T5 span)",
+                "objective {objective:?} does not fit a {} model (GPT-2 trains causal, BERT masked, T5 span or denoise)",
                 model.model_type()
             )));
         }
@@ -69,7 +84,7 @@ impl Collator {
                 });
                 Self::Masked { masking, cls, sep, word_start }
             }
-            Objective::Span => {
+            Objective::Span | Objective::Denoise => {
                 let sentinels = tokenizer.sentinel_ids();
                 if sentinels.is_empty() {
                     return Err(Error::Config(
@@ -84,7 +99,8 @@ impl Collator {
                     ModelConfig::T5(c) => c.decoder_start_token(),
                     _ => 0,
                 };
-                Self::Span { corruption, pad: tokenizer.pad_id().unwrap_or(0), decoder_start }
+                let whole_target = objective == Objective::Denoise;
+                Self::Span { corruption, pad: tokenizer.pad_id().unwrap_or(0), decoder_start, whole_target }
             }
         })
     }
@@ -93,7 +109,8 @@ impl Collator {
         match self {
             Self::Causal => "causal LM",
             Self::Masked { .. } => "masked LM",
-            Self::Span { .. } => "span corruption",
+            Self::Span { whole_target: false, .. } => "span corruption",
+            Self::Span { whole_target: true, .. } => "denoising (spans in, the whole text out)",
         }
     }
 
@@ -121,10 +138,73 @@ impl Collator {
                 }
                 Batch { input_ids, attention_mask: None, decoder_input_ids: None, labels: Some(labels) }
             }
-            Self::Span { corruption, pad, decoder_start } => {
-                let pairs = windows.iter().map(|w| corruption.corrupt(w, rng)).collect::<Result<Vec<_>>>()?;
+            Self::Span { corruption, pad, decoder_start, whole_target } => {
+                let pairs = windows
+                    .iter()
+                    .map(|w| {
+                        let (input, spans) = corruption.corrupt(w, rng)?;
+                        Ok(if *whole_target {
+                            (input, w.iter().copied().chain([corruption.eos]).collect())
+                        } else {
+                            (input, spans)
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
                 encoder_decoder_batch(&pairs, *pad, *decoder_start)
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::presets::preset;
+    use crate::objectives::span::SpanCorruption;
+    use crate::tokenizer::{Tokenizer, TokenizerKind};
+    use rand::SeedableRng;
+
+    fn unigram() -> Tokenizer {
+        let text = "it is a truth universally acknowledged that a single man in possession of a good fortune \
+                    must be in want of a wife";
+        let kind = TokenizerKind::Unigram;
+        Tokenizer::train(kind, 200, &kind.default_special_tokens(), std::iter::repeat_n(text.to_string(), 20)).unwrap()
+    }
+
+    /// Denoising corrupts the input exactly as span corruption does (same draws), and its target
+    /// is the whole window: span corruption's target put back into the input gives that window.
+    #[test]
+    fn denoising_targets_the_whole_window_from_the_same_corrupted_input() {
+        let tokenizer = unigram();
+        let t5 = preset("t5-tiny", &Default::default()).unwrap();
+        let [span, denoise] = [Objective::Span, Objective::Denoise]
+            .map(|o| Collator::new(Some(o), Noise::default(), &t5, &tokenizer).unwrap());
+        assert_eq!(denoise.name(), "denoising (spans in, the whole text out)");
+        let windows: Vec<Vec<u32>> = (0..4).map(|r| (0..40).map(|i| 110 + (7 * i + r) % 80).collect()).collect();
+        let [a, b] = [&span, &denoise].map(|c| c.batch(&windows, &mut Rng::seed_from_u64(7)).unwrap());
+        assert_eq!(a.input_ids, b.input_ids, "the same corrupted inputs");
+        let Collator::Span { corruption, .. } = &span else { unreachable!() };
+        let eos = corruption.eos as i64;
+        for (r, w) in windows.iter().enumerate() {
+            let whole: Vec<i64> = w.iter().map(|&t| t as i64).chain([eos]).collect();
+            assert_eq!(b.labels.as_ref().unwrap()[r], whole, "row {r}: the target is the window and EOS");
+            let unpad = |v: &[i64]| v.iter().filter(|&&t| t >= 0 && t != 0).map(|&t| t as u32).collect::<Vec<_>>();
+            let rebuilt = SpanCorruption::reconstruct(
+                corruption,
+                &unpad(&a.input_ids[r]),
+                &unpad(&a.labels.as_ref().unwrap()[r]),
+            );
+            assert_eq!(rebuilt, *w, "row {r}: span corruption's pair rebuilds the same window");
+        }
+        // the decoder reads the target shifted right, from the decoder start
+        assert_eq!(b.decoder_input_ids.unwrap()[0][1..], b.labels.unwrap()[0][..40]);
+    }
+
+    #[test]
+    fn denoising_is_for_t5_alone() {
+        let tokenizer = unigram();
+        let gpt = preset("gpt-tiny", &Default::default()).unwrap();
+        let err = Collator::new(Some(Objective::Denoise), Noise::default(), &gpt, &tokenizer).unwrap_err().to_string();
+        assert!(err.contains("does not fit a gpt2 model") && err.contains("T5 span or denoise"), "{err}");
     }
 }

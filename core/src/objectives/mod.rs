@@ -30,4 +30,9 @@ pub enum Objective {
     Masked,
     /// Span corruption, density 0.15, mean span 3 (T5).
     Span,
+    /// T5's input corrupted as for `Span`, but the decoder writes the *whole* original text back
+    /// (the "MASS-style" objective of the T5 paper, BART's denoising): every position is a target,
+    /// so the decoder learns the language as a causal LM does and fills a span from its left
+    /// context, where `Span` teaches that only through each span's first token.
+    Denoise,
 }

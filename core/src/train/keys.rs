@@ -124,7 +124,7 @@ mod tests {
         assert_eq!(get("precision").kind, "f32 | f16 | bf16");
         assert_eq!(get("precision").default, "\"f32\"");
         assert_eq!(get("decay").kind, "cosine | linear | constant");
-        assert_eq!(get("objective").kind, "causal | masked | span (optional)");
+        assert_eq!(get("objective").kind, "causal | masked | span | denoise (optional)");
         assert_eq!(get("objective").default, "(unset)");
         assert_eq!(get("zero_shot").kind, "list of string");
         assert_eq!(get("zero_shot").default, "[\"bundled\"]");
