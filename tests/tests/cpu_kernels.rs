@@ -73,7 +73,7 @@ fn run(name: &str, model: Model, kernels: bool) -> (Vec<f64>, Vec<f32>) {
         Model::T5(model) => {
             let data: Vec<u32> = tokens(990).into_iter().map(|t| t + 2).collect(); // not pad (0) or eos (1)
             let corruption = SpanCorruption::t5((1000..1024).rev().collect(), 1);
-            let objective = Collator::Span { corruption, pad: 0, decoder_start: 0 };
+            let objective = Collator::Span { corruption, pad: 0, decoder_start: 0, whole_target: false };
             let mut t = Trainer::new(model, model_config, cfg, objective, &device);
             let losses = (0..STEPS).map(|_| t.step(&data).unwrap().loss).collect();
             (losses, weights(&t.model))

@@ -21,7 +21,8 @@ pub struct TrainConfig {
     pub model: serde_json::Map<String, serde_json::Value>,
     /// Start from this HF checkpoint folder instead of random weights.
     pub init_from: Option<String>,
-    /// `None`: the family's own (GPT causal, BERT masked, T5 span).
+    /// `None`: the family's own (GPT causal, BERT masked, T5 span); a T5 may also take `denoise`
+    /// (span corruption's input, the whole text as the target).
     pub objective: Option<Objective>,
 
     /// Training text (.txt, .jsonl with a "text" field) or a folder made by `hearth prepare`.
