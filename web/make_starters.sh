@@ -2,15 +2,15 @@
 # Builds the page's starter models, www/starters/{gpt,bert,t5}/ (config.json, model.safetensors,
 # tokenizer.json): models pretrained by `hearth train` on the bundled Pride and Prejudice (the
 # page's corpus) on the CPU. They are committed (2.2, 2.2 and 3.7 MB), so the page offers them
-# without a build; this script remakes them from the same seed (the GPT's rerun was checked byte-identical;
-# the BERT's 8000-step rerun has not been compared).
+# without a build; this script remakes them byte-identical from the same seed and the committed
+# tokenizers (each family's rerun checked with md5sum).
 #
 #   gpt   d 128, 2 layers, 4 heads, 128 positions: 1000 steps of 16 × 128 tokens (~1.5 min here)
-#   bert  d 128, 2 layers, 4 heads, 64 positions: 8000 steps of 32 × 64 (~6 min). Masked LM sits on
+#   bert  d 128, 2 layers, 4 heads, 64 positions: 8000 steps of 32 × 64 (~15 min). Masked LM sits on
 #         a plateau (predicting frequent tokens, loss ~5.4) until attention learns to look at the
 #         neighbours; with HF's initializer_range 0.02 a model this small stayed there for 8000
 #         steps (PyTorch + transformers the same), with 0.1 it leaves it after ~2500.
-#   t5    d 128, 2 + 2 layers, 4 heads: 2000 steps of 64 × 64 with `--objective denoise` (~20 min):
+#   t5    d 128, 2 + 2 layers, 4 heads: 2000 steps of 64 × 64 with `--objective denoise` (~15 min):
 #         span corruption's input, the whole text as the target. Span corruption itself does not
 #         work at this size: every run tried (up to 6000 steps; lr 1e-3 to 1e-2; initializer factor
 #         0.5 to 3; one span per block; 8 heads; dropout 0.1; batch 256) fills each span with ",";
