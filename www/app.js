@@ -48,10 +48,10 @@ const MODELS = {
 };
 MODELS.denoise = MODELS['text-to-text']; // T5 either way; only the target differs
 const SHAPES = { tiny: { block_size: 64, batch_size: 8, vocab: 512 }, small: { block_size: 128, batch_size: 16, vocab: 1024 } };
-const OBJECTIVE_OF = { gpt2: 'causal', bert: 'masked', t5: 'text-to-text' };
+// The objectives each family trains with, as the page names them (the first: the family's own).
+const OBJECTIVES_OF = { gpt2: ['causal'], bert: ['masked'], t5: ['text-to-text', 'denoise'] };
 // The page's objective choices as core's `objective` (T5: span corruption, or denoising: the whole text back).
 const CORE_OBJECTIVE = { causal: 'causal', masked: 'masked', 'text-to-text': 'span', denoise: 'denoise' };
-const isT5 = (objective) => objective === 'text-to-text' || objective === 'denoise';
 const EVAL_EVERY = 50;
 const SAVE_EVERY = 100;
 
@@ -161,7 +161,7 @@ function renderInfo() {
   document.body.dataset.step = info.step;
   $('probe-causal').hidden = info.objective !== 'causal';
   $('probe-masked').hidden = info.objective !== 'masked';
-  $('probe-t5').hidden = !isT5(info.objective);
+  $('probe-t5').hidden = !OBJECTIVES_OF.t5.includes(info.objective);
 }
 
 function drawChart() {
@@ -360,8 +360,9 @@ async function openFiles(files, ui, history, resume) {
   const modelType = JSON.parse(config).model_type;
   if (ui) Object.entries(ui).forEach(([k, v]) => { if ($(k) && k !== 'paste') $(k).value = v; });
   if (ui?.paste) $('paste').value = ui.paste;
-  // A T5 keeps the T5 objective chosen (a starter's, a saved run's); other families have one.
-  if (OBJECTIVE_OF[modelType] && !(modelType === 't5' && isT5($('objective').value))) $('objective').value = OBJECTIVE_OF[modelType];
+  // The objective chosen (a starter's, a saved run's) stays where it fits the model; else the family's own.
+  const fitting = OBJECTIVES_OF[modelType];
+  if (fitting && !fitting.includes($('objective').value)) $('objective').value = fitting[0];
   $('paste').hidden = $('corpus').value !== 'paste';
   const weights = new Uint8Array(await byName['model.safetensors'].arrayBuffer());
   // The page's block size, at most the model's position table (core refuses a longer one, as

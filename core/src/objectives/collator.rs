@@ -160,7 +160,6 @@ impl Collator {
 mod tests {
     use super::*;
     use crate::models::presets::preset;
-    use crate::objectives::span::SpanCorruption;
     use crate::tokenizer::{Tokenizer, TokenizerKind};
     use rand::SeedableRng;
 
@@ -189,11 +188,7 @@ mod tests {
             let whole: Vec<i64> = w.iter().map(|&t| t as i64).chain([eos]).collect();
             assert_eq!(b.labels.as_ref().unwrap()[r], whole, "row {r}: the target is the window and EOS");
             let unpad = |v: &[i64]| v.iter().filter(|&&t| t >= 0 && t != 0).map(|&t| t as u32).collect::<Vec<_>>();
-            let rebuilt = SpanCorruption::reconstruct(
-                corruption,
-                &unpad(&a.input_ids[r]),
-                &unpad(&a.labels.as_ref().unwrap()[r]),
-            );
+            let rebuilt = corruption.reconstruct(&unpad(&a.input_ids[r]), &unpad(&a.labels.as_ref().unwrap()[r]));
             assert_eq!(rebuilt, *w, "row {r}: span corruption's pair rebuilds the same window");
         }
         // the decoder reads the target shifted right, from the decoder start
