@@ -37,10 +37,12 @@ PRESETS = {
     "gpt2-124m": dict(vocab_size=50257, n_positions=1024, n_embd=768, n_layer=12, n_head=12),
 }
 
-# FP32 (non-tensor-core) dense peaks, TFLOP/s, by device name; the same table as Hearth's.
+# Dense peaks, TFLOP/s, by device name: (name, FP32 without tensor cores, bf16/f16 tensor cores);
+# the same table as Hearth's (native/src/bench_train.rs).
 KNOWN_PEAKS = [
-    ("H200", 67.0), ("H100 PCIe", 51.2), ("H100", 67.0), ("A100", 19.5), ("L40S", 91.6), ("L4", 30.3),
-    ("A10", 31.2), ("T4", 8.1), ("V100", 15.7), ("RTX 4090", 82.6), ("RTX 3090", 35.6),
+    ("H200", 67.0, 989.4), ("H100 PCIe", 51.2, 756.0), ("H100", 67.0, 989.4), ("A100", 19.5, 312.0),
+    ("L40S", 91.6, 362.1), ("L4", 30.3, 121.0), ("A10", 31.2, 125.0), ("T4", 8.1, 65.0), ("V100", 15.7, 125.0),
+    ("RTX 4090", 82.6, 165.2), ("RTX 3090", 35.6, 71.0), ("MI300X", 163.4, 1307.4),
 ]
 
 
@@ -112,6 +114,9 @@ def main():
     p.add_argument("--threads", type=int, help="torch.set_num_threads (CPU); default: PyTorch's own")
     p.add_argument("--peak-tflops", type=float)
     p.add_argument("--json")
+    p.add_argument("--dtype", default="f32", choices=["f32", "bf16", "f16"],
+                   help="f32, or mixed precision: the forward under torch.autocast in bf16/f16, f32 master weights")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (its compile time is in the warm-up)")
     # Hearth's TrainConfig defaults (core/src/train/config.rs).
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--min-lr", type=float, default=3e-4)
@@ -146,6 +151,9 @@ def main():
     gen = torch.Generator().manual_seed(a.seed)
     data = torch.randint(0, cfg["vocab_size"], (total, a.batch_size, a.seq), generator=gen).to(dev)
     cuda = dev.type == "cuda"
+    step_model = torch.compile(model) if a.compile else model
+    amp_dtype = {"bf16": torch.bfloat16, "f16": torch.float16}.get(a.dtype)
+    scaler = torch.amp.GradScaler(dev.type) if a.dtype == "f16" else None
 
     params = sum(q.numel() for q in model.parameters())
     params_flops = params - model.wpe.weight.numel()
@@ -154,7 +162,7 @@ def main():
     print(
         f"pytorch {torch.__version__} reference: {a.preset} (GPT-2, vocab {cfg['vocab_size']}, d {cfg['n_embd']}, "
         f"{cfg['n_layer']} layers, {cfg['n_head']} heads; {params / 1e6:.2f}M parameters) on {a.device}"
-        f"{'' if cuda else f' ({threads} threads)'}, batch {a.batch_size} × seq {a.seq}, "
+        f"{'' if cuda else f' ({threads} threads)'}, {a.dtype}{' compiled' if a.compile else ''}, batch {a.batch_size} × seq {a.seq}, "
         f"{a.warmup} warm-up + {a.steps} timed steps, random tokens"
     )
     times, losses = [], []
@@ -162,16 +170,25 @@ def main():
         t0 = time.perf_counter()
         for g in opt.param_groups:
             g["lr"] = schedule(i, a.lr, a.min_lr, a.lr_warmup, total)
-        loss = model(data[i])
+        with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            loss = step_model(data[i])
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        if scaler:
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+        else:
+            loss.backward()
         if a.grad_clip > 0:
             norm = torch.nn.utils.clip_grad_norm_(model.parameters(), a.grad_clip)
         else:
             norm = torch.sqrt(sum((q.grad.float() ** 2).sum() for q in model.parameters()))
         losses.append(loss.item())  # Hearth reads the loss and the norm every step too
         norm = norm.item()
-        opt.step()
+        if scaler:
+            scaler.step(opt)
+            scaler.update()
+        else:
+            opt.step()
         if cuda:
             torch.cuda.synchronize()
         if i >= a.warmup:
@@ -183,8 +200,13 @@ def main():
     name = torch.cuda.get_device_name(dev) if cuda else None
     peak, peak_source = a.peak_tflops, "--peak-tflops"
     if peak is None and name:
-        hit = next(((k, v) for k, v in KNOWN_PEAKS if k in name), None)
-        peak, peak_source = (hit[1], f"FP32 peak of {hit[0]} (data sheet)") if hit else (None, f"unknown for {name}")
+        hit = next((h for h in KNOWN_PEAKS if h[0] in name), None)
+        if hit and a.dtype == "f32":
+            peak, peak_source = hit[1], f"FP32 dense peak of {hit[0]} (data sheet)"
+        elif hit:
+            peak, peak_source = hit[2], f"{a.dtype} tensor-core dense peak of {hit[0]} (data sheet)"
+        else:
+            peak, peak_source = None, f"unknown for {name}"
     elif peak is None:
         peak_source = "unknown for the CPU; pass --peak-tflops"
     mfu = achieved / peak if peak else None
@@ -206,6 +228,7 @@ def main():
     if a.json:
         out = {
             "tool": "pytorch", "torch": torch.__version__, "backend": a.device, "adapter": name,
+            "precision": a.dtype, "compile": a.compile,
             "threads": None if cuda else threads, "preset": a.preset, **cfg,
             "batch_size": a.batch_size, "seq": a.seq, "grad_accum": 1, "warmup": a.warmup, "steps": a.steps,
             "params": params, "params_flops": params_flops, "flops_per_token": flops_tok,

@@ -28,30 +28,39 @@ const SESSION_METHODS = ['info', 'train', 'evaluate', 'next_tokens', 'fill_mask'
 /** The worker's session as an object whose methods are its `Session`'s (each returns a promise). */
 const remoteSession = () => Object.fromEntries(SESSION_METHODS.map((m) => [m, (...args) => call(m, ...args)]));
 
-// Model sizes per objective: a preset of `hearth` plus HF config overrides (the `[model]` table of a run file).
+// The page's model choices: a preset of `hearth`, the objective core trains it with, and per size HF
+// config overrides (the `[model]` table of a run file).
 const MODELS = {
   causal: {
     preset: 'gpt-tiny',
+    objective: 'causal',
     tiny: { n_embd: 64, n_layer: 2, n_head: 4, n_positions: 64 },
     small: { n_embd: 128, n_layer: 4, n_head: 4, n_positions: 128 },
   },
+  llama: {
+    preset: 'llama-tiny',
+    objective: 'causal',
+    tiny: { hidden_size: 64, intermediate_size: 176, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 64 },
+    small: { hidden_size: 128, intermediate_size: 352, num_hidden_layers: 4, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 128 },
+  },
   masked: {
     preset: 'bert-tiny',
+    objective: 'masked',
     tiny: { hidden_size: 64, num_hidden_layers: 2, num_attention_heads: 4, intermediate_size: 256, max_position_embeddings: 64 },
     small: { hidden_size: 128, num_hidden_layers: 4, num_attention_heads: 4, intermediate_size: 512, max_position_embeddings: 128 },
   },
-  'text-to-text': {
+  span: {
     preset: 't5-tiny',
+    objective: 'span',
     tiny: { d_model: 64, d_kv: 16, d_ff: 256, num_layers: 2, num_heads: 4 },
     small: { d_model: 128, d_kv: 32, d_ff: 512, num_layers: 2, num_heads: 4 },
   },
 };
-MODELS.denoise = MODELS['text-to-text']; // T5 either way; only the target differs
+MODELS.denoise = { ...MODELS.span, objective: 'denoise' }; // T5 either way; only the target differs
 const SHAPES = { tiny: { block_size: 64, batch_size: 8, vocab: 512 }, small: { block_size: 128, batch_size: 16, vocab: 1024 } };
-// The objectives each family trains with, as the page names them (the first: the family's own).
-const OBJECTIVES_OF = { gpt2: ['causal'], bert: ['masked'], t5: ['text-to-text', 'denoise'] };
-// The page's objective choices as core's `objective` (T5: span corruption, or denoising: the whole text back).
-const CORE_OBJECTIVE = { causal: 'causal', masked: 'masked', 'text-to-text': 'span', denoise: 'denoise' };
+// The page's choice for a model family and objective (an opened checkpoint, a starter).
+const CHOICE = (modelType, objective) =>
+  Object.keys(MODELS).find((k) => MODELS[k].preset.startsWith(modelType === 'gpt2' ? 'gpt' : modelType) && MODELS[k].objective === objective);
 const EVAL_EVERY = 50;
 const SAVE_EVERY = 100;
 
@@ -68,7 +77,7 @@ function settings() {
   const lr = Number($('lr').value) || 3e-3;
   return {
     preset: MODELS[objective].preset,
-    objective: CORE_OBJECTIVE[objective],
+    objective: MODELS[objective].objective,
     model: MODELS[objective][size],
     block_size: SHAPES[size].block_size,
     batch_size: SHAPES[size].batch_size,
@@ -161,7 +170,7 @@ function renderInfo() {
   document.body.dataset.step = info.step;
   $('probe-causal').hidden = info.objective !== 'causal';
   $('probe-masked').hidden = info.objective !== 'masked';
-  $('probe-t5').hidden = !OBJECTIVES_OF.t5.includes(info.objective);
+  $('probe-t5').hidden = !['span', 'denoise'].includes(info.objective);
 }
 
 function drawChart() {
@@ -360,9 +369,13 @@ async function openFiles(files, ui, history, resume) {
   const modelType = JSON.parse(config).model_type;
   if (ui) Object.entries(ui).forEach(([k, v]) => { if ($(k) && k !== 'paste') $(k).value = v; });
   if (ui?.paste) $('paste').value = ui.paste;
-  // The objective chosen (a starter's, a saved run's) stays where it fits the model; else the family's own.
-  const fitting = OBJECTIVES_OF[modelType];
-  if (fitting && !fitting.includes($('objective').value)) $('objective').value = fitting[0];
+  // The choice stays where it fits the model (a starter's, a saved run's objective); else the
+  // family's own objective, as core's registry lists them.
+  const family = (await call('families')).find((f) => f.model_type === modelType);
+  const current = MODELS[$('objective').value];
+  if (family && !(CHOICE(modelType, current.objective) === $('objective').value)) {
+    $('objective').value = CHOICE(modelType, family.objectives[0]) ?? $('objective').value;
+  }
   $('paste').hidden = $('corpus').value !== 'paste';
   const weights = new Uint8Array(await byName['model.safetensors'].arrayBuffer());
   // The page's block size, at most the model's position table (core refuses a longer one, as

@@ -2,7 +2,7 @@
 // evaluation and probes run off the page's thread, so the page stays responsive while it trains.
 // The page (app.js) sends `{id, method, args}` and gets `{id, ok, value}` or `{id, ok: false, error}`;
 // `create` and `open` replace the session, every other method is the `Session`'s own (web/src/).
-import init, { Session } from './pkg/hearth_web.js';
+import init, { Session, families } from './pkg/hearth_web.js';
 
 const loaded = init();
 let session = null;
@@ -17,6 +17,7 @@ const OWN = {
   create: async (...args) => replace(await Session.create(...args)),
   open: async (...args) => replace(await Session.open(...args)),
   free: () => replace(null),
+  families: () => families(), // core's registry: each family's model_type and objectives
   ready: () => null, // answered once the module is loaded
 };
 

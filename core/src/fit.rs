@@ -8,7 +8,7 @@
 use burn::tensor::Device;
 
 use crate::error::{Error, Result};
-use crate::models::ModelConfig;
+use crate::models::{MemoryDims, ModelConfig};
 use crate::train::{Precision, TrainConfig};
 
 /// What a device can hold, where it says.
@@ -49,62 +49,8 @@ impl TensorSize {
     }
 }
 
-/// The sizes a family's step depends on.
-struct Dims {
-    layers: usize,
-    /// Decoder layers (T5), each with self- and cross-attention.
-    decoder_layers: usize,
-    d: usize,
-    ffn: usize,
-    heads: usize,
-    vocab: usize,
-    /// Attention can run through the fused kernel (no `T×T` scores): not for T5's relative bias.
-    fusable: bool,
-    /// Attention dropout while training sends attention to the composition.
-    attn_dropout: f64,
-}
-
-fn dims(config: &ModelConfig) -> Dims {
-    match config {
-        ModelConfig::Gpt2(c) => Dims {
-            layers: c.n_layer,
-            decoder_layers: 0,
-            d: c.n_embd,
-            ffn: c.d_inner(),
-            heads: c.n_head,
-            vocab: c.vocab_size,
-            fusable: true,
-            attn_dropout: c.attn_pdrop,
-        },
-        ModelConfig::Bert(c) => Dims {
-            layers: c.num_hidden_layers,
-            decoder_layers: 0,
-            d: c.hidden_size,
-            ffn: c.intermediate_size,
-            heads: c.num_attention_heads,
-            vocab: c.vocab_size,
-            fusable: true,
-            attn_dropout: c.attention_probs_dropout_prob,
-        },
-        ModelConfig::T5(c) => Dims {
-            layers: c.num_layers,
-            decoder_layers: c.decoder_layers(),
-            d: c.d_model.max(c.num_heads * c.d_kv),
-            ffn: c.d_ff,
-            heads: c.num_heads,
-            vocab: c.vocab_size,
-            fusable: false,
-            attn_dropout: c.dropout_rate,
-        },
-    }
-}
-
 /// Every parameter's name and shape, without allocating the model (burn initialises lazily).
 pub fn param_sizes(config: &ModelConfig) -> Vec<TensorSize> {
-    let mut config = config.clone();
-    if let ModelConfig::Bert(c) = &mut config {
-        c.pad_token_id = None; // zeroing the padding row would initialise the embedding; shapes stay
-    }
     config
         .init(&Device::flex())
         .param_shapes()
@@ -123,7 +69,7 @@ pub fn activation_sizes(
     fused: bool,
     training: bool,
 ) -> Vec<TensorSize> {
-    let m = dims(config);
+    let m = config.family().memory_dims();
     let mut out = vec![
         TensorSize::new("logits", vec![batch, seq, m.vocab], 4),
         TensorSize::new("feed-forward activations", vec![batch, seq, m.ffn], 4),
@@ -134,7 +80,7 @@ pub fn activation_sizes(
     out
 }
 
-fn attention_fused(m: &Dims, fused: bool, training: bool) -> bool {
+fn attention_fused(m: &MemoryDims, fused: bool, training: bool) -> bool {
     fused && m.fusable && !(training && m.attn_dropout > 0.0)
 }
 
@@ -210,13 +156,13 @@ fn param_count(config: &ModelConfig) -> u64 {
 /// kernel on wgpu, the CPU kernel on flex; both take half-precision runs upcast), unless the run
 /// turned them off (`fused_attention = false`).
 pub fn fused_attention(device: &burn::tensor::Device, enabled: bool) -> bool {
-    enabled && (crate::nn::attention::is_wgpu(device) || hearth_shaders::cpu::applies(device))
+    enabled && (crate::nn::attention::runs_wgsl(device) || hearth_shaders::cpu::applies(device))
 }
 
 /// [`training_peak`] for a model of `params` parameters (counted once by callers that estimate
 /// several variants of a run).
 fn peak(config: &ModelConfig, params: u64, run: &TrainConfig, world: usize, fused: bool) -> PeakEstimate {
-    let m = dims(config);
+    let m = config.family().memory_dims();
     let half = run.precision != Precision::F32;
     let optimizer_share = if run.zero_stage == 1 { world.max(1) as u64 } else { 1 };
     let state = params * 8 + params * 8 / optimizer_share + if half { params * 4 } else { 0 };

@@ -1,5 +1,5 @@
 //! Using a trained model: next-token distributions, sampling (greedy, temperature, top-k, top-p),
-//! [MASK] filling, and T5's text-to-text decoding. Host-side sampling over logits read from the
+//! [MASK] filling, and an encoder-decoder's text-to-text decoding, each on the capability it needs. Host-side sampling over logits read from the
 //! device, one position at a time (no KV cache: these are small models and short outputs). The
 //! functions are `async` because a browser must await its reads; native code runs them with
 //! [`crate::readback::block_on`].
@@ -9,7 +9,7 @@ use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::models::{BertForMaskedLm, Gpt2LmHeadModel, T5ForConditionalGeneration};
+use crate::models::{CausalLm, MaskedLm, Seq2SeqLm};
 use crate::objectives::Rng;
 use crate::readback;
 
@@ -128,27 +128,22 @@ async fn row(logits: Tensor<3>, pos: usize) -> Result<Vec<f32>> {
     readback::f32s(logits.slice([0..1, pos..pos + 1, 0..v])).await
 }
 
-/// Next-token logits of a GPT-2 after `ids` (the last `n_positions` of them).
-pub async fn next_token_logits(
-    model: &Gpt2LmHeadModel,
-    ids: &[u32],
-    n_positions: usize,
-    device: &Device,
-) -> Result<Vec<f32>> {
+/// Next-token logits of a causal LM after `ids` (the last `context_length` of them).
+pub async fn next_token_logits(model: &dyn CausalLm, ids: &[u32], device: &Device) -> Result<Vec<f32>> {
     if ids.is_empty() {
         return Err(Error::Input("the prompt is empty; give at least one token".into()));
     }
-    let context = &ids[ids.len().saturating_sub(n_positions)..];
-    let logits = model.forward(ids_tensor(context, device), None);
+    let context = &ids[ids.len().saturating_sub(model.context_length())..];
+    let logits = model.causal_logits(ids_tensor(context, device), None);
     row(logits, context.len() - 1).await
 }
 
-/// Continues `prompt` by `max_new` tokens, stopping early at `eos`.
+/// Continues `prompt` by `max_new` tokens, stopping early at `eos` (the context slides past the
+/// model's length).
 pub async fn generate(
-    model: &Gpt2LmHeadModel,
+    model: &dyn CausalLm,
     prompt: &[u32],
     max_new: usize,
-    n_positions: usize,
     sampling: Sampling,
     eos: Option<u32>,
     rng: &mut Rng,
@@ -156,7 +151,7 @@ pub async fn generate(
 ) -> Result<Vec<u32>> {
     let mut ids = prompt.to_vec();
     for _ in 0..max_new {
-        let next = sampling.pick(&next_token_logits(model, &ids, n_positions, device).await?, rng);
+        let next = sampling.pick(&next_token_logits(model, &ids, device).await?, rng);
         ids.push(next);
         if Some(next) == eos {
             break;
@@ -167,7 +162,7 @@ pub async fn generate(
 
 /// For each `mask_id` position in `ids`, the `k` most likely tokens with their probabilities.
 pub async fn fill_mask(
-    model: &BertForMaskedLm,
+    model: &dyn MaskedLm,
     ids: &[u32],
     mask_id: u32,
     k: usize,
@@ -177,7 +172,7 @@ pub async fn fill_mask(
     if positions.is_empty() {
         return Err(Error::Input("the text has no [MASK] token to fill".into()));
     }
-    let logits = model.forward(ids_tensor(ids, device), None, None);
+    let logits = model.masked_logits(ids_tensor(ids, device), None);
     let probs = softmax(logits, 2);
     let mut filled = Vec::with_capacity(positions.len());
     for p in positions {
@@ -190,11 +185,11 @@ pub async fn fill_mask(
     Ok(filled)
 }
 
-/// T5: encodes `input`, then decodes up to `max_new` tokens from the decoder start token.
+/// An encoder-decoder: encodes `input`, then decodes up to `max_new` tokens from the decoder start
+/// token.
 pub async fn text2text(
-    model: &T5ForConditionalGeneration,
+    model: &dyn Seq2SeqLm,
     input: &[u32],
-    decoder_start: u32,
     eos: u32,
     max_new: usize,
     sampling: Sampling,
@@ -202,7 +197,7 @@ pub async fn text2text(
     device: &Device,
 ) -> Result<Vec<u32>> {
     let encoded = model.encode(ids_tensor(input, device), None);
-    let mut out = vec![decoder_start];
+    let mut out = vec![model.decoder_start()];
     for _ in 0..max_new {
         let logits = model.decode(ids_tensor(&out, device), encoded.clone(), None);
         let next = sampling.pick(&row(logits, out.len() - 1).await?, rng);

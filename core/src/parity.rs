@@ -15,7 +15,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::error::{Error, Result};
 use crate::hf::weights::SafetensorsFile;
-use crate::models::{Model, ModelConfig, ModelInputs};
+use crate::models::{LanguageModel, Model, ModelConfig, ModelInputs};
 
 /// Reference magnitudes below this are compared absolutely (see the module docs).
 pub const ABS_FLOOR: f64 = 1e-4;
@@ -145,12 +145,7 @@ pub fn check_with(
             "io.safetensors has a reference loss or gradients but no `labels` to compute them from".into(),
         ));
     }
-    let model_type = match config {
-        ModelConfig::Gpt2(_) => "gpt2",
-        ModelConfig::Bert(_) => "bert",
-        ModelConfig::T5(_) => "t5",
-    };
-    Ok(ParityReport { model_type, tolerance, rows, unmatched })
+    Ok(ParityReport { model_type: config.model_type(), tolerance, rows, unmatched })
 }
 
 /// The model inputs stored in `io`, checked against the config.
@@ -188,8 +183,8 @@ pub fn read_inputs(io: &SafetensorsFile<'_>, config: &ModelConfig, device: &Devi
         let targets: Vec<i64> = ids.into_iter().filter(|&l| l != crate::nn::loss::IGNORE_INDEX).collect();
         check_token_ids("labels", &targets, config.vocab_size())?;
         inputs.labels = Some(t);
-    } else if matches!(config, ModelConfig::Gpt2(_)) && io.contains("loss") {
-        // GPT-2's labels are its inputs when the reference stores none (HF's causal-LM convention).
+    } else if config.family().objectives()[0] == crate::models::Objective::Causal && io.contains("loss") {
+        // A causal LM's labels are its inputs when the reference stores none (HF's convention).
         inputs.labels = Some(inputs.input_ids.clone());
     }
     Ok(inputs)

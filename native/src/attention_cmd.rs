@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use hearth_core::Error;
 use hearth_core::attention_maps::{AttentionMap, Stack, text_attention};
-use hearth_core::models::Model;
+use hearth_core::models::LanguageModel;
 use hearth_core::readback::block_on;
 
 use crate::checkpoint::write_atomic;
@@ -43,14 +43,15 @@ pub struct Args {
 pub fn run(args: Args) -> Result<(), Error> {
     let m = load(&args.model)?;
     let text = block_on(text_attention(&m.model, &m.config, &m.tokenizer, &args.text, &m.device))?;
-    let stack = match (&m.model, args.attention) {
-        (Model::T5(_), Which::Encoder) => Stack::Encoder,
-        (Model::T5(_), Which::Decoder) => Stack::Decoder,
-        (Model::T5(_), Which::Cross) => Stack::Cross,
-        (_, Which::Encoder) => Stack::SelfAttention,
-        (_, w) => {
+    let encoder_decoder = m.model.seq2seq_lm().is_some();
+    let stack = match (encoder_decoder, args.attention) {
+        (true, Which::Encoder) => Stack::Encoder,
+        (true, Which::Decoder) => Stack::Decoder,
+        (true, Which::Cross) => Stack::Cross,
+        (false, Which::Encoder) => Stack::SelfAttention,
+        (false, w) => {
             return Err(Error::Config(format!(
-                "--attention {}: only T5 has a decoder and cross attention; a {} has one self-attention",
+                "--attention {}: only an encoder-decoder (t5) has a decoder and cross attention; a {} has one self-attention",
                 if w == Which::Decoder { "decoder" } else { "cross" },
                 m.config.model_type()
             )));

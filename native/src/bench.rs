@@ -22,6 +22,10 @@ pub enum BenchCommand {
     /// Peak memory per rank under each combination of mixed precision, activation checkpointing
     /// and data parallelism (replicated or ZeRO-1 optimizer state); the largest GPT in a budget.
     Memory(crate::bench_memory::MemoryArgs),
+    /// The GPU adapters wgpu finds (and whether CUDA is built in); `--require NVIDIA` fails fast.
+    Adapters(crate::bench_device::AdaptersArgs),
+    /// A GPT on a GPU backend against flex: logits and loss on the same weights and tokens.
+    Parity(crate::bench_device::ParityArgs),
 }
 
 #[derive(clap::Args)]
@@ -61,6 +65,8 @@ pub fn run(command: BenchCommand) -> Result<(), Error> {
         BenchCommand::Attention(args) => attention(args),
         BenchCommand::Train(args) => crate::bench_train::run(args),
         BenchCommand::Memory(args) => crate::bench_memory::run(args),
+        BenchCommand::Adapters(args) => crate::bench_device::adapters_cmd(args),
+        BenchCommand::Parity(args) => crate::bench_device::parity_cmd(args),
     }
 }
 
@@ -124,7 +130,7 @@ struct Row {
 
 fn attention(args: AttentionArgs) -> Result<(), Error> {
     if let Some(path) = &args.one {
-        let device = if args.forward_only { Backend::Wgpu.device() } else { Backend::Wgpu.device().autodiff() };
+        let device = if args.forward_only { Backend::WebGpu.device() } else { Backend::WebGpu.device().autodiff() };
         let t = *args.seq.first().ok_or_else(|| Error::Input("--one needs a --seq".into()))?;
         let shape = [args.batch, args.heads, t, args.head_dim];
         let m = measure(&device, shape, args.causal, path == "fused", !args.forward_only, args.iters)?;
@@ -134,7 +140,7 @@ fn attention(args: AttentionArgs) -> Result<(), Error> {
     let what = if args.forward_only { "forward" } else { "forward+backward" };
     let (b, h, dh) = (args.batch, args.heads, args.head_dim);
     println!(
-        "attention {what} on wgpu, batch {b} x heads {h}, head dim {dh}, f32, causal {}, {} timed pass(es) after 1 warm-up",
+        "attention {what} on wgpu (WGSL, where the fused kernel runs), batch {b} x heads {h}, head dim {dh}, f32, causal {}, {} timed pass(es) after 1 warm-up",
         args.causal, args.iters
     );
     println!(

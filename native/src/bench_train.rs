@@ -13,11 +13,12 @@ use std::time::Instant;
 use burn::tensor::Device;
 use hearth_core::error::io;
 use hearth_core::models::presets::preset;
-use hearth_core::models::{Gpt2Config, Gpt2LmHeadModel, Model, ModelConfig};
+use hearth_core::models::{Gpt2Config, ModelConfig};
 use hearth_core::objectives::{Collator, Rng};
 use hearth_core::parallel::Collective;
+use hearth_core::readback;
 use hearth_core::train::run::{Start, build_model};
-use hearth_core::train::{TrainConfig, Trainer};
+use hearth_core::train::{Precision, TrainConfig, Trainer};
 use hearth_core::{Backend, Error};
 use hearth_shaders::memory;
 use rand::{Rng as _, SeedableRng};
@@ -44,8 +45,8 @@ pub struct TrainArgs {
     /// Untimed optimizer steps first (allocations, shader compilation).
     #[arg(long, default_value_t = 5)]
     warmup: usize,
-    /// The device's peak in TFLOP/s for MFU (default: the FP32 peak of a few known GPUs by adapter
-    /// name on wgpu; none on flex, where MFU is then "n/a").
+    /// The device's peak in TFLOP/s for MFU (default: the dense peak for the run's precision of a
+    /// few known GPUs, by adapter name; none on flex, where MFU is then "n/a").
     #[arg(long)]
     peak_tflops: Option<f64>,
     /// Also write the results as JSON here.
@@ -56,22 +57,33 @@ pub struct TrainArgs {
     overrides: Vec<String>,
 }
 
-/// The FP32 (non-tensor-core) dense peak of some GPUs, TFLOP/s, matched on the adapter's name
-/// (Hearth trains in f32). Vendor data sheets; the first match wins.
-const KNOWN_PEAKS: [(&str, f64); 12] = [
-    ("H200", 67.0),
-    ("H100 PCIe", 51.2),
-    ("H100", 67.0),
-    ("A100", 19.5),
-    ("L40S", 91.6),
-    ("L4", 30.3),
-    ("A10", 31.2),
-    ("T4", 8.1),
-    ("V100", 15.7),
-    ("RTX 4090", 82.6),
-    ("RTX 3090", 35.6),
-    ("Apple M2", 3.6),
+/// Dense peaks of some GPUs, TFLOP/s, matched on the adapter's name (the first match wins):
+/// `(name, f32 without tensor cores, f16/bf16 tensor cores with f32 accumulation, dense)`. Vendor
+/// data sheets (NVIDIA's "without sparsity" figures; SXM parts where a PCIe one differs).
+const KNOWN_PEAKS: [(&str, f64, f64); 13] = [
+    ("H200", 67.0, 989.4),
+    ("H100 PCIe", 51.2, 756.0),
+    ("H100", 67.0, 989.4),
+    ("A100", 19.5, 312.0),
+    ("L40S", 91.6, 362.1),
+    ("L4", 30.3, 121.0),
+    ("A10", 31.2, 125.0),
+    ("T4", 8.1, 65.0),
+    ("V100", 15.7, 125.0),
+    ("RTX 4090", 82.6, 165.2),
+    ("RTX 3090", 35.6, 71.0),
+    ("MI300X", 163.4, 1307.4),
+    ("Apple M2", 3.6, 3.6),
 ];
+
+/// The peak of `adapter` for `precision` from [`KNOWN_PEAKS`]: `(TFLOP/s, what it is)`.
+fn known_peak(adapter: &str, precision: Precision) -> Option<(f64, String)> {
+    let (name, f32_peak, half_peak) = KNOWN_PEAKS.iter().find(|(k, _, _)| adapter.contains(k))?;
+    Some(match precision {
+        Precision::F32 => (*f32_peak, format!("FP32 dense peak of {name} (data sheet)")),
+        half => (*half_peak, format!("{} tensor-core dense peak of {name} (data sheet)", half.name())),
+    })
+}
 
 /// Removes `--name V` / `--name=V` from the free-form settings (a flag given after them lands there).
 fn take(overrides: &mut Vec<String>, name: &str) -> Option<String> {
@@ -158,8 +170,9 @@ pub fn run(mut args: TrainArgs) -> Result<(), Error> {
         args.warmup,
         args.steps
     ));
+    say(crate::backend::describe(backend, &device, config.fused_attention, trainer.precision()));
     let (trainer, timing) = time_steps(trainer, &device, args.warmup, args.steps)?; // warm-up, then timed steps
-    let report = Report::new(&args, &config, &gpt, params, flops_tok, backend, &device, &timing);
+    let report = Report::new(&args, &config, &gpt, params, flops_tok, backend, &device, &timing, trainer.precision());
     report.print(&say);
     if let Some(path) = &args.json {
         report.write(path, &trainer, &ranks, &config)?;
@@ -212,7 +225,7 @@ fn build(
     mut config: TrainConfig,
     ranks: &Ranks,
     collective: Option<Box<dyn Collective>>,
-) -> Result<(Trainer<Gpt2LmHeadModel>, Gpt2Config, Backend, Device), Error> {
+) -> Result<(Trainer, Gpt2Config, Backend, Device), Error> {
     let mut model_config = preset(&config.preset, &config.model)?;
     let ModelConfig::Gpt2(gpt) = &model_config else {
         return Err(Error::Config(format!(
@@ -245,9 +258,7 @@ fn build(
     let limits = crate::backend::limits(backend, &device);
     hearth_core::fit::check_model(&model_config, local, fused, true, &limits, "training")?;
     let start = Start::New { vocab_from_tokenizer: false };
-    let Model::Gpt2(model) = build_model(&config, &model_config, start, &device)? else {
-        unreachable!("a GPT-2 config builds a GPT-2 model")
-    };
+    let model = build_model(&config, &model_config, start, &device)?;
     let mut trainer = Trainer::new(model, model_config, config, Collator::Causal, &device);
     if let Some(c) = collective {
         trainer = hearth_core::readback::block_on(trainer.with_parallel(c))?;
@@ -261,36 +272,65 @@ struct Timing {
     times: Vec<f64>,
     /// The main thread's CPU time over the timed steps, ns.
     cpu_ns: u64,
-    /// The loss of every step, warm-up included.
+    /// The loss of every step, warm-up included (read back once, after the last).
     losses: Vec<f64>,
+    /// Over the timed steps: kernels launched (cubecl devices), reads from the device to the host,
+    /// and bytes Hearth uploaded (the batches).
+    launches: u64,
+    reads: u64,
+    uploaded: u64,
+}
+
+/// Counts the kernels cubecl launches, on every thread and device, while it is installed.
+#[derive(Default)]
+struct LaunchCounter(std::sync::atomic::AtomicU64);
+
+impl burn::cubecl::logging::LaunchObserver for LaunchCounter {
+    fn launched(&self, _kernel: &'static str) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// `warmup` untimed steps, then `steps` timed ones, on random tokens uniform over the vocabulary
 /// (the step's cost does not depend on the text).
-fn time_steps(
-    mut trainer: Trainer<Gpt2LmHeadModel>,
-    device: &Device,
-    warmup: usize,
-    steps: usize,
-) -> Result<(Trainer<Gpt2LmHeadModel>, Timing), Error> {
+fn time_steps(mut trainer: Trainer, device: &Device, warmup: usize, steps: usize) -> Result<(Trainer, Timing), Error> {
     let config = trainer.config();
     let (seq, tokens_per_step) = (config.block_size, config.batch_size * config.block_size * config.accumulation());
     let vocab = trainer.model_config.vocab_size() as u32;
     let mut rng = Rng::seed_from_u64(config.seed);
     let data: Vec<u32> = (0..tokens_per_step * (warmup + steps) + seq).map(|_| rng.random_range(0..vocab)).collect();
     let sync = || device.sync().map_err(|e| Error::Device(format!("device sync: {e:?}")));
-    let mut timing = Timing { times: Vec::with_capacity(steps), cpu_ns: 0, losses: Vec::with_capacity(warmup + steps) };
+    let mut timing = Timing {
+        times: Vec::with_capacity(steps),
+        cpu_ns: 0,
+        losses: Vec::with_capacity(warmup + steps),
+        launches: 0,
+        reads: 0,
+        uploaded: 0,
+    };
+    let counter = std::sync::Arc::new(LaunchCounter::default());
+    let mut observation = None;
+    let (mut reads0, mut uploaded0) = (0, 0);
     for i in 0..warmup + steps {
+        if i == warmup {
+            // The timed steps' counters start here.
+            observation = Some(burn::cubecl::logging::LaunchObservation::new(counter.clone()));
+            (reads0, uploaded0) = (readback::reads(), readback::uploaded_bytes());
+        }
         let (start, cpu_start) = (Instant::now(), thread_cpu_ns());
-        let stats = trainer.step(&data)?;
+        trainer.step(&data)?; // nothing read back: the loss stays on the device
         sync()?;
         let dt = start.elapsed().as_secs_f64();
-        timing.losses.push(stats.loss);
         if i >= warmup {
             timing.times.push(dt);
             timing.cpu_ns += thread_cpu_ns().zip(cpu_start).map_or(0, |(b, a)| b - a);
         }
     }
+    drop(observation);
+    timing.launches = counter.0.load(std::sync::atomic::Ordering::Relaxed);
+    timing.reads = readback::reads() - reads0;
+    timing.uploaded = readback::uploaded_bytes() - uploaded0;
+    timing.losses = readback::block_on(trainer.read_stats())?.iter().map(|s| s.loss).collect();
     Ok((trainer, timing))
 }
 
@@ -311,6 +351,7 @@ impl Report {
         backend: Backend,
         device: &Device,
         timing: &Timing,
+        precision: Precision,
     ) -> Self {
         let (batch, seq, accum) = (config.batch_size, config.block_size, config.accumulation());
         let tokens_per_step = batch * seq * accum;
@@ -322,23 +363,26 @@ impl Report {
         let achieved_tflops = flops_tok * tokens_per_s / 1e12;
         let (peak_memory, memory_source) = match backend {
             Backend::Flex => (peak_rss(), "process RSS high-water mark (VmHWM)"),
-            Backend::Wgpu => (
+            _ => (
                 memory::reading(device).map(|m| m.reserved),
                 "cubecl allocator: bytes the device pools reserved (high-water mark)",
             ),
         };
         let adapter = match backend {
-            Backend::Wgpu => crate::backend::adapter_name(),
             Backend::Flex => None,
+            _ => crate::backend::adapter_name(),
         };
         let (peak_tflops, peak_source) = match (args.peak_tflops, &adapter) {
             (Some(p), _) => (Some(p), "--peak-tflops".to_string()),
-            (None, Some(name)) => match KNOWN_PEAKS.iter().find(|(k, _)| name.contains(k)) {
-                Some((k, p)) => (Some(*p), format!("FP32 peak of {k} (data sheet)")),
+            (None, Some(name)) => match known_peak(name, precision) {
+                Some((p, what)) => (Some(p), what),
                 None => (None, format!("unknown for adapter \"{name}\"; pass --peak-tflops")),
             },
             (None, None) => (None, "unknown for the CPU; pass --peak-tflops".to_string()),
         };
+        let per_step = |n: u64| n as f64 / args.steps as f64;
+        let (launches, reads, uploaded) =
+            (per_step(timing.launches), per_step(timing.reads), per_step(timing.uploaded));
         let mfu = peak_tflops.map(|p| achieved_tflops / p);
         let cpu_ms_per_step = timing.cpu_ns as f64 / 1e6 / args.steps as f64;
         let (first, last) = (timing.losses[0], timing.losses[timing.losses.len() - 1]);
@@ -359,6 +403,10 @@ impl Report {
                 Some(b) => format!("peak memory     {:.1} MiB ({memory_source})", b as f64 / (1024.0 * 1024.0)),
                 None => "peak memory     n/a".to_string(),
             },
+            format!(
+                "per step        {launches:.0} kernel launches, {reads:.2} host reads, {:.1} KiB uploaded",
+                uploaded / 1024.0
+            ),
             format!("loss            {first:.4} → {last:.4}"),
         ];
         let json = serde_json::json!({
@@ -383,6 +431,9 @@ impl Report {
             "peak_tflops": peak_tflops, "peak_source": peak_source, "mfu": mfu,
             "peak_memory_bytes": peak_memory, "memory_source": memory_source,
             "loss_first": first, "loss_last": last,
+            "precision": precision.name(),
+            "device": crate::backend::describe(backend, device, config.fused_attention, precision),
+            "kernel_launches_per_step": launches, "host_reads_per_step": reads, "bytes_uploaded_per_step": uploaded,
             "lr": config.lr, "beta1": config.beta1, "beta2": config.beta2, "eps": config.eps,
             "weight_decay": config.weight_decay, "grad_clip": config.grad_clip,
         });
@@ -400,11 +451,10 @@ impl Report {
     fn write(
         mut self,
         path: &std::path::Path,
-        trainer: &Trainer<Gpt2LmHeadModel>,
+        trainer: &Trainer,
         ranks: &Ranks,
         config: &TrainConfig,
     ) -> Result<(), Error> {
-        self.json["precision"] = trainer.precision().name().into();
         self.json["gradient_checkpointing"] = config.gradient_checkpointing.into();
         self.json["rank"] = ranks.rank.into();
         self.json["world"] = ranks.world.into();

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use burn::tensor::Device;
 use hearth_core::Error;
 use hearth_core::eval::{Nll, Scorer, Task, TaskResult, causal_nll, objective_eval, pseudo_nll, run_task};
-use hearth_core::models::{Model, ModelConfig};
+use hearth_core::models::{LanguageModel, Model};
 use hearth_core::objectives::{Collator, Noise};
 use hearth_core::tokenizer::Tokenizer;
 use serde_json::json;
@@ -21,14 +21,13 @@ pub fn load_tasks(specs: &[String]) -> Result<Vec<Task>, Error> {
 /// Scores every task (the first `limit` examples of each; 0: all).
 pub fn zero_shot_suite(
     model: &Model,
-    config: &ModelConfig,
     tokenizer: &Tokenizer,
     tasks: &[Task],
     limit: usize,
     batch_size: usize,
     device: &Device,
 ) -> Result<Vec<TaskResult>, Error> {
-    let scorer = Scorer::new(model, config, tokenizer)?;
+    let scorer = Scorer::new(model, tokenizer)?;
     tasks.iter().map(|t| run_task(&scorer, tokenizer, t, limit, batch_size, device)).collect()
 }
 
@@ -99,7 +98,7 @@ pub fn run_zero_shot(args: ZeroShotArgs) -> Result<(), Error> {
         m.config.model_type(),
         m.model.num_params() as f64 / 1e6
     );
-    let results = zero_shot_suite(&m.model, &m.config, &m.tokenizer, &tasks, args.limit, args.batch_size, &m.device)?;
+    let results = zero_shot_suite(&m.model, &m.tokenizer, &tasks, args.limit, args.batch_size, &m.device)?;
     print_zero_shot(&results);
     let mut summary = serde_json::Map::new();
     for group in ["mmlu"] {
@@ -172,20 +171,19 @@ pub fn run_perplexity(args: PerplexityArgs) -> Result<(), Error> {
     {
         return Err(Error::Config(format!("--block-size {block} is longer than the model's position table ({max})")));
     }
-    // BERT's pseudo-perplexity scores 8 × batch_size rows at once.
-    let rows_at_once = if matches!(m.model, Model::Bert(_)) { args.batch_size * 8 } else { args.batch_size };
+    // A masked LM's pseudo-perplexity scores 8 × batch_size rows at once.
+    let rows_at_once = if m.model.masked_lm().is_some() { args.batch_size * 8 } else { args.batch_size };
     m.check_batch(rows_at_once.max(1), block, true, "perplexity")?;
     let mut rows: Vec<(&str, f64)> = Vec::new();
     let Loaded { model, config, tokenizer, device, dir, .. } = &m;
-    match (model, config) {
-        (Model::Gpt2(g), _) => {
-            let stride = args.stride.unwrap_or(block / 2).max(1);
-            let nll = causal_nll(g, tokens, scored_bytes, block, stride, args.batch_size, device)?;
-            push_nll(&mut rows, "", &nll);
-        }
-        (Model::Bert(b), _) => {
+    if let Some(g) = model.causal_lm() {
+        let stride = args.stride.unwrap_or(block / 2).max(1);
+        let nll = causal_nll(g, tokens, scored_bytes, block, stride, args.batch_size, device)?;
+        push_nll(&mut rows, "", &nll);
+    } else if let Some(b) = model.masked_lm() {
+        {
             let collator = Collator::new(None, Noise::default(), config, tokenizer)?;
-            let e = objective_eval(b, &collator, tokens, block, args.batch_size, usize::MAX, args.seed, device)?;
+            let e = objective_eval(model, &collator, tokens, block, args.batch_size, usize::MAX, args.seed, device)?;
             rows.push(("masked-LM targets", e.targets as f64));
             rows.push(("masked-LM loss (nats/target)", e.loss));
             rows.push(("masked-LM accuracy", e.accuracy));
@@ -197,14 +195,14 @@ pub fn run_perplexity(args: PerplexityArgs) -> Result<(), Error> {
             let nll = pseudo_nll(b, tokens, scored_bytes, ids, block, args.batch_size * 8, device)?;
             push_nll(&mut rows, "pseudo-", &nll);
         }
-        (Model::T5(t), _) => {
-            let collator = Collator::new(None, Noise::default(), config, tokenizer)?;
-            let e = objective_eval(t, &collator, tokens, block, args.batch_size, usize::MAX, args.seed, device)?;
-            rows.push(("span targets", e.targets as f64));
-            rows.push(("span-corruption loss (nats/target)", e.loss));
-            rows.push(("span-corruption perplexity", e.loss.exp()));
-            rows.push(("span token accuracy", e.accuracy));
-        }
+    } else {
+        // An encoder-decoder: its own objective's loss (span corruption for T5).
+        let collator = Collator::new(None, Noise::default(), config, tokenizer)?;
+        let e = objective_eval(model, &collator, tokens, block, args.batch_size, usize::MAX, args.seed, device)?;
+        rows.push(("span targets", e.targets as f64));
+        rows.push(("span-corruption loss (nats/target)", e.loss));
+        rows.push(("span-corruption perplexity", e.loss.exp()));
+        rows.push(("span token accuracy", e.accuracy));
     }
     println!("model {} ({}, {:.2}M parameters)", dir.display(), config.model_type(), model.num_params() as f64 / 1e6);
     println!(

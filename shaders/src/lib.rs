@@ -4,4 +4,5 @@
 
 pub mod attention;
 pub mod cpu;
+pub mod device;
 pub mod memory;

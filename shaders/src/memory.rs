@@ -1,10 +1,10 @@
 //! Device memory as cubecl's allocator sees it (for benchmarks): what is in use and what its pools
 //! hold. Only cubecl devices (wgpu here) report; other backends answer `None`.
 
-use burn::backend::DispatchDevice;
 use burn::cubecl::MemoryScope;
-use burn::cubecl::client::Client;
 use burn::tensor::Device;
+
+use crate::device::client;
 
 /// One reading of the allocator, every stream of the device together.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -14,17 +14,6 @@ pub struct MemoryReading {
     /// Bytes the pools hold (live or free for reuse): the high-water mark since the last
     /// [`release`], since freed pages stay reserved until then.
     pub reserved: u64,
-}
-
-fn client(device: &Device) -> Option<Client> {
-    let mut d = device.as_dispatch();
-    if let DispatchDevice::Autodiff(inner) = d {
-        d = inner;
-    }
-    match d {
-        DispatchDevice::Cube(cube) => Some(cube.client()),
-        _ => None,
-    }
 }
 
 /// The allocator's current reading, `None` for a device that is not a cubecl one.

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Hearth → transformers → Hearth: what transformers reads is what Hearth wrote.
 
-For each family (GPT-2, BERT, T5) this trains a tiny model with `hearth train` for a few steps,
+For each family (GPT-2, BERT, T5, LLaMA) this trains a tiny model with `hearth train` for a few steps,
 loads the checkpoint with transformers (refusing any missing, unexpected or mismatched key and any
 config value transformers reads differently), computes transformers' logits, loss and the
 gradient of every parameter on a batch, writes them as an oracle folder (`io.safetensors`), and
@@ -24,7 +24,7 @@ import tempfile
 import torch
 import transformers
 from safetensors.torch import save_file
-from transformers import AutoConfig, BertForMaskedLM, GPT2LMHeadModel, T5ForConditionalGeneration
+from transformers import AutoConfig, BertForMaskedLM, GPT2LMHeadModel, LlamaForCausalLM, T5ForConditionalGeneration
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 # (name, preset, transformers class, extra `hearth train` settings). The untied T5 (a separate LM
@@ -34,6 +34,10 @@ CASES = [
     ("bert-tiny", "bert-tiny", BertForMaskedLM, ["--model.num_hidden_layers", "2"]),
     ("t5-tiny", "t5-tiny", T5ForConditionalGeneration, []),
     ("t5-tiny-untied", "t5-tiny", T5ForConditionalGeneration, ["--model.tie_word_embeddings", "false"]),
+    # GQA (4 query heads over 2 key/value heads) with an untied head; and Qwen2's biases with MQA.
+    ("llama-tiny", "llama-tiny", LlamaForCausalLM, ["--model.tie_word_embeddings", "false"]),
+    ("llama-tiny-bias", "llama-tiny", LlamaForCausalLM,
+     ["--model.attention_bias", "true", "--model.num_key_value_heads", "1", "--model.head_dim", "48"]),
 ]
 
 
@@ -74,7 +78,7 @@ def batch(preset, config, generator):
     """Inputs as the oracle folders hold them (int64), for a batch of 2."""
     v = config.vocab_size
     ids = torch.randint(4, v, (2, 16), generator=generator)
-    if preset == "gpt-tiny":
+    if preset in ("gpt-tiny", "llama-tiny"):
         return {"input_ids": ids, "labels": ids.clone()}
     if preset == "bert-tiny":
         mask = torch.ones_like(ids)

@@ -56,26 +56,26 @@ fn run(name: &str, model: Model, kernels: bool) -> (Vec<f64>, Vec<f32>) {
     let model_config = model_config(name);
     let cfg = config();
     let (losses, weights) = match model {
-        Model::Gpt2(model) => {
+        Model::Gpt2(_) | Model::Llama(_) => {
             let data = tokens(512);
             let mut t = Trainer::new(model, model_config, cfg, Collator::Causal, &device);
-            let losses = (0..STEPS).map(|_| t.step(&data).unwrap().loss).collect();
+            let losses = (0..STEPS).map(|_| t.step_and_read(&data).unwrap().loss).collect();
             (losses, weights(&t.model))
         }
-        Model::Bert(model) => {
+        Model::Bert(_) => {
             let data = tokens(1000);
             let masking = MaskingConfig::bert(1000, 1024, vec![1001, 1002, 1003]);
             let objective = Collator::Masked { masking, cls: 1001, sep: 1002, word_start: None };
             let mut t = Trainer::new(model, model_config, cfg, objective, &device);
-            let losses = (0..STEPS).map(|_| t.step(&data).unwrap().loss).collect();
+            let losses = (0..STEPS).map(|_| t.step_and_read(&data).unwrap().loss).collect();
             (losses, weights(&t.model))
         }
-        Model::T5(model) => {
+        Model::T5(_) => {
             let data: Vec<u32> = tokens(990).into_iter().map(|t| t + 2).collect(); // not pad (0) or eos (1)
             let corruption = SpanCorruption::t5((1000..1024).rev().collect(), 1);
             let objective = Collator::Span { corruption, pad: 0, decoder_start: 0, whole_target: false };
             let mut t = Trainer::new(model, model_config, cfg, objective, &device);
-            let losses = (0..STEPS).map(|_| t.step(&data).unwrap().loss).collect();
+            let losses = (0..STEPS).map(|_| t.step_and_read(&data).unwrap().loss).collect();
             (losses, weights(&t.model))
         }
     };
@@ -117,6 +117,12 @@ fn gpt2_trains_the_same_with_and_without_the_cpu_kernels() {
 #[test]
 fn t5_trains_the_same_with_and_without_the_cpu_kernels() {
     assert_same_run("t5-tiny");
+}
+
+/// LLaMA: RMS norm, SwiGLU and grouped-query attention through the kernels.
+#[test]
+fn llama_trains_the_same_with_and_without_the_cpu_kernels() {
+    assert_same_run("llama-tiny");
 }
 
 #[test]

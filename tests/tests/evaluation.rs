@@ -7,7 +7,7 @@ use burn::tensor::{Device, TensorData};
 use hearth_core::eval::{Nll, Request, Scorer, Task, causal_nll, causal_rows_nll, labelled_nll, pseudo_nll, run_task};
 use hearth_core::hf::params::map_params;
 use hearth_core::hf::weights::SafetensorsFile;
-use hearth_core::models::{Model, ModelConfig, ModelInputs};
+use hearth_core::models::{LanguageModel, Model, ModelConfig, ModelInputs};
 use hearth_core::parity::read_inputs;
 use hearth_core::tokenizer::Tokenizer;
 use hearth_tests::oracle;
@@ -34,20 +34,16 @@ fn close(a: f64, b: f64, rel: f64) -> bool {
 
 #[test]
 fn oracle_perplexity_is_exp_of_hf_loss() {
-    for family in ["gpt2", "bert", "t5"] {
+    for family in ["gpt2", "bert", "t5", "llama"] {
         let (config, model, io) = load(family);
         let inputs = read_inputs(&SafetensorsFile::parse(&io).unwrap(), &config, &flex()).unwrap();
         let reference = hf_loss(&io).exp();
-        let s = match &model {
-            Model::Gpt2(m) => labelled_nll(m, inputs.clone(), true),
-            Model::Bert(m) => labelled_nll(m, inputs.clone(), false),
-            Model::T5(m) => labelled_nll(m, inputs.clone(), false),
-        }
-        .unwrap();
+        // A causal LM's labels are its inputs, shifted inside the loss.
+        let s = labelled_nll(&model, inputs.clone(), model.causal_lm().is_some()).unwrap();
         let ppl = (s.nll / s.targets as f64).exp();
         eprintln!("{family}: perplexity {ppl:.6} vs exp(HF loss) {reference:.6} over {} targets", s.targets);
         assert!(close(ppl, reference, 1e-5), "{family}: {ppl} vs {reference}");
-        if let Model::Gpt2(m) = &model {
+        if let Some(m) = model.causal_lm() {
             // The row scorer (what perplexity and zero-shot use) gives the same number.
             let ids = inputs.input_ids.into_data().convert::<i64>().try_to_vec::<i64>().unwrap();
             let t = ids.len() / 2;
@@ -65,39 +61,32 @@ fn continuation_scores_match_each_family_loss() {
     let context = vec![5u32, 17, 42, 8];
     let continuation = vec![11u32, 3, 29];
     let req = [Request { context: context.clone(), continuation: continuation.clone() }];
-    for family in ["gpt2", "t5"] {
+    for family in ["gpt2", "t5", "llama"] {
         let (config, model, _) = load(family);
         let tokenizer = word_tokenizer();
-        let start = match &config {
-            ModelConfig::T5(c) => c.decoder_start_token(),
-            _ => 0,
-        };
-        let scorer = match (&model, &config) {
-            (Model::T5(m), ModelConfig::T5(c)) => Scorer::Seq2Seq { model: m, eos: 1, pad: c.pad_token_id, start },
-            _ => Scorer::new(&model, &config, &tokenizer).unwrap(),
+        let start = config.family().decoder_start_token().unwrap_or(0);
+        let scorer = match model.seq2seq_lm() {
+            Some(m) => Scorer::Seq2Seq { model: m, eos: 1, pad: start },
+            None => Scorer::new(&model, &tokenizer).unwrap(),
         };
         let got = scorer.loglikelihoods(&req, 4, &device).unwrap()[0].logprob;
         let ids = |rows: Vec<Vec<u32>>| {
             let rows: Vec<Vec<i64>> = rows.into_iter().map(|r| r.into_iter().map(i64::from).collect()).collect();
             hearth_core::objectives::batch::int_tensor(&rows, &device)
         };
-        let expected = match &model {
-            Model::Gpt2(m) => {
-                // Labels -100 over the context: only the continuation is scored.
-                let all: Vec<u32> = context.iter().chain(&continuation).copied().collect();
-                let mut inputs = ModelInputs::new(ids(vec![all.clone()]));
-                let labels: Vec<i64> =
-                    all.iter().enumerate().map(|(i, &t)| if i < context.len() { -100 } else { t as i64 }).collect();
-                inputs.labels = Some(hearth_core::objectives::batch::int_tensor(&[labels], &device));
-                -labelled_nll(m, inputs, true).unwrap().nll
-            }
-            Model::T5(m) => {
-                let mut inputs = ModelInputs::new(ids(vec![context.iter().copied().chain([1]).collect()]));
-                inputs.decoder_input_ids = Some(ids(vec![vec![start, 11, 3]]));
-                inputs.labels = Some(ids(vec![continuation.clone()]));
-                -labelled_nll(m, inputs, false).unwrap().nll
-            }
-            Model::Bert(_) => unreachable!(),
+        let expected = if model.seq2seq_lm().is_some() {
+            let mut inputs = ModelInputs::new(ids(vec![context.iter().copied().chain([1]).collect()]));
+            inputs.decoder_input_ids = Some(ids(vec![vec![start, 11, 3]]));
+            inputs.labels = Some(ids(vec![continuation.clone()]));
+            -labelled_nll(&model, inputs, false).unwrap().nll
+        } else {
+            // Labels -100 over the context: only the continuation is scored.
+            let all: Vec<u32> = context.iter().chain(&continuation).copied().collect();
+            let mut inputs = ModelInputs::new(ids(vec![all.clone()]));
+            let labels: Vec<i64> =
+                all.iter().enumerate().map(|(i, &t)| if i < context.len() { -100 } else { t as i64 }).collect();
+            inputs.labels = Some(hearth_core::objectives::batch::int_tensor(&[labels], &device));
+            -labelled_nll(&model, inputs, true).unwrap().nll
         };
         eprintln!("{family}: scorer {got:.6}, loss {expected:.6}");
         assert!(close(got, expected, 1e-5), "{family}: {got} vs {expected}");
@@ -110,6 +99,7 @@ fn pseudo_perplexity_masks_each_token_once() {
     let device = flex();
     let (config, model, _) = load("bert");
     let Model::Bert(m) = &model else { unreachable!() };
+    let m: &dyn hearth_core::models::MaskedLm = m;
     let v = config.vocab_size() as u32;
     let (cls, sep, mask) = (1, 2, v - 1);
     let tokens: Vec<u32> = vec![7, 19, 23, 4, 55, 31, 12];
@@ -120,7 +110,7 @@ fn pseudo_perplexity_masks_each_token_once() {
             let mut row: Vec<i64> =
                 std::iter::once(cls).chain(chunk.iter().copied()).chain([sep]).map(i64::from).collect();
             row[1 + j] = mask as i64;
-            let logits = m.forward(hearth_core::objectives::batch::int_tensor(&[row], &device), None, None);
+            let logits = m.masked_logits(hearth_core::objectives::batch::int_tensor(&[row], &device), None);
             let logp = burn::tensor::activation::log_softmax(logits, 2);
             let all = logp.into_data().try_to_vec::<f32>().unwrap();
             expected -= all[(1 + j) * v as usize + chunk[j] as usize] as f64;
@@ -165,9 +155,9 @@ fn known_gpt2() -> (ModelConfig, Model) {
 #[test]
 fn a_model_with_known_probabilities_scores_as_computed_by_hand() {
     let device = flex();
-    let (config, model) = known_gpt2();
+    let (_, model) = known_gpt2();
     let tokenizer = word_tokenizer();
-    let scorer = Scorer::new(&model, &config, &tokenizer).unwrap();
+    let scorer = Scorer::new(&model, &tokenizer).unwrap();
     let ln = |i: usize| P[i].ln();
 
     // Log-likelihoods: [b d] after [a] = ln .2 + ln .35; greedy only when every token is d (argmax).
@@ -205,7 +195,7 @@ fn a_model_with_known_probabilities_scores_as_computed_by_hand() {
     assert!((r.metrics["majority_baseline"] - 2.0 / 3.0).abs() < 1e-12);
 
     // Sliding-window perplexity: every token but the first scored once, whatever the window.
-    let Model::Gpt2(m) = &model else { unreachable!() };
+    let m = model.causal_lm().unwrap();
     let tokens: Vec<u32> = (0..40).map(|i| [0, 1, 2, 3, 3, 4, 2][i % 7]).collect();
     let nll_by_hand: f64 = -tokens[1..].iter().map(|&t| ln(t as usize)).sum::<f64>();
     for (max_len, stride) in [(8, 4), (8, 8), (32, 1), (64, 64)] {

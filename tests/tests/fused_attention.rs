@@ -53,7 +53,7 @@ fn max_rel(name: &str, ours: TensorData, reference: TensorData) -> f64 {
 
 fn run(case: &Case) {
     setup();
-    let device = Backend::Wgpu.device().autodiff();
+    let device = Backend::WebGpu.device().autodiff();
     let Case { b, h, tq, tk, dh, causal, .. } = *case;
     let q0 = Tensor::<4>::random([b, h, tq, dh], Distribution::Normal(0.0, 1.0), &device);
     let k0 = Tensor::<4>::random([b, h, tk, dh], Distribution::Normal(0.0, 1.0), &device);
@@ -150,7 +150,7 @@ fn cross_attention_shapes() {
 #[test]
 fn fully_masked_rows_are_uniform_not_nan() {
     setup();
-    let device = Backend::Wgpu.device();
+    let device = Backend::WebGpu.device();
     let (b, h, t, dh) = (1, 1, 5, 32);
     let q = Tensor::<4>::random([b, h, t, dh], Distribution::Normal(0.0, 1.0), &device);
     let k = Tensor::<4>::random([b, h, t, dh], Distribution::Normal(0.0, 1.0), &device);
@@ -170,7 +170,7 @@ fn the_switch_selects_the_path_and_both_match_hf() {
     let (config, model, io) = oracle("gpt2");
     for fused in [true, false] {
         let before = fused_launches();
-        let report = check_with(&config, &model, &io, &Backend::Wgpu.device(), TOLERANCE, fused).expect("runs");
+        let report = check_with(&config, &model, &io, &Backend::WebGpu.device(), TOLERANCE, fused).expect("runs");
         let launched = fused_launches() - before;
         assert!(report.passed(), "gpt2 with fused={fused}: {:?}", report.worst());
         if fused {
@@ -181,15 +181,15 @@ fn the_switch_selects_the_path_and_both_match_hf() {
     }
 }
 
-/// Mixed precision keeps the fused kernel: f16 q, k, v run it upcast (f32 inside), the output and
-/// the gradients come back in f16, and they match burn's composition on the same f16 inputs (whose
-/// softmax is upcast too) to f16's resolution.
+/// Mixed precision keeps the fused kernel: f16 q, k, v take its f16 build (f32 accumulation
+/// inside), the output and the gradients come back in f16, and they match burn's composition on
+/// the same f16 inputs (whose softmax is upcast) to f16's resolution.
 #[test]
-fn half_precision_inputs_take_the_fused_kernel_upcast() {
+fn half_precision_inputs_take_the_fused_kernel() {
     use burn::tensor::{DType, FloatDType};
     use hearth_core::nn::scaled_dot_product_attention;
     setup();
-    let device = Backend::Wgpu.device().autodiff();
+    let device = Backend::WebGpu.device().autodiff();
     let shape = [2, 2, 32, 16];
     let half = |t: Tensor<4>| t.cast(FloatDType::F16).require_grad();
     let [q, k, v] = [0, 1, 2].map(|_| Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device));
@@ -212,5 +212,110 @@ fn half_precision_inputs_take_the_fused_kernel_upcast() {
         let gap = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
         let scale = b.iter().map(|y| y.abs()).fold(0.0f32, f32::max);
         assert!(gap <= 4e-3 * scale.max(1.0), "{what}: fused vs composed in f16 differ by {gap} (scale {scale})");
+    }
+}
+
+/// The half-precision kernel (f16 q, k, v, O and gradients, f32 accumulation: what an f16 run
+/// takes on a WGSL device with `shader-f16`, lavapipe included) against the f32 kernel on the same
+/// values and against the composition in f32. f16 keeps 11 significant bits: 1e-2 relative.
+#[test]
+fn half_precision_kernel_matches_f32() {
+    use burn::tensor::{DType, FloatDType};
+    setup();
+    let device = Backend::WebGpu.device().autodiff();
+    assert!(device.supports_dtype(DType::F16), "lavapipe's WGSL device has f16");
+    let (b, h, t, dh) = (2, 3, 37, 32);
+    let scale = 1.0 / (dh as f64).sqrt();
+    // Values f16 holds exactly, so both runs see the same inputs.
+    let rand = |shape: [usize; 4]| {
+        Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device).cast(FloatDType::F16).cast(FloatDType::F32)
+    };
+    let (q0, k0, v0, g) = (rand([b, h, t, dh]), rand([b, h, t, dh]), rand([b, h, t, dh]), rand([b, h, t, dh]));
+    let pass = |dtype: FloatDType, fused: bool| {
+        let cast = |x: &Tensor<4>| x.clone().cast(dtype).require_grad();
+        let (q, k, v) = (cast(&q0), cast(&k0), cast(&v0));
+        let out = if fused {
+            fused_attention(q.clone(), k.clone(), v.clone(), true, None, scale)
+        } else {
+            let dropout = DropoutConfig::new(0.0).init();
+            composed_attention(
+                q.clone(),
+                k.clone(),
+                v.clone(),
+                &AttentionBias::default().with_causal(),
+                Some(scale),
+                &dropout,
+            )
+        };
+        assert_eq!(out.dtype(), DType::from(dtype), "the output keeps the inputs' dtype");
+        let grads = (out.clone().cast(FloatDType::F32) * g.clone()).sum().backward();
+        let grad = |t: &Tensor<4>| {
+            let g = t.grad(&grads).expect("gradient");
+            assert_eq!(g.dtype(), DType::from(dtype), "the gradient keeps the dtype");
+            g.cast(FloatDType::F32).into_data()
+        };
+        (out.cast(FloatDType::F32).into_data(), grad(&q), grad(&k), grad(&v))
+    };
+    let half = pass(FloatDType::F16, true);
+    for (what, reference) in
+        [("f32 kernel", pass(FloatDType::F32, true)), ("composition", pass(FloatDType::F32, false))]
+    {
+        for (name, ours, theirs) in [
+            ("out", half.0.clone(), reference.0),
+            ("dq", half.1.clone(), reference.1),
+            ("dk", half.2.clone(), reference.2),
+            ("dv", half.3.clone(), reference.3),
+        ] {
+            let rel = max_rel(&format!("f16 {name} vs {what}"), ours, theirs);
+            eprintln!("f16 kernel {name} vs {what}: {rel:.2e}");
+            assert!(rel <= 1e-2, "f16 kernel {name} vs {what}: relative error {rel:.2e}");
+        }
+    }
+}
+
+/// Grouped-query attention (LLaMA's): k and v hold fewer heads than q; the kernel reads each
+/// shared head in place, the composition reads it repeated (HF's `repeat_kv`). Values and the
+/// gradients of q, k and v (each shared head's the sum over its group) agree.
+#[test]
+fn grouped_query_attention_matches_the_repeated_composition() {
+    use hearth_core::nn::attention::repeat_kv;
+    setup();
+    let device = Backend::WebGpu.device().autodiff();
+    for (b, h, kv, t, dh, causal) in [(2, 4, 2, 37, 32, true), (1, 6, 1, 20, 16, false)] {
+        let rand = |heads: usize| Tensor::<4>::random([b, heads, t, dh], Distribution::Normal(0.0, 1.0), &device);
+        let (q0, k0, v0, g) = (rand(h), rand(kv), rand(kv), rand(h));
+        let scale = 1.0 / (dh as f64).sqrt();
+        let pass = |fused: bool| {
+            let (q, k, v) = (q0.clone().require_grad(), k0.clone().require_grad(), v0.clone().require_grad());
+            let before = fused_launches();
+            let out = if fused {
+                fused_attention(q.clone(), k.clone(), v.clone(), causal, None, scale)
+            } else {
+                let bias = if causal { AttentionBias::default().with_causal() } else { AttentionBias::default() };
+                let dropout = DropoutConfig::new(0.0).init();
+                composed_attention(
+                    q.clone(),
+                    repeat_kv(k.clone(), h),
+                    repeat_kv(v.clone(), h),
+                    &bias,
+                    Some(scale),
+                    &dropout,
+                )
+            };
+            assert_eq!(fused_launches() - before, fused as u64);
+            let grads = (out.clone() * g.clone()).sum().backward();
+            let grad = |t: &Tensor<4>| t.grad(&grads).expect("gradient").into_data();
+            (out.into_data(), grad(&q), grad(&k), grad(&v))
+        };
+        let (fused, reference) = (pass(true), pass(false));
+        for (name, ours, theirs) in [
+            ("out", fused.0, reference.0),
+            ("dq", fused.1, reference.1),
+            ("dk", fused.2, reference.2),
+            ("dv", fused.3, reference.3),
+        ] {
+            let rel = max_rel(&format!("h{h} kv{kv} {name}"), ours, theirs);
+            assert!(rel <= TOLERANCE, "h{h} kv{kv} {name}: relative error {rel:.2e} > {TOLERANCE}");
+        }
     }
 }

@@ -6,7 +6,7 @@
 //! scale" there and "scale" here.
 
 use hearth_core::ModelConfig;
-use hearth_core::models::presets::{NAMES, preset, preset_json};
+use hearth_core::models::presets::{names, preset, preset_json};
 use hearth_tests::fixture;
 use serde_json::Value;
 
@@ -47,7 +47,7 @@ fn differences(hearth: &Value, transformers: &Value) -> Vec<String> {
 
 #[test]
 fn every_preset_config_is_written_as_transformers_writes_it() {
-    for name in NAMES {
+    for name in names() {
         let reference = reference(name);
         assert_eq!(
             reference["hyper_parameters"],

@@ -31,3 +31,21 @@ extern "C" {
 fn start() {
     std::panic::set_hook(Box::new(|info| error(&format!("hearth panicked: {info}"))));
 }
+
+/// The families this build holds and the objectives each trains with (its own first), from core's
+/// registry: `[{model_type, objectives: ["causal"]}, …]`. The page asks rather than keeping a list.
+#[wasm_bindgen]
+pub fn families() -> Result<JsValue, JsValue> {
+    use hearth_core::models::presets::preset;
+    let mut seen = Vec::new();
+    for (name, model_type, _) in hearth_core::ModelConfig::presets() {
+        if seen.iter().any(|(t, _): &(&str, Vec<&str>)| *t == model_type) {
+            continue;
+        }
+        let config = preset(name, &Default::default()).map_err(|e| JsValue::from_str(&e.to_string()))?;
+        seen.push((model_type, config.family().objectives().iter().map(|o| o.name()).collect()));
+    }
+    let list: Vec<serde_json::Value> =
+        seen.into_iter().map(|(t, o)| serde_json::json!({"model_type": t, "objectives": o})).collect();
+    js_sys::JSON::parse(&serde_json::Value::Array(list).to_string())
+}

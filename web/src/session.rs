@@ -10,12 +10,13 @@ use hearth_core::fit::DeviceLimits;
 use hearth_core::generate::{
     Sampling, fill_mask, generate, max_new_tokens as max_new_tokens_checked, next_token_logits, text2text, top_k,
 };
+use hearth_core::models::LanguageModel;
 use hearth_core::models::presets::preset;
 use hearth_core::objectives::Rng;
 use hearth_core::tokenizer::Tokenizer;
 use hearth_core::train::corpus::{paragraphs, split_validation, tokenize_documents, tokenizer_kind};
-use hearth_core::train::run::{AnyTrainer, Resume, RunPlan, Start, document_separator};
-use hearth_core::train::{Objective, StepStats, TrainConfig};
+use hearth_core::train::run::{Resume, RunPlan, Start, document_separator};
+use hearth_core::train::{StepStats, TrainConfig, Trainer};
 use hearth_core::{Model, ModelConfig};
 use js_sys::{Object, Promise, Reflect, Uint8Array};
 use rand::SeedableRng;
@@ -26,7 +27,7 @@ use wasm_bindgen_futures::future_to_promise;
 use crate::backend::{BackendInfo, choose};
 
 struct Inner {
-    trainer: AnyTrainer,
+    trainer: Trainer,
     model_config: ModelConfig,
     tokenizer: Tokenizer,
     train: Vec<u32>,
@@ -142,7 +143,7 @@ impl Inner {
 
     /// The model as it stands, for inference (no autodiff, dropout off).
     fn model(&self) -> Model {
-        self.trainer.model()
+        self.trainer.inference_model()
     }
 
     fn info(&self) -> Info<'_> {
@@ -150,12 +151,7 @@ impl Inner {
         let config = self.config();
         Info {
             model_type: self.model_config.model_type(),
-            objective: match (&self.model_config, config.objective) {
-                (ModelConfig::Gpt2(_), _) => "causal",
-                (ModelConfig::Bert(_), _) => "masked",
-                (ModelConfig::T5(_), Some(Objective::Denoise)) => "denoise",
-                (ModelConfig::T5(_), _) => "text-to-text",
-            },
+            objective: config.objective.unwrap_or(self.model_config.family().objectives()[0]).name(),
             params: self.trainer.num_params(),
             vocab_size: self.model_config.vocab_size(),
             block_size: config.block_size,
@@ -173,15 +169,15 @@ impl Inner {
 
     async fn train(&mut self, steps: u32) -> Result<TrainReport, JsValue> {
         let start = now_ms();
-        let (mut last, mut tokens): (Option<StepStats>, u64) = (None, 0);
+        let tokens_before = self.trainer.state().tokens;
         for _ in 0..steps.max(1) {
-            let stats = self.trainer.step_async(&self.train).await.map_err(js_err)?;
-            tokens += stats.tokens;
-            last = Some(stats);
+            self.trainer.step_async(&self.train).await.map_err(js_err)?; // nothing read back yet
         }
+        // One read for the steps of this call: the newest step's numbers.
+        let last: StepStats = self.trainer.last_stats().await.map_err(js_err)?.expect("at least one step");
+        let tokens = self.trainer.state().tokens - tokens_before;
         let elapsed = (now_ms() - start).max(1e-3);
         self.train_ms += elapsed;
-        let last = last.expect("at least one step");
         Ok(TrainReport {
             step: last.step,
             loss: last.loss,
@@ -201,16 +197,20 @@ impl Inner {
     }
 
     async fn next_tokens(&self, prompt: &str, k: usize) -> Result<Vec<Ranked>, JsValue> {
-        let (Model::Gpt2(model), ModelConfig::Gpt2(c)) = (self.model(), &self.model_config) else {
-            return Err(js_err("next-token prediction needs a causal model (GPT); this session holds a different one"));
+        let model = self.model();
+        let Some(model) = model.causal_lm() else {
+            return Err(js_err(
+                "next-token prediction needs a causal model (GPT, LLaMA); this session holds a different one",
+            ));
         };
         let ids = self.tokenizer.encode(prompt).map_err(js_err)?;
-        let logits = next_token_logits(&model, &ids, c.n_positions, &self.device).await.map_err(js_err)?;
+        let logits = next_token_logits(model, &ids, &self.device).await.map_err(js_err)?;
         Ok(self.ranked(top_k(&logits, k)))
     }
 
     async fn fill_mask(&self, text: &str, k: usize) -> Result<Vec<Vec<Ranked>>, JsValue> {
-        let Model::Bert(model) = self.model() else {
+        let model = self.model();
+        let Some(model) = model.masked_lm() else {
             return Err(js_err("fill-mask needs a masked model (BERT); this session holds a different one"));
         };
         let mask = self.tokenizer.mask_id().ok_or_else(|| js_err("the tokenizer has no [MASK] token"))?;
@@ -223,29 +223,23 @@ impl Inner {
         {
             return Err(js_err(format!("the text is {} tokens, longer than the model's {max}; shorten it", ids.len())));
         }
-        let filled = fill_mask(&model, &ids, mask, k, &self.device).await.map_err(js_err)?;
+        let filled = fill_mask(model, &ids, mask, k, &self.device).await.map_err(js_err)?;
         Ok(filled.into_iter().map(|top| self.ranked(top)).collect())
     }
 
-    /// A continuation of `prompt` (GPT), or T5's output for it as an encoder input.
+    /// A continuation of `prompt` (a causal LM), or an encoder-decoder's output for it as input.
     async fn generate(&mut self, prompt: &str, max_new: usize, sampling: Sampling) -> Result<String, JsValue> {
         let ids = self.tokenizer.encode(prompt).map_err(js_err)?;
-        let out = match (self.model(), &self.model_config) {
-            (Model::Gpt2(m), ModelConfig::Gpt2(c)) => {
-                let eos = self.tokenizer.eos_id();
-                generate(&m, &ids, max_new, c.n_positions, sampling, eos, &mut self.rng, &self.device).await
-            }
-            (Model::T5(m), ModelConfig::T5(c)) => {
-                let eos = self.tokenizer.eos_id().unwrap_or(1);
-                let input: Vec<u32> = ids.into_iter().chain([eos]).collect();
-                text2text(&m, &input, c.decoder_start_token(), eos, max_new, sampling, &mut self.rng, &self.device)
-                    .await
-            }
-            _ => {
-                return Err(js_err(
-                    "generation needs a causal (GPT) or text-to-text (T5) model; use fill-mask for BERT",
-                ));
-            }
+        let model = self.model();
+        let out = if let Some(m) = model.causal_lm() {
+            let eos = self.tokenizer.eos_id();
+            generate(m, &ids, max_new, sampling, eos, &mut self.rng, &self.device).await
+        } else if let Some(m) = model.seq2seq_lm() {
+            let eos = self.tokenizer.eos_id().unwrap_or(1);
+            let input: Vec<u32> = ids.into_iter().chain([eos]).collect();
+            text2text(m, &input, eos, max_new, sampling, &mut self.rng, &self.device).await
+        } else {
+            return Err(js_err("generation needs a causal or an encoder-decoder model; use fill-mask for BERT"));
         }
         .map_err(js_err)?;
         self.tokenizer.decode(&out).map_err(js_err)

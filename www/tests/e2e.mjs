@@ -4,7 +4,8 @@
 //   1. trains a masked model (BERT) on the CPU fallback for a few dozen steps: the loss falls;
 //      fill-mask gives k ranked tokens whose probabilities sum to at most 1;
 //   2. trains a causal model (GPT) the same way: next-token bars, a generated continuation;
-//   3. trains a text-to-text model (T5, span corruption): the loss falls, span filling answers;
+//   3. trains a LLaMA-style causal LM, then a text-to-text model (T5, span corruption): the loss
+//      falls, next-token bars and span filling answer;
 //   4. trains a causal model again and reloads the page: the model comes back from browser
 //      storage, predicts exactly as before, and training continues on the curve of a run that
 //      never stopped (optimizer state, step and data position saved with the weights);
@@ -291,10 +292,22 @@ try {
   await attentionPicture('It is a truth universally acknowledged', 'self_attention', 'GPT');
   await page.screenshot({ path: path.join(OUT, 'demo.png'), fullPage: true });
 
+  step(`causal LM (LLaMA: rotary positions, SwiGLU, grouped-query attention) on the CPU fallback, ${CPU_STEPS} steps`);
+  await page.click('#reset');
+  await page.waitForFunction(() => !window.hearth.session);
+  await choose('llama', 'cpu');
+  const llama = await trainFor(CPU_STEPS, 600_000);
+  summary.llama_cpu = { ...lossFell(llama, 'llama'), tokens_per_s: llama.tps, params: llama.info.params };
+  check(llama.info.model_type === 'llama' && llama.info.objective === 'causal', `a LLaMA trained causally: ${llama.info.model_type} · ${llama.info.objective}`);
+  await page.click('#predict');
+  await page.waitForFunction(() => window.hearth.lastTop || window.hearth.error, null, { timeout: 60_000 });
+  rankedProbabilities(await hearth((h) => h.lastTop), 10, 'LLaMA next token');
+  await attentionPicture('It is a truth universally acknowledged', 'self_attention', 'LLaMA');
+
   step(`text-to-text (T5, span corruption) on the CPU fallback, ${CPU_STEPS} steps`);
   await page.click('#reset');
   await page.waitForFunction(() => !window.hearth.session);
-  await choose('text-to-text', 'cpu');
+  await choose('span', 'cpu');
   const t5 = await trainFor(CPU_STEPS, 600_000);
   summary.t5_cpu = { ...lossFell(t5, 't5'), tokens_per_s: t5.tps, params: t5.info.params };
   await page.click('#t5-run');

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::score::causal_token_logprobs;
 use crate::error::{Error, Result};
-use crate::models::{BertForMaskedLm, Gpt2LmHeadModel, LanguageModel, ModelInputs};
+use crate::models::{CausalLm, LanguageModel, MaskedLm, ModelInputs};
 use crate::nn::loss::{IGNORE_INDEX, nll_sum_and_count};
 use crate::objectives::{Collator, Rng};
 
@@ -71,7 +71,7 @@ pub fn sliding_windows(n: usize, max_len: usize, stride: usize) -> Vec<(usize, u
 
 /// Sliding-window NLL of a causal model over `tokens` (`bytes`: the text's length, for bits per byte).
 pub fn causal_nll(
-    model: &Gpt2LmHeadModel,
+    model: &dyn CausalLm,
     tokens: &[u32],
     bytes: usize,
     max_len: usize,
@@ -100,7 +100,7 @@ pub fn causal_nll(
 
 /// NLL of each row of a causal model on its own (no window): what HF's loss over a batch of
 /// unpadded rows averages.
-pub fn causal_rows_nll(model: &Gpt2LmHeadModel, rows: &[Vec<u32>], device: &Device) -> Result<Nll> {
+pub fn causal_rows_nll(model: &dyn CausalLm, rows: &[Vec<u32>], device: &Device) -> Result<Nll> {
     let scored = causal_token_logprobs(model, rows, rows.len().max(1), device)?;
     let mut total = Nll::default();
     for s in scored {
@@ -114,7 +114,7 @@ pub fn causal_rows_nll(model: &Gpt2LmHeadModel, rows: &[Vec<u32>], device: &Devi
 /// between [CLS] and [SEP]: each token masked in turn (one forward row per token).
 #[allow(clippy::too_many_arguments)]
 pub fn pseudo_nll(
-    model: &BertForMaskedLm,
+    model: &dyn MaskedLm,
     tokens: &[u32],
     bytes: usize,
     (cls, sep, mask): (u32, u32, u32),

@@ -1,11 +1,11 @@
 //! The log-likelihood of a continuation given a context, `log P(continuation | context)`, for each
-//! family: the primitive under zero-shot tasks and perplexity (lm-evaluation-harness's
-//! `loglikelihood` request).
-//! - causal (GPT-2): one forward over `context ++ continuation`, the continuation's next-token
-//!   log-probabilities summed;
-//! - masked (BERT): the pseudo-log-likelihood (Salazar et al. 2020, "Masked Language Model
+//! capability a model has: the primitive under zero-shot tasks and perplexity
+//! (lm-evaluation-harness's `loglikelihood` request).
+//! - a causal LM (GPT-2, LLaMA): one forward over `context ++ continuation`, the continuation's
+//!   next-token log-probabilities summed;
+//! - a masked LM (BERT): the pseudo-log-likelihood (Salazar et al. 2020, "Masked Language Model
 //!   Scoring"): each continuation token masked in turn, its log-probability at the mask summed;
-//! - encoder-decoder (T5): the context into the encoder, the continuation scored by the decoder.
+//! - an encoder-decoder (T5): the context into the encoder, the continuation scored by the decoder.
 //!
 //! "Greedy" is lm-eval's `is_greedy`: every continuation token is the argmax at its position.
 
@@ -13,7 +13,7 @@ use burn::tensor::{Device, Int, Tensor, activation::log_softmax};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::models::{BertForMaskedLm, Gpt2LmHeadModel, Model, ModelConfig, T5ForConditionalGeneration};
+use crate::models::{CausalLm, LanguageModel, MaskedLm, Model, Seq2SeqLm};
 use crate::objectives::batch::int_tensor;
 use crate::tokenizer::Tokenizer;
 
@@ -32,39 +32,51 @@ pub struct LogLikelihood {
     pub greedy: bool,
 }
 
-/// A model ready to score requests: the family, its special tokens and its longest input.
+/// A model ready to score requests: the capability it scores with, its special tokens and its
+/// longest input.
 pub enum Scorer<'a> {
-    Causal { model: &'a Gpt2LmHeadModel, bos: u32, max_len: usize },
-    Masked { model: &'a BertForMaskedLm, cls: u32, sep: u32, mask: u32, max_len: usize },
-    Seq2Seq { model: &'a T5ForConditionalGeneration, eos: u32, pad: u32, start: u32 },
+    Causal { model: &'a dyn CausalLm, bos: u32, max_len: usize },
+    Masked { model: &'a dyn MaskedLm, cls: u32, sep: u32, mask: u32, max_len: usize },
+    Seq2Seq { model: &'a dyn Seq2SeqLm, eos: u32, pad: u32 },
 }
 
 impl<'a> Scorer<'a> {
-    pub fn new(model: &'a Model, config: &ModelConfig, tokenizer: &Tokenizer) -> Result<Self> {
+    pub fn new(model: &'a Model, tokenizer: &Tokenizer) -> Result<Self> {
         let need = |id: Option<u32>, what: &str| {
             id.ok_or_else(|| Error::Config(format!("the tokenizer has no {what} token, which scoring needs")))
         };
-        Ok(match (model, config) {
-            (Model::Gpt2(model), ModelConfig::Gpt2(c)) => {
-                Scorer::Causal { model, bos: need(tokenizer.eos_id(), "end-of-text")?, max_len: c.n_positions }
-            }
-            (Model::Bert(model), ModelConfig::Bert(c)) => {
-                let sep = need(tokenizer.eos_id(), "[SEP]")?;
-                Scorer::Masked {
-                    model,
-                    cls: tokenizer.cls_id().unwrap_or(sep),
-                    sep,
-                    mask: need(tokenizer.mask_id(), "[MASK]")?,
-                    max_len: c.max_position_embeddings,
-                }
-            }
-            (Model::T5(model), ModelConfig::T5(c)) => Scorer::Seq2Seq {
+        if let Some(model) = model.causal_lm() {
+            return Ok(Scorer::Causal {
+                model,
+                bos: need(tokenizer.eos_id(), "end-of-text")?,
+                max_len: model.context_length(),
+            });
+        }
+        if let Some(model) = model.masked_lm() {
+            return Ok(Self::masked(model, tokenizer)?);
+        }
+        if let Some(model) = model.seq2seq_lm() {
+            return Ok(Scorer::Seq2Seq {
                 model,
                 eos: need(tokenizer.eos_id(), "</s>")?,
-                pad: tokenizer.pad_id().unwrap_or(c.pad_token_id),
-                start: c.decoder_start_token(),
-            },
-            _ => return Err(Error::Config("the model and its config.json are of different families".into())),
+                pad: tokenizer.pad_id().unwrap_or(model.decoder_start()),
+            });
+        }
+        Err(Error::Config("this model has no language-model head to score text with".into()))
+    }
+
+    /// A masked LM's pseudo-log-likelihood scorer, with its special tokens from `tokenizer`.
+    pub fn masked(model: &'a dyn MaskedLm, tokenizer: &Tokenizer) -> Result<Self> {
+        let need = |id: Option<u32>, what: &str| {
+            id.ok_or_else(|| Error::Config(format!("the tokenizer has no {what} token, which scoring needs")))
+        };
+        let sep = need(tokenizer.eos_id(), "[SEP]")?;
+        Ok(Scorer::Masked {
+            model,
+            cls: tokenizer.cls_id().unwrap_or(sep),
+            sep,
+            mask: need(tokenizer.mask_id(), "[MASK]")?,
+            max_len: model.context_length(),
         })
     }
 
@@ -91,7 +103,7 @@ impl<'a> Scorer<'a> {
                         row
                     })
                     .collect();
-                let scored = causal_token_logprobs(model, &rows, batch_size, device)?;
+                let scored = causal_token_logprobs(*model, &rows, batch_size, device)?;
                 Ok(requests.iter().zip(scored).map(|(r, s)| sum_last(&s, r.continuation.len().min(s.len()))).collect())
             }
             Scorer::Masked { model, cls, sep, mask, max_len } => {
@@ -117,7 +129,7 @@ impl<'a> Scorer<'a> {
                 for chunk in rows.chunks(batch_size.max(1)) {
                     let inputs: Vec<Vec<u32>> = chunk.iter().map(|c| c.1.clone()).collect();
                     let (ids, attention) = padded(&inputs, 0, device);
-                    let logits = model.forward(ids, Some(attention), None); // [b, t, v]
+                    let logits = model.masked_logits(ids, Some(attention)); // [b, t, v]
                     let targets: Vec<Vec<u32>> = chunk
                         .iter()
                         .map(|c| (0..c.1.len()).map(|p| if p == c.2 { c.3 } else { 0 }).collect())
@@ -130,7 +142,8 @@ impl<'a> Scorer<'a> {
                 }
                 Ok(out)
             }
-            Scorer::Seq2Seq { model, eos, pad, start } => {
+            Scorer::Seq2Seq { model, eos, pad } => {
+                let start = &model.decoder_start();
                 let mut out = Vec::with_capacity(requests.len());
                 for chunk in requests.chunks(batch_size.max(1)) {
                     let encoder: Vec<Vec<u32>> =
@@ -145,7 +158,8 @@ impl<'a> Scorer<'a> {
                         .collect();
                     let (enc_ids, enc_mask) = padded(&encoder, *pad, device);
                     let (dec_ids, _) = padded(&decoder, *pad, device);
-                    let logits = model.forward(enc_ids, Some(enc_mask), dec_ids); // [b, t_dec, v]
+                    let encoded = model.encode(enc_ids, Some(enc_mask.clone()));
+                    let logits = model.decode(dec_ids, encoded, Some(enc_mask)); // [b, t_dec, v]
                     let targets: Vec<Vec<u32>> = chunk.iter().map(|r| r.continuation.clone()).collect();
                     let (logp, argmax) = picked_logprobs(logits, &targets, device)?;
                     for (k, r) in chunk.iter().enumerate() {
@@ -165,7 +179,7 @@ impl<'a> Scorer<'a> {
 /// Per row, `(log p(row[i+1] | row[..=i]), row[i+1] is the argmax)` for every `i < len - 1`.
 /// Rows are right-padded into batches (padding after a causal row changes nothing before it).
 pub fn causal_token_logprobs(
-    model: &Gpt2LmHeadModel,
+    model: &dyn CausalLm,
     rows: &[Vec<u32>],
     batch_size: usize,
     device: &Device,
@@ -182,7 +196,7 @@ pub fn causal_token_logprobs(
         }
         let targets: Vec<Vec<u32>> = chunk.iter().map(|&i| rows[i].get(1..).unwrap_or_default().to_vec()).collect();
         let (ids, _) = padded(&inputs, 0, device);
-        let logits = model.forward(ids, None); // [b, t, v]
+        let logits = model.causal_logits(ids, None); // [b, t, v]
         let (logp, argmax) = picked_logprobs(logits, &targets, device)?;
         for (k, &i) in chunk.iter().enumerate() {
             out[i] = targets[k].iter().enumerate().map(|(p, &t)| (logp[k][p] as f64, argmax[k][p] == t)).collect();

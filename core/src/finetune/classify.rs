@@ -1,17 +1,14 @@
 //! A head on a pretrained encoder (HF's `BertForSequenceClassification`: the pooled [CLS] state)
-//! or decoder (`GPT2ForSequenceClassification`: the last real token): classes (cross-entropy), a
-//! score (STS-B: one output, mean squared error, HF's `problem_type: regression`) or one score per
-//! choice (COPA: a softmax over each example's choices, HF's `BertForMultipleChoice`). The
-//! fine-tuned model is saved in HF format (`id2label`/`label2id` in config.json).
+//! or decoder (`GPT2ForSequenceClassification`, `LlamaForSequenceClassification`: the last real
+//! token), the registry's `SequenceClassifier`: classes (cross-entropy), a score (STS-B: one
+//! output, mean squared error, HF's `problem_type: regression`) or one score per choice (COPA: a
+//! softmax over each example's choices, HF's `BertForMultipleChoice`). The fine-tuned model is
+//! saved in HF format (`id2label`/`label2id` in config.json).
 
-use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::error::{Error, Result};
-use crate::hf::weights::save_weights;
-use crate::models::bert::BertForSequenceClassification;
-use crate::models::gpt2::Gpt2ForSequenceClassification;
-use crate::models::{Model, ModelConfig};
+use crate::models::{ModelConfig, Objective, SequenceClassifier};
 use crate::nn::cross_entropy_with_ignore;
 use crate::objectives::batch::int_tensor;
 use crate::readback::{block_on, f32s};
@@ -96,18 +93,20 @@ impl InputFormat {
             .eos_id()
             .ok_or_else(|| Error::Config("the tokenizer has no end-of-text / [SEP] token to join text pairs".into()))?;
         let max_len = config.max_positions().map_or(max_len, |m| max_len.min(m));
-        Ok(match config {
-            ModelConfig::Bert(_) => Self {
+        // An encoder (masked LM) reads its [CLS]; a decoder (causal LM) its last token.
+        Ok(match config.family().objectives()[0] {
+            Objective::Masked => Self {
                 cls: Some(tokenizer.cls_id().unwrap_or(sep)),
                 sep,
                 pad: tokenizer.pad_id().unwrap_or(0),
                 max_len,
             },
-            ModelConfig::Gpt2(_) => Self { cls: None, sep, pad: sep, max_len },
-            ModelConfig::T5(_) => {
-                return Err(Error::Config(
-                    "sequence classification fine-tunes a BERT (encoder) or GPT-2 (decoder); for T5, train text-to-text with the label as the target".into(),
-                ));
+            Objective::Causal => Self { cls: None, sep, pad: sep, max_len },
+            Objective::Span | Objective::Denoise => {
+                return Err(Error::Config(format!(
+                    "sequence classification fine-tunes an encoder or a decoder; for {}, train text-to-text with the label as the target",
+                    config.model_type()
+                )));
             }
         })
     }
@@ -165,6 +164,11 @@ pub struct ClassBatch {
 }
 
 impl ClassBatch {
+    /// The head's class logits on this batch, `[b, num_labels]`.
+    pub fn logits(&self, model: &SequenceClassifier) -> Tensor<2> {
+        model.classify(self.input_ids.clone(), self.attention_mask.clone(), self.token_type_ids.clone())
+    }
+
     pub fn new(examples: &[&Encoded], pad: u32, device: &Device) -> Self {
         let t = examples.iter().map(|e| e.ids.len()).max().unwrap_or(1);
         let row = |v: &[u32], fill: u32| (0..t).map(|i| v.get(i).copied().unwrap_or(fill) as i64).collect::<Vec<_>>();
@@ -180,8 +184,14 @@ impl ClassBatch {
 }
 
 /// The loss of `head` on `examples` (for [`Head::Choice`], whole groups of consecutive choices).
-pub fn head_loss<C: Classifier>(model: &C, head: Head, examples: &[&Encoded], pad: u32, device: &Device) -> Tensor<1> {
-    let logits = model.logits(&ClassBatch::new(examples, pad, device)); // [b, outputs]
+pub fn head_loss(
+    model: &SequenceClassifier,
+    head: Head,
+    examples: &[&Encoded],
+    pad: u32,
+    device: &Device,
+) -> Tensor<1> {
+    let logits = ClassBatch::new(examples, pad, device).logits(model); // [b, outputs]
     let b = examples.len();
     match head {
         Head::Classes(_) => {
@@ -204,8 +214,8 @@ pub fn head_loss<C: Classifier>(model: &C, head: Head, examples: &[&Encoded], pa
 
 /// The head's outputs for each example (dropout off: pass `model.valid()`), `batch_size` at a
 /// time: `[outputs]` per example (class logits, the score, or the choice's score).
-pub fn scores<C: Classifier>(
-    model: &C,
+pub fn scores(
+    model: &SequenceClassifier,
     examples: &[&Encoded],
     pad: u32,
     batch_size: usize,
@@ -213,64 +223,12 @@ pub fn scores<C: Classifier>(
 ) -> Result<Vec<Vec<f32>>> {
     let mut out = Vec::with_capacity(examples.len());
     for chunk in examples.chunks(batch_size.max(1)) {
-        let logits = model.logits(&ClassBatch::new(chunk, pad, device));
+        let logits = ClassBatch::new(chunk, pad, device).logits(model);
         let [_, k] = logits.dims();
         let flat = block_on(f32s(logits))?;
         out.extend(flat.chunks(k).map(<[f32]>::to_vec));
     }
     Ok(out)
-}
-
-/// A model with a classification head.
-pub trait Classifier: Module + Clone + Send + 'static {
-    /// Class logits `[b, num_labels]`.
-    fn logits(&self, batch: &ClassBatch) -> Tensor<2>;
-    /// HF's architecture name.
-    fn architecture(&self) -> &'static str;
-}
-
-impl Classifier for BertForSequenceClassification {
-    fn logits(&self, batch: &ClassBatch) -> Tensor<2> {
-        self.forward(batch.input_ids.clone(), Some(batch.attention_mask.clone()), Some(batch.token_type_ids.clone()))
-    }
-    fn architecture(&self) -> &'static str {
-        "BertForSequenceClassification"
-    }
-}
-
-impl Classifier for Gpt2ForSequenceClassification {
-    fn logits(&self, batch: &ClassBatch) -> Tensor<2> {
-        self.forward(batch.input_ids.clone(), Some(batch.attention_mask.clone()))
-    }
-    fn architecture(&self) -> &'static str {
-        "GPT2ForSequenceClassification"
-    }
-}
-
-/// A pretrained model with a new head, for either family.
-pub enum AnyClassifier {
-    Bert(BertForSequenceClassification),
-    Gpt2(Gpt2ForSequenceClassification),
-}
-
-impl AnyClassifier {
-    /// Puts a `num_labels`-way head on a pretrained model (the head is drawn from the device's
-    /// generator: seed it first for a reproducible run).
-    pub fn from_pretrained(model: Model, config: &ModelConfig, head: Head, device: &Device) -> Result<Self> {
-        let num_labels = head.num_outputs();
-        match (model, config) {
-            (Model::Bert(m), ModelConfig::Bert(c)) => {
-                Ok(Self::Bert(BertForSequenceClassification::new(m.bert, c, num_labels, device)))
-            }
-            (Model::Gpt2(m), ModelConfig::Gpt2(c)) => {
-                Ok(Self::Gpt2(Gpt2ForSequenceClassification::new(m.transformer, c, num_labels, device)))
-            }
-            (_, c) => Err(Error::Config(format!(
-                "sequence classification fine-tunes a bert or gpt2 model; this one is a {}",
-                c.model_type()
-            ))),
-        }
-    }
 }
 
 /// The config.json of a fine-tuned classifier: the base config with HF's classification keys
@@ -284,9 +242,10 @@ pub fn classifier_config_json(
 ) -> String {
     let mut value: serde_json::Value = serde_json::from_str(&base.to_json()).expect("config is JSON");
     let map = value.as_object_mut().expect("an object");
-    let architecture = match (head, base) {
-        (Head::Choice(_), ModelConfig::Bert(_)) => "BertForMultipleChoice",
-        _ => architecture,
+    // An encoder's choice head is HF's `…ForMultipleChoice` (BERT's, on the pooled [CLS]).
+    let architecture = match (head, base.family().objectives()[0]) {
+        (Head::Choice(_), Objective::Masked) => architecture.replace("ForSequenceClassification", "ForMultipleChoice"),
+        _ => architecture.to_string(),
     };
     map.insert("architectures".into(), serde_json::json!([architecture]));
     if head != Head::Regression && !matches!(head, Head::Choice(_)) {
@@ -304,16 +263,12 @@ pub fn classifier_config_json(
         Head::Classes(_) => _ = map.insert("problem_type".into(), "single_label_classification".into()),
         Head::Choice(_) => {}
     }
-    if matches!(base, ModelConfig::Gpt2(_)) {
-        // GPT2ForSequenceClassification finds each row's last token by its pad id.
+    if base.family().objectives()[0] == Objective::Causal {
+        // A decoder's classifier (GPT2ForSequenceClassification, …) finds each row's last token by
+        // its pad id.
         map.insert("pad_token_id".into(), pad.into());
     }
     serde_json::to_string_pretty(&value).expect("config serialises")
-}
-
-/// The bytes of `model.safetensors` (HF names: `bert.…`, `classifier.…` / `transformer.…`, `score.…`).
-pub fn to_safetensors<C: Classifier>(model: &C) -> Result<Vec<u8>> {
-    save_weights(model)
 }
 
 #[cfg(test)]
@@ -321,16 +276,12 @@ mod tests {
     use super::*;
 
     /// A small BERT with a head, three examples, and the head's outputs read back.
-    fn setup(head: Head) -> (BertForSequenceClassification, Vec<Encoded>, Vec<Vec<f32>>, Device) {
+    fn setup(head: Head) -> (SequenceClassifier, Vec<Encoded>, Vec<Vec<f32>>, Device) {
         let device = Device::flex();
         let config = crate::models::presets::preset("bert-tiny", &Default::default()).unwrap();
         device.seed(3);
-        let AnyClassifier::Bert(model) =
-            AnyClassifier::from_pretrained(config.init(&device), &config, head, &device).unwrap()
-        else {
-            unreachable!("a BERT preset")
-        };
-        let model = model.valid();
+        let model =
+            burn::module::Module::valid(&config.classifier(config.init(&device), head.num_outputs(), &device).unwrap());
         let ex = |ids: &[u32], label: Label| Encoded { ids: ids.to_vec(), type_ids: vec![0; ids.len()], label };
         let examples = match head {
             Head::Regression => vec![
@@ -349,7 +300,7 @@ mod tests {
         (model, examples, s, device)
     }
 
-    fn loss(model: &BertForSequenceClassification, head: Head, examples: &[Encoded], device: &Device) -> f64 {
+    fn loss(model: &SequenceClassifier, head: Head, examples: &[Encoded], device: &Device) -> f64 {
         let refs: Vec<&Encoded> = examples.iter().collect();
         block_on(crate::readback::scalar::<1, f32>(head_loss(model, head, &refs, 0, device))).unwrap() as f64
     }

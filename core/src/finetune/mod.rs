@@ -1,18 +1,17 @@
 //! Downstream fine-tuning: a pretrained model, a task's loss, AdamW with linear warmup and decay,
 //! one optimizer step at a time.
 //!
-//! - [`classify`]: a head on a BERT (HF's `BertForSequenceClassification`, the pooled [CLS]
-//!   state) or GPT-2 (`GPT2ForSequenceClassification`, the last real token): classes,
-//!   a regression score (STS-B) or one score per choice (COPA);
-//! - [`text2text`]: T5 as its authors fine-tuned it, the task as a text prefix and the answer as
-//!   target text, read back by greedy decoding.
+//! - [`classify`]: a head on an encoder (HF's `BertForSequenceClassification`, the pooled [CLS]
+//!   state) or a decoder (`GPT2ForSequenceClassification`, `LlamaForSequenceClassification`, the
+//!   last real token): classes, a regression score (STS-B) or one score per choice (COPA);
+//! - [`text2text`]: an encoder-decoder as T5's authors fine-tuned it, the task as a text prefix and
+//!   the answer as target text, read back by greedy decoding.
 
 pub mod classify;
 pub mod text2text;
 
 pub use classify::{
-    AnyClassifier, ClassBatch, Classifier, Encoded, Head, InputFormat, Label, LabeledText, classifier_config_json,
-    head_loss, scores, to_safetensors,
+    ClassBatch, Encoded, Head, InputFormat, Label, LabeledText, classifier_config_json, head_loss, scores,
 };
 pub use text2text::{Seq2Seq, Text2TextFormat, greedy_decode, seq2seq_loss};
 
@@ -24,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::hf::params::{trainable, with_stable_ids};
 use crate::readback::block_on;
 use crate::train::TrainConfig;
-use crate::train::optim::{adamw, clip_grads, global_norm};
+use crate::train::optim::{adamw, clip_grads, sum_of_squares};
 use crate::train::schedule::{Decay, Schedule};
 
 /// Optimisation settings of a fine-tuning run.
@@ -73,8 +72,9 @@ impl<M: Module + Clone + Send + 'static> Finetuner<M> {
             return Err(Error::NonFinite { step: self.step + 1, what: format!("loss {value}") });
         }
         let mut grads = GradientsParams::from_grads(loss.backward(), &self.model);
-        let norm = block_on(global_norm(&self.model, &grads))?;
-        clip_grads(&self.model, &mut grads, norm, self.config.grad_clip);
+        if let Some(sumsq) = sum_of_squares(&self.model, &grads) {
+            clip_grads(&self.model, &mut grads, &sumsq, self.config.grad_clip);
+        }
         let lr = self.schedule.lr(self.step);
         self.model = self.optim.step(lr, self.model.clone(), grads);
         self.step += 1;

@@ -1,4 +1,5 @@
-//! T5 fine-tuned text-to-text, as Raffel et al. (2020) did for GLUE and SuperGLUE: the task is a
+//! An encoder-decoder (T5) fine-tuned text-to-text, as Raffel et al. (2020) did for GLUE and
+//! SuperGLUE: the task is a
 //! prefix of the input (`"sst2 sentence: …"`), the answer is target text (`"positive"`), the loss
 //! is the decoder's cross-entropy over the target, and a prediction is the greedy decoding, read
 //! back as text.
@@ -6,8 +7,8 @@
 use burn::tensor::{Device, Int, Tensor};
 
 use crate::error::{Error, Result};
-use crate::models::t5::{T5Config, T5ForConditionalGeneration, shift_right};
-use crate::models::token_loss;
+use crate::models::t5::shift_right;
+use crate::models::{LanguageModel, Model, ModelConfig, Seq2SeqLm, token_loss};
 use crate::nn::loss::IGNORE_INDEX;
 use crate::objectives::batch::{int_tensor, pad_rows};
 use crate::readback::block_on;
@@ -31,16 +32,18 @@ pub struct Text2TextFormat {
 }
 
 impl Text2TextFormat {
-    pub fn new(config: &T5Config, tokenizer: &Tokenizer, max_len: usize, max_target: usize) -> Result<Self> {
+    /// The format of an encoder-decoder `config` (an error naming the fix for another family).
+    pub fn new(config: &ModelConfig, tokenizer: &Tokenizer, max_len: usize, max_target: usize) -> Result<Self> {
+        let Some(decoder_start) = config.family().decoder_start_token() else {
+            return Err(Error::Config(format!(
+                "text-to-text fine-tunes an encoder-decoder (t5); a {} classifies (no --prefix)",
+                config.model_type()
+            )));
+        };
         let eos =
             tokenizer.eos_id().ok_or_else(|| Error::Config("the tokenizer has no end-of-text token </s>".into()))?;
-        Ok(Self {
-            max_len: max_len.max(2),
-            max_target: max_target.max(2),
-            eos,
-            pad: config.pad_token_id,
-            decoder_start: config.decoder_start_token(),
-        })
+        let pad = tokenizer.pad_id().unwrap_or(decoder_start);
+        Ok(Self { max_len: max_len.max(2), max_target: max_target.max(2), eos, pad, decoder_start })
     }
 
     /// `input` and `target` as ids, truncated to `max_len` and `max_target` (EOS kept).
@@ -62,26 +65,24 @@ fn inputs(examples: &[&[u32]], pad: u32, device: &Device) -> (Tensor<2, Int>, Te
     (int_tensor(&ids, device), int_tensor(&mask, device))
 }
 
-/// The mean cross-entropy of the targets given the inputs (teacher forcing).
-pub fn seq2seq_loss(
-    model: &T5ForConditionalGeneration,
-    examples: &[&Seq2Seq],
-    format: &Text2TextFormat,
-    device: &Device,
-) -> Tensor<1> {
+/// The mean cross-entropy of the targets given the inputs (teacher forcing). `model` is an
+/// encoder-decoder (the format was made from its config).
+pub fn seq2seq_loss(model: &Model, examples: &[&Seq2Seq], format: &Text2TextFormat, device: &Device) -> Tensor<1> {
     let sources: Vec<&[u32]> = examples.iter().map(|e| e.input.as_slice()).collect();
     let (input_ids, mask) = inputs(&sources, format.pad, device); // [b, ts]
     let targets: Vec<Vec<i64>> = examples.iter().map(|e| e.target.iter().map(|&t| t as i64).collect()).collect();
     let (labels, _) = pad_rows(&targets, IGNORE_INDEX); // [b, tt], -100 past each target
     let decoder_input = shift_right(&labels, format.decoder_start, format.pad);
-    let logits = model.forward(input_ids, Some(mask), int_tensor(&decoder_input, device)); // [b, tt, vocab]
+    let model = model.seq2seq_lm().expect("a text-to-text format holds an encoder-decoder");
+    let encoded = model.encode(input_ids, Some(mask.clone()));
+    let logits = model.decode(int_tensor(&decoder_input, device), encoded, Some(mask)); // [b, tt, vocab]
     token_loss(logits, int_tensor(&labels, device))
 }
 
 /// Greedy decoding of every input, `batch_size` at a time (the encoder runs once per batch; the
 /// decoder reruns over the prefix each step: targets are a few tokens). The tokens before EOS.
 pub fn greedy_decode(
-    model: &T5ForConditionalGeneration,
+    model: &dyn Seq2SeqLm,
     sources: &[&[u32]],
     format: &Text2TextFormat,
     batch_size: usize,
@@ -128,16 +129,9 @@ mod tests {
     fn t5_learns_to_write_the_target_and_greedy_decoding_reads_it() {
         let device = Device::flex();
         let config = crate::models::presets::preset("t5-tiny", &Default::default()).unwrap();
-        let crate::models::ModelConfig::T5(c) = &config else { unreachable!("a T5 preset") };
         device.seed(1);
-        let crate::Model::T5(model) = config.init(&device) else { unreachable!("a T5 preset") };
-        let format = Text2TextFormat {
-            max_len: 16,
-            max_target: 6,
-            eos: 1,
-            pad: c.pad_token_id,
-            decoder_start: c.decoder_start_token(),
-        };
+        let model = config.init(&device);
+        let format = Text2TextFormat { max_len: 16, max_target: 6, eos: 1, pad: 0, decoder_start: 0 };
         // Two inputs, two different targets of different lengths (EOS = 1 ends each).
         let pairs = vec![
             Seq2Seq { input: vec![5, 6, 7, 1], target: vec![20, 21, 1] },
@@ -156,7 +150,8 @@ mod tests {
         let (model, device) = tuner.inference();
         let sources: Vec<&[u32]> = pairs.iter().map(|p| p.input.as_slice()).collect();
         // Decoded together and one at a time (padding must not change an answer).
-        assert_eq!(greedy_decode(&model, &sources, &format, 2, &device).unwrap(), vec![vec![20, 21], vec![30]]);
-        assert_eq!(greedy_decode(&model, &sources, &format, 1, &device).unwrap(), vec![vec![20, 21], vec![30]]);
+        let model = model.seq2seq_lm().unwrap();
+        assert_eq!(greedy_decode(model, &sources, &format, 2, &device).unwrap(), vec![vec![20, 21], vec![30]]);
+        assert_eq!(greedy_decode(model, &sources, &format, 1, &device).unwrap(), vec![vec![20, 21], vec![30]]);
     }
 }

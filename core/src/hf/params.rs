@@ -1,8 +1,10 @@
 //! Parameters by their Hugging Face names.
 //!
 //! Every model here names its fields after the HF module tree (`transformer.h.0.attn.c_attn`), so
-//! the path burn's module visitor walks *is* the checkpoint key. One escape: a field that would be
-//! a Rust keyword carries a trailing underscore (`self_` for BERT's `attention.self`), dropped here.
+//! the path burn's module visitor walks *is* the checkpoint key. Two escapes: a field that would be
+//! a Rust keyword carries a trailing underscore (`self_` for BERT's `attention.self`), dropped
+//! here; and an enum over models (`Model::Gpt2(…)`, the registry's) adds no name of its own, so a
+//! model keeps its keys whether held alone or in the enum.
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::tensor::{Gradients, Tensor, TensorData};
@@ -10,19 +12,20 @@ use burn::tensor::{Gradients, Tensor, TensorData};
 use crate::error::Result;
 use crate::readback::{self, block_on};
 
-/// Tracks the dotted path of the module being visited.
+/// Tracks the dotted path of the module being visited (an enum's variant is no part of it).
 #[derive(Default)]
-struct PathStack(Vec<String>);
+struct PathStack(Vec<Option<String>>);
 
 impl PathStack {
-    fn enter(&mut self, name: &str) {
-        self.0.push(name.strip_suffix('_').unwrap_or(name).to_string());
+    fn enter(&mut self, name: &str, container_type: &str) {
+        let named = !container_type.starts_with("Enum:");
+        self.0.push(named.then(|| name.strip_suffix('_').unwrap_or(name).to_string()));
     }
     fn exit(&mut self) {
         self.0.pop();
     }
     fn key(&self) -> String {
-        self.0.join(".")
+        self.0.iter().flatten().cloned().collect::<Vec<_>>().join(".")
     }
 }
 
@@ -50,8 +53,8 @@ pub struct ParamEntry {
 }
 
 impl ModuleVisitor for Reader<'_> {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
-        self.path.enter(name);
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path.enter(name, container_type);
     }
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
         self.path.exit();
@@ -115,8 +118,8 @@ pub fn map_params<M: Module>(model: M, source: &mut dyn FnMut(&str, &[usize]) ->
         source: &'s mut dyn FnMut(&str, &[usize]) -> Option<TensorData>,
     }
     impl ModuleMapper for Loader<'_> {
-        fn enter_module(&mut self, name: &str, _container_type: &str) {
-            self.path.enter(name);
+        fn enter_module(&mut self, name: &str, container_type: &str) {
+            self.path.enter(name, container_type);
         }
         fn exit_module(&mut self, _name: &str, _container_type: &str) {
             self.path.exit();
@@ -143,8 +146,8 @@ pub fn with_stable_ids<M: Module>(model: M) -> M {
         path: PathStack,
     }
     impl ModuleMapper for Ids {
-        fn enter_module(&mut self, name: &str, _container_type: &str) {
-            self.path.enter(name);
+        fn enter_module(&mut self, name: &str, container_type: &str) {
+            self.path.enter(name, container_type);
         }
         fn exit_module(&mut self, _name: &str, _container_type: &str) {
             self.path.exit();

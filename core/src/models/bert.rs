@@ -10,11 +10,15 @@ use burn::nn::{Dropout, Embedding};
 use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::family::{
+    Family, FamilyConfig, LanguageModel, MaskedLm, MemoryDims, ModelInputs, ModelOutput, Objective, SequenceHead, Stack,
+};
 use crate::error::{Error, Result};
 use crate::nn::attention::{AttentionBias, merge_heads, split_heads};
 use crate::nn::{
     Activation, LayerNorm, Linear, dropout, embedding_table, recompute, scaled_dot_product_attention, zeros,
 };
+use crate::tokenizer::{Tokenizer, TokenizerKind};
 
 /// HF `BertConfig`, as `config.json` spells it; unused keys are kept in `extra`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -451,5 +455,128 @@ impl BertForSequenceClassification {
             None => cls,
         };
         self.classifier.forward(self.dropout.forward(pooled))
+    }
+}
+
+// The registry's view of the family (see `models/family.rs`).
+
+impl FamilyConfig for BertConfig {
+    fn model_type(&self) -> &'static str {
+        Self::MODEL_TYPE
+    }
+    fn architecture(&self) -> &'static str {
+        "BertForMaskedLM"
+    }
+    fn base_prefix(&self) -> &'static str {
+        "bert."
+    }
+    fn tokenizer_kind(&self) -> TokenizerKind {
+        TokenizerKind::WordPiece
+    }
+    fn objectives(&self) -> &'static [Objective] {
+        &[Objective::Masked]
+    }
+    fn validate(&self) -> Result<()> {
+        BertConfig::validate(self)
+    }
+    fn hf_keys(&self) -> (serde_json::Value, serde_json::Value) {
+        (serde_json::json!({}), Self::hf_defaults())
+    }
+    fn vocab_size(&self) -> usize {
+        self.vocab_size
+    }
+    fn set_vocab_size(&mut self, n: usize) {
+        self.vocab_size = n;
+    }
+    fn max_positions(&self) -> Option<usize> {
+        Some(self.max_position_embeddings)
+    }
+    fn set_dropout(&mut self, p: f64) {
+        (self.hidden_dropout_prob, self.attention_probs_dropout_prob) = (p, p);
+    }
+    fn set_special_tokens(&mut self, tokenizer: &Tokenizer) {
+        self.pad_token_id = tokenizer.pad_id();
+    }
+    fn memory_dims(&self) -> MemoryDims {
+        MemoryDims {
+            layers: self.num_hidden_layers,
+            decoder_layers: 0,
+            d: self.hidden_size,
+            ffn: self.intermediate_size,
+            heads: self.num_attention_heads,
+            vocab: self.vocab_size,
+            fusable: true,
+            attn_dropout: self.attention_probs_dropout_prob,
+        }
+    }
+}
+
+impl Family for BertConfig {
+    type Model = BertForMaskedLm;
+    const MODEL_TYPE: &'static str = "bert";
+    const PRESETS: &'static [(&'static str, &'static str)] = &[
+        (
+            "bert-tiny",
+            r#"{"vocab_size": 1024, "hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2,
+                "intermediate_size": 512, "max_position_embeddings": 128, "pad_token_id": 0}"#,
+        ),
+        (
+            "bert-base",
+            r#"{"vocab_size": 30522, "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
+                "intermediate_size": 3072, "max_position_embeddings": 512, "pad_token_id": 0}"#,
+        ),
+    ];
+    fn init(&self, device: &Device) -> BertForMaskedLm {
+        BertConfig::init(self, device)
+    }
+}
+
+impl LanguageModel for BertForMaskedLm {
+    fn forward_inputs(&self, inputs: ModelInputs) -> Result<ModelOutput> {
+        let logits = self.forward(inputs.input_ids, inputs.attention_mask, inputs.token_type_ids);
+        let loss = inputs.labels.map(|l| super::token_loss(logits.clone(), l));
+        Ok(ModelOutput { logits, loss })
+    }
+    fn masked_lm(&self) -> Option<&dyn MaskedLm> {
+        Some(self)
+    }
+    fn attention_stacks(&self) -> Vec<(Stack, usize)> {
+        (0..self.bert.encoder.layer.len()).map(|l| (Stack::SelfAttention, l)).collect()
+    }
+    fn fused_attention(&self) -> bool {
+        self.bert.fused_attention
+    }
+    fn set_fused_attention(&mut self, on: bool) {
+        self.bert.fused_attention = on;
+    }
+    fn set_gradient_checkpointing(&mut self, on: bool) {
+        self.bert.gradient_checkpointing = on;
+    }
+}
+
+impl MaskedLm for BertForMaskedLm {
+    fn masked_logits(&self, input_ids: Tensor<2, Int>, attention_mask: Option<Tensor<2, Int>>) -> Tensor<3> {
+        self.forward(input_ids, attention_mask, None)
+    }
+    fn context_length(&self) -> usize {
+        self.bert.embeddings.position_embeddings.weight.lazy_shape()[0]
+    }
+}
+
+impl SequenceHead for BertForSequenceClassification {
+    type Config = BertConfig;
+    fn from_pretrained(model: BertForMaskedLm, config: &BertConfig, num_labels: usize, device: &Device) -> Self {
+        Self::new(model.bert, config, num_labels, device)
+    }
+    fn classify(
+        &self,
+        input_ids: Tensor<2, Int>,
+        attention_mask: Tensor<2, Int>,
+        token_type_ids: Tensor<2, Int>,
+    ) -> Tensor<2> {
+        self.forward(input_ids, Some(attention_mask), Some(token_type_ids))
+    }
+    fn architecture(&self) -> &'static str {
+        "BertForSequenceClassification"
     }
 }

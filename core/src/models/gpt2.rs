@@ -8,11 +8,15 @@ use burn::nn::{Dropout, Embedding};
 use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::family::{
+    CausalLm, Family, FamilyConfig, LanguageModel, MemoryDims, ModelInputs, ModelOutput, Objective, SequenceHead, Stack,
+};
 use crate::error::{Error, Result};
 use crate::nn::attention::{AttentionBias, merge_heads, split_heads};
 use crate::nn::{
     Activation, Conv1D, LayerNorm, Linear, dropout, embedding_table, recompute, scaled_dot_product_attention,
 };
+use crate::tokenizer::{Tokenizer, TokenizerKind};
 
 /// HF `GPT2Config`, as `config.json` spells it. Keys Hearth does not use are kept in `extra` and
 /// written back unchanged.
@@ -298,13 +302,120 @@ impl Gpt2ForSequenceClassification {
     /// each row's last non-padding token (HF: the rightmost token that is not `pad_token_id`).
     pub fn forward(&self, input_ids: Tensor<2, Int>, attention_mask: Option<Tensor<2, Int>>) -> Tensor<2> {
         let [b, t] = input_ids.dims();
-        let last = match &attention_mask {
-            Some(m) => m.clone().sum_dim(1) - 1, // [b, 1]
-            None => Tensor::<2, Int>::full([b, 1], t as i64 - 1, &input_ids.device()),
-        };
+        let last = crate::nn::last_token_index(attention_mask.as_ref(), b, t, &input_ids.device());
         let h = self.transformer.forward(input_ids, attention_mask); // [b, t, d]
-        let d = h.dims()[2];
-        let last = last.clamp_min(0).unsqueeze_dim::<3>(2).expand([b, 1, d]); // [b, 1, d]
-        self.score.forward(h.gather(1, last).reshape([b, d]))
+        self.score.forward(crate::nn::gather_rows(h, last))
+    }
+}
+
+// The registry's view of the family (see `models/family.rs`).
+
+impl FamilyConfig for Gpt2Config {
+    fn model_type(&self) -> &'static str {
+        Self::MODEL_TYPE
+    }
+    fn architecture(&self) -> &'static str {
+        "GPT2LMHeadModel"
+    }
+    fn base_prefix(&self) -> &'static str {
+        "transformer."
+    }
+    fn tokenizer_kind(&self) -> TokenizerKind {
+        TokenizerKind::Bpe
+    }
+    fn objectives(&self) -> &'static [Objective] {
+        &[Objective::Causal]
+    }
+    fn validate(&self) -> Result<()> {
+        Gpt2Config::validate(self)
+    }
+    fn hf_keys(&self) -> (serde_json::Value, serde_json::Value) {
+        (serde_json::json!({}), Self::hf_defaults())
+    }
+    fn vocab_size(&self) -> usize {
+        self.vocab_size
+    }
+    fn set_vocab_size(&mut self, n: usize) {
+        self.vocab_size = n;
+    }
+    fn max_positions(&self) -> Option<usize> {
+        Some(self.n_positions)
+    }
+    fn set_dropout(&mut self, p: f64) {
+        (self.resid_pdrop, self.embd_pdrop, self.attn_pdrop) = (p, p, p);
+    }
+    fn set_special_tokens(&mut self, tokenizer: &Tokenizer) {
+        (self.bos_token_id, self.eos_token_id) = (tokenizer.eos_id(), tokenizer.eos_id());
+    }
+    fn memory_dims(&self) -> MemoryDims {
+        MemoryDims {
+            layers: self.n_layer,
+            decoder_layers: 0,
+            d: self.n_embd,
+            ffn: self.d_inner(),
+            heads: self.n_head,
+            vocab: self.vocab_size,
+            fusable: true,
+            attn_dropout: self.attn_pdrop,
+        }
+    }
+}
+
+impl Family for Gpt2Config {
+    type Model = Gpt2LmHeadModel;
+    const MODEL_TYPE: &'static str = "gpt2";
+    const PRESETS: &'static [(&'static str, &'static str)] = &[
+        ("gpt-tiny", r#"{"vocab_size": 1024, "n_positions": 128, "n_embd": 128, "n_layer": 4, "n_head": 4}"#),
+        ("gpt2-124m", r#"{"vocab_size": 50257, "n_positions": 1024, "n_embd": 768, "n_layer": 12, "n_head": 12}"#),
+        // The speed benchmark's sizes (`hearth bench train`, `bench/pytorch_reference.py`): the
+        // tiny GPT of issue 8 (0.50M parameters) and a 10.1M one (head dim 64).
+        ("gpt-bench-tiny", r#"{"vocab_size": 512, "n_positions": 256, "n_embd": 128, "n_layer": 2, "n_head": 4}"#),
+        ("gpt-10m", r#"{"vocab_size": 8192, "n_positions": 256, "n_embd": 320, "n_layer": 6, "n_head": 5}"#),
+    ];
+    fn init(&self, device: &Device) -> Gpt2LmHeadModel {
+        Gpt2Config::init(self, device)
+    }
+}
+
+impl LanguageModel for Gpt2LmHeadModel {
+    fn forward_inputs(&self, inputs: ModelInputs) -> Result<ModelOutput> {
+        super::causal_forward(self, inputs)
+    }
+    fn causal_lm(&self) -> Option<&dyn CausalLm> {
+        Some(self)
+    }
+    fn attention_stacks(&self) -> Vec<(Stack, usize)> {
+        (0..self.transformer.h.len()).map(|l| (Stack::SelfAttention, l)).collect()
+    }
+    fn fused_attention(&self) -> bool {
+        self.transformer.fused_attention
+    }
+    fn set_fused_attention(&mut self, on: bool) {
+        self.transformer.fused_attention = on;
+    }
+    fn set_gradient_checkpointing(&mut self, on: bool) {
+        self.transformer.gradient_checkpointing = on;
+    }
+}
+
+impl CausalLm for Gpt2LmHeadModel {
+    fn causal_logits(&self, input_ids: Tensor<2, Int>, attention_mask: Option<Tensor<2, Int>>) -> Tensor<3> {
+        self.forward(input_ids, attention_mask)
+    }
+    fn context_length(&self) -> usize {
+        self.transformer.wpe.weight.lazy_shape()[0]
+    }
+}
+
+impl SequenceHead for Gpt2ForSequenceClassification {
+    type Config = Gpt2Config;
+    fn from_pretrained(model: Gpt2LmHeadModel, config: &Gpt2Config, num_labels: usize, device: &Device) -> Self {
+        Self::new(model.transformer, config, num_labels, device)
+    }
+    fn classify(&self, input_ids: Tensor<2, Int>, attention_mask: Tensor<2, Int>, _: Tensor<2, Int>) -> Tensor<2> {
+        self.forward(input_ids, Some(attention_mask))
+    }
+    fn architecture(&self) -> &'static str {
+        "GPT2ForSequenceClassification"
     }
 }

@@ -1,7 +1,16 @@
-//! The three model families, and one enum over them for code that takes any HF checkpoint.
+//! The model families, listed once.
+//!
+//! [`families!`] below is the registry: each line names a family's variant, its config type (which
+//! implements [`Family`]) and, where it has one, its sequence-classification head. From that list
+//! come the enums every front end holds — [`ModelConfig`] (a `config.json`), [`Model`] (any
+//! family's model, a burn `Module` that trains as one) and [`SequenceClassifier`] — and the
+//! dispatch over them. Everything else asks a config or a model for a fact or a capability
+//! (`family.rs`). A new family is its model file, one line here, and its kernels if it needs any.
 
 pub mod bert;
+pub mod family;
 pub mod gpt2;
+pub mod llama;
 pub mod presets;
 pub mod t5;
 
@@ -15,15 +24,306 @@ use crate::hf::weights::{SafetensorsFile, load_weights, save_weights, save_weigh
 use crate::nn::cross_entropy_with_ignore;
 
 pub use bert::{BertConfig, BertForMaskedLm};
+pub use family::{
+    CausalLm, Family, FamilyConfig, LanguageModel, MaskedLm, MemoryDims, ModelInputs, ModelOutput, Objective,
+    Seq2SeqLm, SequenceHead, Stack,
+};
 pub use gpt2::{Gpt2Config, Gpt2LmHeadModel};
+pub use llama::{LlamaConfig, LlamaForCausalLm};
 pub use t5::{T5Config, T5ForConditionalGeneration};
 
-/// A model's `config.json`, by its `model_type`.
-#[derive(Clone, Debug)]
-pub enum ModelConfig {
-    Gpt2(Gpt2Config),
-    Bert(BertConfig),
-    T5(T5Config),
+/// Generates the enums over the families and their dispatch from one list of
+/// `Variant: Config [=> ClassifierHead];` lines. Every `match` on a family lives here, exhaustive:
+/// a family added to the list compiles only once each of them handles it.
+macro_rules! families {
+    ($($variant:ident: $config:ty $(=> $head:ty)?;)*) => {
+        /// A model's `config.json`, by its `model_type`.
+        #[derive(Clone, Debug)]
+        pub enum ModelConfig {
+            $($variant($config),)*
+        }
+
+        /// Any family's model (a burn `Module`: it trains, saves and moves between devices as one;
+        /// its parameters keep their HF names, the variant is not part of them).
+        #[derive(Module, Debug)]
+        pub enum Model {
+            $($variant(<$config as Family>::Model),)*
+        }
+
+        /// A pretrained model with a sequence-classification head, for the families that have one.
+        #[derive(Module, Debug)]
+        pub enum SequenceClassifier {
+            $($($variant($head),)?)*
+        }
+
+        impl ModelConfig {
+            /// HF `model_type`s Hearth builds, in registry order.
+            pub const MODEL_TYPES: &'static [&'static str] = &[$(<$config as Family>::MODEL_TYPE,)*];
+
+            /// Every family's presets: `(name, model_type, HF keys as JSON)`.
+            pub fn presets() -> Vec<(&'static str, &'static str, &'static str)> {
+                let mut all = Vec::new();
+                $(all.extend(<$config as Family>::PRESETS.iter().map(|(n, j)| (*n, <$config as Family>::MODEL_TYPE, *j)));)*
+                all
+            }
+
+            /// The config `value` describes, by its `model_type`.
+            fn parse(model_type: &str, value: serde_json::Value) -> Result<Self> {
+                $(if model_type == <$config as Family>::MODEL_TYPE {
+                    return serde_json::from_value(value)
+                        .map(Self::$variant)
+                        .map_err(|e| Error::Config(format!("invalid {model_type} config: {e}")));
+                })*
+                Err(Error::Config(format!(
+                    "unknown model_type \"{model_type}\"; Hearth builds {}",
+                    Self::MODEL_TYPES.iter().map(|t| format!("\"{t}\"")).collect::<Vec<_>>().join(", ")
+                )))
+            }
+
+            /// The family's facts and settings.
+            pub fn family(&self) -> &dyn FamilyConfig {
+                match self {
+                    $(Self::$variant(c) => c,)*
+                }
+            }
+
+            pub fn family_mut(&mut self) -> &mut dyn FamilyConfig {
+                match self {
+                    $(Self::$variant(c) => c,)*
+                }
+            }
+
+            /// The config's keys as serialised (before the family's resolved keys).
+            fn own_json(&self) -> serde_json::Value {
+                match self {
+                    $(Self::$variant(c) => serde_json::to_value(c).expect("a config serialises"),)*
+                }
+            }
+
+            /// A randomly initialised model.
+            pub fn init(&self, device: &Device) -> Model {
+                match self {
+                    $(Self::$variant(c) => Model::$variant(c.init(device)),)*
+                }
+            }
+
+            /// `model` with a `num_labels`-way classification head (new weights, drawn from the
+            /// device's generator), where the family has a head.
+            pub fn classifier(&self, model: Model, num_labels: usize, device: &Device) -> Result<SequenceClassifier> {
+                match (self, model) {
+                    $(($crate::models::ModelConfig::$variant(c), Model::$variant(m)) =>
+                        families!(@head $variant c m num_labels device $($head)?),)*
+                    (c, _) => Err(Error::Config(format!("the model and its config ({}) are of different families", c.model_type()))),
+                }
+            }
+        }
+
+        impl Model {
+            /// The model as the traits every consumer asks (capabilities, attention, switches).
+            pub fn family(&self) -> &dyn ModelFamily {
+                match self {
+                    $(Self::$variant(m) => m,)*
+                }
+            }
+
+            pub fn family_mut(&mut self) -> &mut dyn ModelFamily {
+                match self {
+                    $(Self::$variant(m) => m,)*
+                }
+            }
+
+            /// The bytes of `model.safetensors` in HF names and layouts.
+            pub fn to_safetensors(&self) -> Result<Vec<u8>> {
+                match self {
+                    $(Self::$variant(m) => save_weights(m),)*
+                }
+            }
+
+            /// [`Model::to_safetensors`], with the device reads awaited (what a browser page calls).
+            pub async fn to_safetensors_async(&self) -> Result<Vec<u8>> {
+                match self {
+                    $(Self::$variant(m) => save_weights_async(m).await,)*
+                }
+            }
+
+            /// Builds the model `config` describes with the weights in `safetensors` (HF names and layouts).
+            pub fn from_hf(config: &ModelConfig, safetensors: &[u8], device: &Device) -> Result<Self> {
+                let file = SafetensorsFile::parse(safetensors)?;
+                let prefix = config.family().base_prefix();
+                Ok(match config.init(device) {
+                    $(Model::$variant(m) => Model::$variant(load_weights(m, &file, prefix)?),)*
+                })
+            }
+        }
+
+        impl SequenceClassifier {
+            fn head(&self) -> &dyn ClassifierHead {
+                match self {
+                    $($(Self::$variant(m) => { let m: &$head = m; m },)?)*
+                }
+            }
+
+            /// The bytes of `model.safetensors` (HF names: `bert.…`, `classifier.…`; `transformer.…`, `score.…`).
+            pub fn to_safetensors(&self) -> Result<Vec<u8>> {
+                match self {
+                    $($(Self::$variant(m) => { let m: &$head = m; save_weights(m) },)?)*
+                }
+            }
+        }
+    };
+    (@head $variant:ident $c:ident $m:ident $n:ident $device:ident $head:ty) => {
+        Ok(SequenceClassifier::$variant(<$head as SequenceHead>::from_pretrained($m, $c, $n, $device)))
+    };
+    (@head $variant:ident $c:ident $m:ident $n:ident $device:ident) => {{
+        let _ = ($m, $n, $device);
+        Err(Error::Config(format!(
+            "sequence classification needs a family with a classification head; {} has none (fine-tune it text-to-text)",
+            $c.model_type()
+        )))
+    }};
+}
+
+families! {
+    Gpt2: Gpt2Config => gpt2::Gpt2ForSequenceClassification;
+    Bert: BertConfig => bert::BertForSequenceClassification;
+    T5: T5Config;
+    Llama: LlamaConfig => llama::LlamaForSequenceClassification;
+}
+
+/// What every family's model answers, object-safe (the model side of the registry).
+pub trait ModelFamily {
+    fn forward(&self, inputs: ModelInputs) -> Result<ModelOutput>;
+    fn causal_lm(&self) -> Option<&dyn CausalLm>;
+    fn masked_lm(&self) -> Option<&dyn MaskedLm>;
+    fn seq2seq_lm(&self) -> Option<&dyn Seq2SeqLm>;
+    fn attention_stacks(&self) -> Vec<(Stack, usize)>;
+    fn fused_attention(&self) -> bool;
+    fn set_fused_attention(&mut self, on: bool);
+    fn set_gradient_checkpointing(&mut self, on: bool);
+    fn param_shapes(&self) -> Vec<(String, Vec<usize>)>;
+    fn param_values(&self) -> Vec<(String, TensorData)>;
+    fn param_grads(&self, grads: &Gradients) -> Vec<(String, TensorData)>;
+    fn num_params(&self) -> usize;
+}
+
+impl<M: LanguageModel> ModelFamily for M {
+    fn forward(&self, inputs: ModelInputs) -> Result<ModelOutput> {
+        self.forward_inputs(inputs)
+    }
+    fn causal_lm(&self) -> Option<&dyn CausalLm> {
+        LanguageModel::causal_lm(self)
+    }
+    fn masked_lm(&self) -> Option<&dyn MaskedLm> {
+        LanguageModel::masked_lm(self)
+    }
+    fn seq2seq_lm(&self) -> Option<&dyn Seq2SeqLm> {
+        LanguageModel::seq2seq_lm(self)
+    }
+    fn attention_stacks(&self) -> Vec<(Stack, usize)> {
+        LanguageModel::attention_stacks(self)
+    }
+    fn fused_attention(&self) -> bool {
+        LanguageModel::fused_attention(self)
+    }
+    fn set_fused_attention(&mut self, on: bool) {
+        LanguageModel::set_fused_attention(self, on)
+    }
+    fn set_gradient_checkpointing(&mut self, on: bool) {
+        LanguageModel::set_gradient_checkpointing(self, on)
+    }
+    fn param_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        param_shapes(self)
+    }
+    fn param_values(&self) -> Vec<(String, TensorData)> {
+        param_values(self)
+    }
+    fn param_grads(&self, grads: &Gradients) -> Vec<(String, TensorData)> {
+        param_grads(self, grads)
+    }
+    fn num_params(&self) -> usize {
+        Module::num_params(self)
+    }
+}
+
+/// The enum trains as any family's model: each call goes to the family inside.
+impl LanguageModel for Model {
+    fn forward_inputs(&self, inputs: ModelInputs) -> Result<ModelOutput> {
+        self.family().forward(inputs)
+    }
+    fn causal_lm(&self) -> Option<&dyn CausalLm> {
+        self.family().causal_lm()
+    }
+    fn masked_lm(&self) -> Option<&dyn MaskedLm> {
+        self.family().masked_lm()
+    }
+    fn seq2seq_lm(&self) -> Option<&dyn Seq2SeqLm> {
+        self.family().seq2seq_lm()
+    }
+    fn attention_stacks(&self) -> Vec<(Stack, usize)> {
+        self.family().attention_stacks()
+    }
+    fn fused_attention(&self) -> bool {
+        self.family().fused_attention()
+    }
+    fn set_fused_attention(&mut self, on: bool) {
+        self.family_mut().set_fused_attention(on)
+    }
+    fn set_gradient_checkpointing(&mut self, on: bool) {
+        self.family_mut().set_gradient_checkpointing(on)
+    }
+}
+
+impl Model {
+    /// `(hf_name, shape)` of every parameter.
+    pub fn param_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        self.family().param_shapes()
+    }
+
+    /// `(hf_name, value)` of every parameter.
+    pub fn param_values(&self) -> Vec<(String, TensorData)> {
+        self.family().param_values()
+    }
+
+    /// `(hf_name, gradient)` of every parameter the loss behind `grads` depends on.
+    pub fn param_grads(&self, grads: &Gradients) -> Vec<(String, TensorData)> {
+        self.family().param_grads(grads)
+    }
+
+    pub fn num_params(&self) -> usize {
+        self.family().num_params()
+    }
+
+    /// Logits and, with labels, the loss each HF head computes.
+    pub fn forward(&self, inputs: ModelInputs) -> Result<ModelOutput> {
+        self.family().forward(inputs)
+    }
+}
+
+/// The object-safe side of [`SequenceHead`], for the enum's dispatch.
+trait ClassifierHead {
+    fn classify(&self, ids: Tensor<2, Int>, mask: Tensor<2, Int>, types: Tensor<2, Int>) -> Tensor<2>;
+    fn architecture(&self) -> &'static str;
+}
+
+impl<H: SequenceHead> ClassifierHead for H {
+    fn classify(&self, ids: Tensor<2, Int>, mask: Tensor<2, Int>, types: Tensor<2, Int>) -> Tensor<2> {
+        SequenceHead::classify(self, ids, mask, types)
+    }
+    fn architecture(&self) -> &'static str {
+        SequenceHead::architecture(self)
+    }
+}
+
+impl SequenceClassifier {
+    /// `input_ids`, `attention_mask`, `token_type_ids [b, t]` -> `[b, num_labels]`.
+    pub fn classify(&self, ids: Tensor<2, Int>, mask: Tensor<2, Int>, types: Tensor<2, Int>) -> Tensor<2> {
+        self.head().classify(ids, mask, types)
+    }
+
+    /// HF's architecture name.
+    pub fn architecture(&self) -> &'static str {
+        self.head().architecture()
+    }
 }
 
 impl ModelConfig {
@@ -32,51 +332,36 @@ impl ModelConfig {
         let value: serde_json::Value =
             serde_json::from_slice(bytes).map_err(|e| Error::Config(format!("not valid JSON ({e})")))?;
         let model_type = value.get("model_type").and_then(|v| v.as_str()).ok_or_else(|| {
-            Error::Config(
-                "no \"model_type\" key; an HF config.json names its family (\"gpt2\", \"bert\" or \"t5\")".into(),
-            )
+            Error::Config(format!(
+                "no \"model_type\" key; an HF config.json names its family ({})",
+                Self::MODEL_TYPES.iter().map(|t| format!("\"{t}\"")).collect::<Vec<_>>().join(", ")
+            ))
         })?;
-        fn parse<T: serde::de::DeserializeOwned>(value: serde_json::Value, family: &str) -> Result<T> {
-            serde_json::from_value(value).map_err(|e| Error::Config(format!("invalid {family} config: {e}")))
-        }
-        let config = match model_type {
-            "gpt2" => Self::Gpt2(parse(value, "gpt2")?),
-            "bert" => Self::Bert(parse(value, "bert")?),
-            "t5" => Self::T5(parse(value, "t5")?),
-            other => {
-                return Err(Error::Config(format!(
-                    "unknown model_type \"{other}\"; Hearth builds \"gpt2\", \"bert\" and \"t5\""
-                )));
-            }
-        };
+        let config = Self::parse(&model_type.to_string(), value)?;
         config.validate()?;
         Ok(config)
     }
 
     /// The `config.json` transformers reads as the same model: every key transformers itself writes
-    /// for this model (`model.save_pretrained`), explicitly, with values resolved where Hearth
+    /// for the model (`model.save_pretrained`), explicitly, with values resolved where Hearth
     /// leaves them implicit — never a `null` that transformers would read differently. The weights
     /// Hearth writes are f32 (`dtype`). `tests/tests/hf_config.rs` compares it with the configs
     /// transformers writes for every preset.
     pub fn to_json(&self) -> String {
-        let (value, model_type, architecture, (resolved, defaults)) = match self {
-            Self::Gpt2(c) => {
-                (serde_json::to_value(c), "gpt2", "GPT2LMHeadModel", (json!({}), Gpt2Config::hf_defaults()))
-            }
-            Self::Bert(c) => {
-                (serde_json::to_value(c), "bert", "BertForMaskedLM", (json!({}), BertConfig::hf_defaults()))
-            }
-            Self::T5(c) => (serde_json::to_value(c), "t5", "T5ForConditionalGeneration", c.hf_keys()),
-        };
-        let serde_json::Value::Object(mut map) = value.expect("config serialises") else { unreachable!("an object") };
+        let family = self.family();
+        let (resolved, defaults) = family.hf_keys();
+        let serde_json::Value::Object(mut map) = self.own_json() else { unreachable!("a config is an object") };
+        for key in family.legacy_keys() {
+            map.remove(*key);
+        }
         for (key, v) in resolved.as_object().expect("an object") {
             map.insert(key.clone(), v.clone());
         }
         for (key, v) in defaults.as_object().expect("an object") {
             map.entry(key.clone()).or_insert_with(|| v.clone());
         }
-        map.insert("model_type".into(), model_type.into());
-        map.insert("architectures".into(), json!([architecture]));
+        map.insert("model_type".into(), family.model_type().into());
+        map.insert("architectures".into(), json!([family.architecture()]));
         map.insert("dtype".into(), "float32".into());
         // A key order that does not depend on where a value came from (transformers sorts too).
         let sorted: std::collections::BTreeMap<_, _> = map.into_iter().collect();
@@ -84,228 +369,36 @@ impl ModelConfig {
     }
 
     pub fn validate(&self) -> Result<()> {
-        match self {
-            Self::Gpt2(c) => c.validate(),
-            Self::Bert(c) => c.validate(),
-            Self::T5(c) => c.validate(),
-        }
+        self.family().validate()
     }
 
     /// HF's `model_type`.
     pub fn model_type(&self) -> &'static str {
-        match self {
-            Self::Gpt2(_) => "gpt2",
-            Self::Bert(_) => "bert",
-            Self::T5(_) => "t5",
-        }
+        self.family().model_type()
     }
 
     pub fn vocab_size(&self) -> usize {
-        match self {
-            Self::Gpt2(c) => c.vocab_size,
-            Self::Bert(c) => c.vocab_size,
-            Self::T5(c) => c.vocab_size,
-        }
+        self.family().vocab_size()
     }
 
-    /// The longest input the position table allows (`None`: relative positions, no limit).
+    /// The longest input the model takes (`None`: relative positions, no limit).
     pub fn max_positions(&self) -> Option<usize> {
-        match self {
-            Self::Gpt2(c) => Some(c.n_positions),
-            Self::Bert(c) => Some(c.max_position_embeddings),
-            Self::T5(_) => None,
-        }
+        self.family().max_positions()
     }
 
-    /// A randomly initialised model.
-    pub fn init(&self, device: &Device) -> Model {
-        match self {
-            Self::Gpt2(c) => Model::Gpt2(c.init(device)),
-            Self::Bert(c) => Model::Bert(c.init(device)),
-            Self::T5(c) => Model::T5(c.init(device)),
-        }
-    }
-}
-
-/// Inputs as HF models take them; `[batch, seq]` each.
-#[derive(Clone, Debug)]
-pub struct ModelInputs {
-    pub input_ids: Tensor<2, Int>,
-    /// 1 = token, 0 = padding.
-    pub attention_mask: Option<Tensor<2, Int>>,
-    /// BERT's segment ids.
-    pub token_type_ids: Option<Tensor<2, Int>>,
-    /// T5's decoder inputs (from the labels by `t5::shift_right` when absent).
-    pub decoder_input_ids: Option<Tensor<2, Int>>,
-    /// Targets, `-100` where there is none. GPT-2's are the inputs themselves (shifted inside the
-    /// loss); BERT's are the original tokens at masked positions; T5's are the decoder targets.
-    pub labels: Option<Tensor<2, Int>>,
-}
-
-impl ModelInputs {
-    pub fn new(input_ids: Tensor<2, Int>) -> Self {
-        Self { input_ids, attention_mask: None, token_type_ids: None, decoder_input_ids: None, labels: None }
-    }
-}
-
-/// Logits `[batch, seq, vocab]` and, when labels were given, the mean cross-entropy `[1]`.
-#[derive(Clone, Debug)]
-pub struct ModelOutput {
-    pub logits: Tensor<3>,
-    pub loss: Option<Tensor<1>>,
-}
-
-/// Any of the three families.
-#[derive(Clone, Debug)]
-pub enum Model {
-    Gpt2(Gpt2LmHeadModel),
-    Bert(BertForMaskedLm),
-    T5(T5ForConditionalGeneration),
-}
-
-/// Calls `$body` with `$m` bound to the inner model, whatever the family.
-macro_rules! each_family {
-    ($model:expr, $m:ident => $body:expr) => {
-        match $model {
-            Model::Gpt2($m) => $body,
-            Model::Bert($m) => $body,
-            Model::T5($m) => $body,
-        }
-    };
-}
-
-impl Model {
-    /// Builds the model `config` describes with the weights in `safetensors` (HF names and layouts).
-    pub fn from_hf(config: &ModelConfig, safetensors: &[u8], device: &Device) -> Result<Self> {
-        let file = SafetensorsFile::parse(safetensors)?;
-        Ok(match config.init(device) {
-            Model::Gpt2(m) => Model::Gpt2(load_weights(m, &file, "transformer.")?),
-            Model::Bert(m) => Model::Bert(load_weights(m, &file, "bert.")?),
-            Model::T5(m) => Model::T5(load_weights(m, &file, "")?),
-        })
+    /// Sets every dropout probability of the config (HF keys) to `p`.
+    pub fn set_dropout(&mut self, p: f64) {
+        self.family_mut().set_dropout(p)
     }
 
-    /// The bytes of `model.safetensors` in HF names and layouts.
-    pub fn to_safetensors(&self) -> Result<Vec<u8>> {
-        each_family!(self, m => save_weights(m))
+    /// Takes the ids of the special tokens from `tokenizer` (see [`FamilyConfig::set_special_tokens`]).
+    pub fn set_special_tokens(&mut self, tokenizer: &crate::tokenizer::Tokenizer) {
+        self.family_mut().set_special_tokens(tokenizer)
     }
 
-    /// [`Model::to_safetensors`], with the device reads awaited (what a browser page calls).
-    pub async fn to_safetensors_async(&self) -> Result<Vec<u8>> {
-        each_family!(self, m => save_weights_async(m).await)
-    }
-
-    /// `(hf_name, shape)` of every parameter.
-    pub fn param_shapes(&self) -> Vec<(String, Vec<usize>)> {
-        each_family!(self, m => param_shapes(m))
-    }
-
-    /// `(hf_name, value)` of every parameter.
-    pub fn param_values(&self) -> Vec<(String, TensorData)> {
-        each_family!(self, m => param_values(m))
-    }
-
-    /// `(hf_name, gradient)` of every parameter the loss behind `grads` depends on.
-    pub fn param_grads(&self, grads: &Gradients) -> Vec<(String, TensorData)> {
-        each_family!(self, m => param_grads(m, grads))
-    }
-
-    pub fn num_params(&self) -> usize {
-        each_family!(self, m => m.num_params())
-    }
-
-    /// The model on `device` (e.g. `device.autodiff()` to train it).
-    pub fn to_device(self, device: &Device) -> Self {
-        match self {
-            Model::Gpt2(m) => Model::Gpt2(m.to_device(device)),
-            Model::Bert(m) => Model::Bert(m.to_device(device)),
-            Model::T5(m) => Model::T5(m.to_device(device)),
-        }
-    }
-
-    /// Turns the fused attention kernel on or off (on by default; it applies on wgpu only, see
-    /// `nn::attention::scaled_dot_product_attention`). Not part of the HF config.
-    pub fn set_fused_attention(&mut self, fused: bool) {
-        match self {
-            Model::Gpt2(m) => m.transformer.fused_attention = fused,
-            Model::Bert(m) => m.bert.fused_attention = fused,
-            Model::T5(m) => m.fused_attention = fused,
-        }
-    }
-
-    /// Turns activation checkpointing per transformer block on or off (off by default; see
-    /// `nn::checkpoint`). It acts only while training (on autodiff tensors).
-    pub fn set_gradient_checkpointing(&mut self, on: bool) {
-        match self {
-            Model::Gpt2(m) => m.transformer.gradient_checkpointing = on,
-            Model::Bert(m) => m.bert.gradient_checkpointing = on,
-            Model::T5(m) => m.gradient_checkpointing = on,
-        }
-    }
-
-    /// Whether attention may run through the fused kernel (see [`Model::set_fused_attention`]).
-    pub fn fused_attention(&self) -> bool {
-        match self {
-            Model::Gpt2(m) => m.transformer.fused_attention,
-            Model::Bert(m) => m.bert.fused_attention,
-            Model::T5(m) => m.fused_attention,
-        }
-    }
-
-    /// Logits and, with labels, the loss each HF head computes: shifted next-token cross-entropy
-    /// for GPT-2, cross-entropy over the labelled positions for BERT and T5.
-    pub fn forward(&self, inputs: ModelInputs) -> Result<ModelOutput> {
-        each_family!(self, m => m.forward_inputs(inputs))
-    }
-}
-
-/// What code that trains or evaluates any family needs of a model.
-pub trait LanguageModel: Module + Clone + Send + 'static {
-    /// Logits and, with labels, the loss as the family's HF head computes it.
-    fn forward_inputs(&self, inputs: ModelInputs) -> Result<ModelOutput>;
-    /// The model in the enum over families.
-    fn into_model(self) -> Model;
-}
-
-impl LanguageModel for Gpt2LmHeadModel {
-    fn forward_inputs(&self, inputs: ModelInputs) -> Result<ModelOutput> {
-        let logits = self.forward(inputs.input_ids, inputs.attention_mask);
-        let loss = inputs.labels.map(|l| causal_lm_loss(logits.clone(), l));
-        Ok(ModelOutput { logits, loss })
-    }
-    fn into_model(self) -> Model {
-        Model::Gpt2(self)
-    }
-}
-
-impl LanguageModel for BertForMaskedLm {
-    fn forward_inputs(&self, inputs: ModelInputs) -> Result<ModelOutput> {
-        let logits = self.forward(inputs.input_ids, inputs.attention_mask, inputs.token_type_ids);
-        let loss = inputs.labels.map(|l| token_loss(logits.clone(), l));
-        Ok(ModelOutput { logits, loss })
-    }
-    fn into_model(self) -> Model {
-        Model::Bert(self)
-    }
-}
-
-impl LanguageModel for T5ForConditionalGeneration {
-    fn forward_inputs(&self, inputs: ModelInputs) -> Result<ModelOutput> {
-        let decoder_input_ids = match (inputs.decoder_input_ids, &inputs.labels) {
-            (Some(ids), _) => ids,
-            (None, Some(_)) => {
-                return Err(Error::Input(
-                    "T5 needs decoder_input_ids; build them from the labels with t5::shift_right".into(),
-                ));
-            }
-            (None, None) => return Err(Error::Input("T5 needs decoder_input_ids or labels".into())),
-        };
-        let logits = self.forward(inputs.input_ids, inputs.attention_mask, decoder_input_ids);
-        let loss = inputs.labels.map(|l| token_loss(logits.clone(), l));
-        Ok(ModelOutput { logits, loss })
-    }
-    fn into_model(self) -> Model {
-        Model::T5(self)
+    /// Sets the vocabulary size (to a tokenizer's).
+    pub fn set_vocab_size(&mut self, n: usize) {
+        self.family_mut().set_vocab_size(n)
     }
 }
 
@@ -327,36 +420,9 @@ pub fn causal_lm_loss(logits: Tensor<3>, labels: Tensor<2, Int>) -> Tensor<1> {
     token_loss(logits, shifted)
 }
 
-impl ModelConfig {
-    /// Sets every dropout probability of the config (HF keys) to `p`.
-    pub fn set_dropout(&mut self, p: f64) {
-        match self {
-            Self::Gpt2(c) => (c.resid_pdrop, c.embd_pdrop, c.attn_pdrop) = (p, p, p),
-            Self::Bert(c) => (c.hidden_dropout_prob, c.attention_probs_dropout_prob) = (p, p),
-            Self::T5(c) => c.dropout_rate = p,
-        }
-    }
-
-    /// Takes the ids of the special tokens (end of text, padding) from `tokenizer`, so that the
-    /// saved `config.json` tells `transformers` what `generate` and padding should use.
-    pub fn set_special_tokens(&mut self, tokenizer: &crate::tokenizer::Tokenizer) {
-        match self {
-            Self::Gpt2(c) => (c.bos_token_id, c.eos_token_id) = (tokenizer.eos_id(), tokenizer.eos_id()),
-            Self::Bert(c) => c.pad_token_id = tokenizer.pad_id(),
-            Self::T5(c) => {
-                c.pad_token_id = tokenizer.pad_id().unwrap_or(c.pad_token_id);
-                c.eos_token_id = tokenizer.eos_id().unwrap_or(c.eos_token_id);
-                c.decoder_start_token_id = Some(c.pad_token_id);
-            }
-        }
-    }
-
-    /// Sets the vocabulary size (to a tokenizer's).
-    pub fn set_vocab_size(&mut self, n: usize) {
-        match self {
-            Self::Gpt2(c) => c.vocab_size = n,
-            Self::Bert(c) => c.vocab_size = n,
-            Self::T5(c) => c.vocab_size = n,
-        }
-    }
+/// The forward of a decoder trained causally: logits and the shifted loss (GPT-2, LLaMA).
+pub(crate) fn causal_forward(model: &dyn CausalLm, inputs: ModelInputs) -> Result<ModelOutput> {
+    let logits = model.causal_logits(inputs.input_ids, inputs.attention_mask);
+    let loss = inputs.labels.map(|l| causal_lm_loss(logits.clone(), l));
+    Ok(ModelOutput { logits, loss })
 }

@@ -1,13 +1,16 @@
 //! Named model sizes: tiny ones that train in minutes on a CPU or in a browser, and the classic
-//! full sizes (GPT-2 124M, BERT-base, T5-base) with HF's own hyper-parameters.
+//! full sizes (GPT-2 124M, BERT-base, T5-base, a 135M LLaMA) with HF's own hyper-parameters. Each
+//! family lists its own (`Family::PRESETS`, in its model file); this module looks them up.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::ModelConfig;
 use crate::error::{Error, Result};
 
-pub const NAMES: [&str; 8] =
-    ["gpt-tiny", "bert-tiny", "t5-tiny", "gpt2-124m", "bert-base", "t5-base", "gpt-bench-tiny", "gpt-10m"];
+/// Every preset's name, in registry order.
+pub fn names() -> Vec<&'static str> {
+    ModelConfig::presets().into_iter().map(|(name, _, _)| name).collect()
+}
 
 /// The HF `config.json` of preset `name`, with `overrides` applied (keys as HF spells them).
 pub fn preset(name: &str, overrides: &serde_json::Map<String, Value>) -> Result<ModelConfig> {
@@ -19,41 +22,15 @@ pub fn preset(name: &str, overrides: &serde_json::Map<String, Value>) -> Result<
     ModelConfig::from_json(config.to_string().as_bytes())
 }
 
-/// The hyper-parameters preset `name` sets, as HF `config.json` keys (the rest are the family's
-/// defaults, HF's and Hearth's alike).
+/// The hyper-parameters preset `name` sets, as HF `config.json` keys with its `model_type` (the
+/// rest are the family's defaults, HF's and Hearth's alike).
 pub fn preset_json(name: &str) -> Result<Value> {
-    Ok(match name {
-        "gpt-tiny" => {
-            json!({"model_type": "gpt2", "vocab_size": 1024, "n_positions": 128, "n_embd": 128, "n_layer": 4, "n_head": 4})
-        }
-        // The speed benchmark's sizes (`hearth bench train`, `bench/pytorch_reference.py`): the tiny
-        // GPT of issue 8 (0.50M parameters) and a 10.1M one (head dim 64).
-        "gpt-bench-tiny" => {
-            json!({"model_type": "gpt2", "vocab_size": 512, "n_positions": 256, "n_embd": 128, "n_layer": 2, "n_head": 4})
-        }
-        "gpt-10m" => {
-            json!({"model_type": "gpt2", "vocab_size": 8192, "n_positions": 256, "n_embd": 320, "n_layer": 6, "n_head": 5})
-        }
-        "gpt2-124m" => {
-            json!({"model_type": "gpt2", "vocab_size": 50257, "n_positions": 1024, "n_embd": 768, "n_layer": 12, "n_head": 12})
-        }
-        "bert-tiny" => json!({"model_type": "bert", "vocab_size": 1024, "hidden_size": 128, "num_hidden_layers": 2,
-            "num_attention_heads": 2, "intermediate_size": 512, "max_position_embeddings": 128, "pad_token_id": 0}),
-        "bert-base" => json!({"model_type": "bert", "vocab_size": 30522, "hidden_size": 768, "num_hidden_layers": 12,
-            "num_attention_heads": 12, "intermediate_size": 3072, "max_position_embeddings": 512, "pad_token_id": 0}),
-        "t5-tiny" => {
-            json!({"model_type": "t5", "vocab_size": 1024, "d_model": 128, "d_kv": 32, "d_ff": 512, "num_layers": 2,
-            "num_heads": 4, "feed_forward_proj": "gated-gelu", "tie_word_embeddings": true,
-            "pad_token_id": 0, "eos_token_id": 1, "decoder_start_token_id": 0})
-        }
-        "t5-base" => {
-            json!({"model_type": "t5", "vocab_size": 32128, "d_model": 768, "d_kv": 64, "d_ff": 3072, "num_layers": 12,
-            "num_heads": 12, "feed_forward_proj": "relu", "pad_token_id": 0, "eos_token_id": 1, "decoder_start_token_id": 0})
-        }
-        other => {
-            return Err(Error::Config(format!("unknown preset \"{other}\"; choose one of {}", NAMES.join(", "))));
-        }
-    })
+    let Some((_, model_type, keys)) = ModelConfig::presets().into_iter().find(|(n, _, _)| *n == name) else {
+        return Err(Error::Config(format!("unknown preset \"{name}\"; choose one of {}", names().join(", "))));
+    };
+    let mut value: Value = serde_json::from_str(keys).expect("a preset's keys are JSON");
+    value["model_type"] = model_type.into();
+    Ok(value)
 }
 
 #[cfg(test)]
@@ -62,8 +39,8 @@ mod tests {
 
     #[test]
     fn presets_build_and_124m_has_its_size() {
-        for name in NAMES {
-            preset(name, &Default::default()).unwrap();
+        for name in names() {
+            preset(name, &Default::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
         }
         let gpt = preset("gpt2-124m", &Default::default()).unwrap();
         let ModelConfig::Gpt2(c) = gpt else { panic!() };
@@ -76,5 +53,12 @@ mod tests {
         assert_eq!(params(512, 256, 128, 2), 495_104);
         let err = preset("gpt-tiny", &serde_json::from_str(r#"{"n_head": 3}"#).unwrap()).unwrap_err().to_string();
         assert!(err.contains("not divisible"), "{err}");
+        // SmolLM2-135M's shape: 134.5M parameters (tied head).
+        let llama = preset("llama-135m", &Default::default()).unwrap();
+        let ModelConfig::Llama(c) = llama else { panic!() };
+        let (d, f, l, kv) = (576, 1536, 30, 3 * 64);
+        let params = 49152 * d + l * (d * d + 2 * d * kv + d * d + 3 * d * f + 2 * d) + d;
+        assert_eq!(params, 134_515_008);
+        assert_eq!((c.head_dim(), c.kv_heads()), (64, 3));
     }
 }

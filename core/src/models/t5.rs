@@ -10,10 +10,14 @@ use burn::nn::{Dropout, Embedding};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
+use super::family::{
+    Family, FamilyConfig, LanguageModel, MemoryDims, ModelInputs, ModelOutput, Objective, Seq2SeqLm, Stack,
+};
 use crate::error::{Error, Result};
 use crate::nn::attention::{AttentionBias, merge_heads, split_heads};
 use crate::nn::loss::IGNORE_INDEX;
 use crate::nn::{Activation, Linear, RmsNorm, dropout, embedding_table, recompute, scaled_dot_product_attention};
+use crate::tokenizer::{Tokenizer, TokenizerKind};
 
 /// HF `T5Config`, as `config.json` spells it; unused keys are kept in `extra`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -244,6 +248,7 @@ impl T5Config {
             output_scale: self.scales_decoder_outputs().then(|| d.powf(-0.5)),
             fused_attention: true,
             gradient_checkpointing: false,
+            decoder_start_token_id: self.decoder_start_token(),
         }
     }
 }
@@ -265,6 +270,9 @@ pub struct T5ForConditionalGeneration {
     /// Recompute each block's activations in backward (see `nn::checkpoint`); training only.
     #[module(skip)]
     pub gradient_checkpointing: bool,
+    /// The decoder's first token (`decoder_start_token_id`, T5's pad).
+    #[module(skip)]
+    pub decoder_start_token_id: u32,
 }
 
 #[derive(Module, Debug)]
@@ -554,6 +562,137 @@ pub fn shift_right(labels: &[Vec<i64>], decoder_start: u32, pad: u32) -> Vec<Vec
                 .collect()
         })
         .collect()
+}
+
+// The registry's view of the family (see `models/family.rs`).
+
+impl FamilyConfig for T5Config {
+    fn model_type(&self) -> &'static str {
+        Self::MODEL_TYPE
+    }
+    fn architecture(&self) -> &'static str {
+        "T5ForConditionalGeneration"
+    }
+    fn base_prefix(&self) -> &'static str {
+        ""
+    }
+    fn tokenizer_kind(&self) -> TokenizerKind {
+        TokenizerKind::Unigram
+    }
+    fn objectives(&self) -> &'static [Objective] {
+        &[Objective::Span, Objective::Denoise]
+    }
+    fn validate(&self) -> Result<()> {
+        T5Config::validate(self)
+    }
+    fn hf_keys(&self) -> (serde_json::Value, serde_json::Value) {
+        T5Config::hf_keys(self)
+    }
+    fn vocab_size(&self) -> usize {
+        self.vocab_size
+    }
+    fn set_vocab_size(&mut self, n: usize) {
+        self.vocab_size = n;
+    }
+    fn max_positions(&self) -> Option<usize> {
+        None
+    }
+    fn set_dropout(&mut self, p: f64) {
+        self.dropout_rate = p;
+    }
+    fn set_special_tokens(&mut self, tokenizer: &Tokenizer) {
+        self.pad_token_id = tokenizer.pad_id().unwrap_or(self.pad_token_id);
+        self.eos_token_id = tokenizer.eos_id().unwrap_or(self.eos_token_id);
+        self.decoder_start_token_id = Some(self.pad_token_id);
+    }
+    fn memory_dims(&self) -> MemoryDims {
+        MemoryDims {
+            layers: self.num_layers,
+            decoder_layers: self.decoder_layers(),
+            d: self.d_model.max(self.num_heads * self.d_kv),
+            ffn: self.d_ff,
+            heads: self.num_heads,
+            vocab: self.vocab_size,
+            fusable: false,
+            attn_dropout: self.dropout_rate,
+        }
+    }
+    fn decoder_start_token(&self) -> Option<u32> {
+        Some(T5Config::decoder_start_token(self))
+    }
+}
+
+impl Family for T5Config {
+    type Model = T5ForConditionalGeneration;
+    const MODEL_TYPE: &'static str = "t5";
+    const PRESETS: &'static [(&'static str, &'static str)] = &[
+        (
+            "t5-tiny",
+            r#"{"vocab_size": 1024, "d_model": 128, "d_kv": 32, "d_ff": 512, "num_layers": 2, "num_heads": 4,
+                "feed_forward_proj": "gated-gelu", "tie_word_embeddings": true, "pad_token_id": 0,
+                "eos_token_id": 1, "decoder_start_token_id": 0}"#,
+        ),
+        (
+            "t5-base",
+            r#"{"vocab_size": 32128, "d_model": 768, "d_kv": 64, "d_ff": 3072, "num_layers": 12, "num_heads": 12,
+                "feed_forward_proj": "relu", "pad_token_id": 0, "eos_token_id": 1, "decoder_start_token_id": 0}"#,
+        ),
+    ];
+    fn init(&self, device: &Device) -> T5ForConditionalGeneration {
+        T5Config::init(self, device)
+    }
+}
+
+impl LanguageModel for T5ForConditionalGeneration {
+    fn forward_inputs(&self, inputs: ModelInputs) -> Result<ModelOutput> {
+        let decoder_input_ids = match (inputs.decoder_input_ids, &inputs.labels) {
+            (Some(ids), _) => ids,
+            (None, Some(_)) => {
+                return Err(Error::Input(
+                    "T5 needs decoder_input_ids; build them from the labels with t5::shift_right".into(),
+                ));
+            }
+            (None, None) => return Err(Error::Input("T5 needs decoder_input_ids or labels".into())),
+        };
+        let logits = self.forward(inputs.input_ids, inputs.attention_mask, decoder_input_ids);
+        let loss = inputs.labels.map(|l| super::token_loss(logits.clone(), l));
+        Ok(ModelOutput { logits, loss })
+    }
+    fn seq2seq_lm(&self) -> Option<&dyn Seq2SeqLm> {
+        Some(self)
+    }
+    fn attention_stacks(&self) -> Vec<(Stack, usize)> {
+        (0..self.encoder.block.len())
+            .map(|l| (Stack::Encoder, l))
+            .chain((0..self.decoder.block.len()).flat_map(|l| [(Stack::Decoder, l), (Stack::Cross, l)]))
+            .collect()
+    }
+    fn fused_attention(&self) -> bool {
+        self.fused_attention
+    }
+    fn set_fused_attention(&mut self, on: bool) {
+        self.fused_attention = on;
+    }
+    fn set_gradient_checkpointing(&mut self, on: bool) {
+        self.gradient_checkpointing = on;
+    }
+}
+
+impl Seq2SeqLm for T5ForConditionalGeneration {
+    fn encode(&self, input_ids: Tensor<2, Int>, attention_mask: Option<Tensor<2, Int>>) -> Tensor<3> {
+        T5ForConditionalGeneration::encode(self, input_ids, attention_mask)
+    }
+    fn decode(
+        &self,
+        decoder_ids: Tensor<2, Int>,
+        encoded: Tensor<3>,
+        attention_mask: Option<Tensor<2, Int>>,
+    ) -> Tensor<3> {
+        T5ForConditionalGeneration::decode(self, decoder_ids, encoded, attention_mask)
+    }
+    fn decoder_start(&self) -> u32 {
+        self.decoder_start_token_id
+    }
 }
 
 #[cfg(test)]

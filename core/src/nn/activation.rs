@@ -58,3 +58,15 @@ fn gelu_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     let z2 = x.clone() * ((x.clone() * x.clone()) * (TWO_SQRT_2_OVER_PI * 0.044715) + TWO_SQRT_2_OVER_PI);
     x * activation::sigmoid(z2)
 }
+
+/// A gated feed-forward's inner activation, `act(gate) · up` (SwiGLU with `silu`, GeGLU with a
+/// GELU). On flex SwiGLU is one kernel pass forward and backward (`hearth_shaders::cpu::swiglu`),
+/// in f32.
+pub fn gated<const D: usize>(act: Activation, gate: Tensor<D>, up: Tensor<D>) -> Tensor<D> {
+    if act == Activation::Silu && hearth_shaders::cpu::applies(&gate.device()) {
+        let (gate, dtype) = super::dtype::upcast(gate);
+        let up = super::dtype::upcast(up).0;
+        return super::dtype::downcast(hearth_shaders::cpu::swiglu::swiglu(gate, up), dtype);
+    }
+    act.forward(gate) * up
+}

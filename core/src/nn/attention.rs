@@ -5,7 +5,7 @@
 //! masked gets a uniform distribution rather than NaN.
 
 use burn::nn::Dropout;
-use burn::tensor::{Bool, Device, Int, Tensor, activation::softmax};
+use burn::tensor::{Bool, DType, Device, Int, Tensor, activation::softmax};
 
 use super::dtype::{downcast, upcast};
 
@@ -126,26 +126,55 @@ pub fn fused_launches() -> u64 {
     hearth_shaders::attention::fused_launches()
 }
 
-/// Whether a device runs burn's wgpu backend (where the WGSL kernels run), autodiff or not.
-pub fn is_wgpu(device: &Device) -> bool {
-    use burn::backend::DispatchDevice;
-    let mut d = device.as_dispatch();
-    if let DispatchDevice::Autodiff(inner) = d {
-        d = inner;
+/// Whether a device runs the hand-written WGSL kernels: burn's wgpu backend with its WGSL compiler
+/// (browsers' WebGPU, Metal, DX12, and Vulkan where WGSL is chosen), autodiff or not. Under the
+/// SPIR-V compiler (Vulkan on a hardware adapter) and on CUDA a WGSL template cannot be loaded, and
+/// attention takes burn's composition there (see [`attention_path`]).
+pub fn runs_wgsl(device: &Device) -> bool {
+    hearth_shaders::device::shader_language(device) == Some(hearth_shaders::device::ShaderLanguage::Wgsl)
+}
+
+/// Which attention a model on `device` runs where nothing else sends it to the composition (no
+/// additive bias, no general mask, no active dropout), for the run's header; `half`: the run
+/// computes in f16 or bf16.
+pub fn attention_path(device: &Device, fused: bool, half: Option<DType>) -> &'static str {
+    use hearth_shaders::device::ShaderLanguage;
+    if !fused {
+        return "burn's composition (fused_attention = false)";
     }
-    matches!(d, DispatchDevice::Cube(burn::cubecl::Device::Wgpu(_)))
+    if hearth_shaders::cpu::applies(device) {
+        return match half {
+            Some(_) => "the fused CPU kernel (in f32)",
+            None => "the fused CPU kernel",
+        };
+    }
+    match hearth_shaders::device::shader_language(device) {
+        Some(ShaderLanguage::Wgsl) => match half {
+            Some(DType::F16) => "the fused WGSL kernel in f16 (f32 accumulation)",
+            Some(_) => "the fused WGSL kernel (in f32: WGSL has no bf16)",
+            None => "the fused WGSL kernel",
+        },
+        Some(ShaderLanguage::SpirV) => {
+            "burn's composition (the fused kernel is WGSL, which the SPIR-V compiler cannot load; --backend webgpu runs it)"
+        }
+        Some(ShaderLanguage::Other(_)) => {
+            "burn's composition (the fused kernel is WGSL, which this runtime cannot load)"
+        }
+        None => "burn's composition",
+    }
 }
 
 /// `q [b, h, tq, dh]`, `k, v [b, h, tk, dh]` -> `[b, h, tq, dh]`
 ///
-/// On wgpu, with `bias.fused`, this runs the fused kernel of `hearth_shaders::attention` (forward
+/// On wgpu under the WGSL compiler, with `bias.fused`, this runs the fused kernel of `hearth_shaders::attention` (forward
 /// and backward, memory linear in the sequence length), and on flex the CPU kernel of
 /// `hearth_shaders::cpu::attention` (the same, threaded per head), unless one of these sends it
 /// to the composition: an additive bias (T5 self-attention's relative position bias, which needs its own
 /// O(T²) gradient), a general `mask`, attention dropout that is active (training with `p > 0`), or
 /// shapes the kernel does not take (head dim not a multiple of 4 or above 256, k/v batch or heads
-/// broadcast on wgpu). Every other backend uses the composition. Half-precision inputs (mixed precision)
-/// run the f32 kernel on upcast q, k, v, as the composition upcasts its softmax.
+/// broadcast on wgpu). Every other backend (SPIR-V, CUDA) uses the composition. f16 inputs run the
+/// f16 WGSL kernel (f32 accumulation); bf16 ones (and f16 on the CPU) the f32 kernel on upcast q, k,
+/// v, as the composition upcasts its softmax.
 pub fn scaled_dot_product_attention(
     q: Tensor<4>,
     k: Tensor<4>,
@@ -159,25 +188,43 @@ pub fn scaled_dot_product_attention(
     let kernel_may_run =
         bias.fused && bias.additive.is_none() && bias.mask.is_none() && !dropout_active && !recording();
     let wgpu =
-        kernel_may_run && is_wgpu(&q.device()) && hearth_shaders::attention::supports(q.dims(), k.dims(), v.dims());
+        kernel_may_run && runs_wgsl(&q.device()) && hearth_shaders::attention::supports(q.dims(), k.dims(), v.dims());
     let cpu = kernel_may_run
         && hearth_shaders::cpu::applies(&q.device())
         && hearth_shaders::cpu::attention::supports(q.dims(), k.dims(), v.dims());
+    let (causal, padding, scale_f) = (bias.causal, bias.key_padding.clone(), scale.unwrap_or(1.0));
+    if wgpu && q.dtype() == DType::F16 {
+        // The WGSL kernels keep f16 q, k, v, O and gradients in f16 and accumulate in f32.
+        return fused_attention(q, k, v, causal, padding, scale_f);
+    }
     if wgpu || cpu {
-        // Both kernels take f32: half-precision q, k, v are upcast, as the composition upcasts its softmax.
+        // f32 kernels: other half-precision q, k, v (bf16; f16 on the CPU) are upcast around them,
+        // as the composition upcasts its softmax.
         let (q, dtype) = upcast(q);
         let (k, v) = (upcast(k).0, upcast(v).0);
-        let (causal, padding, scale) = (bias.causal, bias.key_padding.clone(), scale.unwrap_or(1.0));
         let o = match wgpu {
-            true => fused_attention(q, k, v, causal, padding, scale),
-            false => hearth_shaders::cpu::attention::attention(q, k, v, causal, padding, scale as f32),
+            true => fused_attention(q, k, v, causal, padding, scale_f),
+            false => hearth_shaders::cpu::attention::attention(q, k, v, causal, padding, scale_f as f32),
         };
         return downcast(o, dtype);
     }
+    let (k, v) = (repeat_kv(k, q.dims()[1]), repeat_kv(v, q.dims()[1]));
     composed_attention(q, k, v, bias, scale, dropout)
 }
 
-/// The fused kernel (wgpu only; see [`scaled_dot_product_attention`] for when it applies).
+/// Grouped-query attention for the composition: `[b, kv, t, dh]` with each key/value head repeated
+/// for the `heads / kv` query heads it serves -> `[b, heads, t, dh]` (HF's `repeat_kv`). The fused
+/// kernels read the shared head instead.
+pub fn repeat_kv(x: Tensor<4>, heads: usize) -> Tensor<4> {
+    let [b, kv, t, dh] = x.dims();
+    if kv == heads {
+        return x;
+    }
+    assert!(kv > 0 && heads % kv == 0, "{heads} query heads do not group over {kv} key/value heads");
+    x.unsqueeze_dim::<5>(2).expand([b, kv, heads / kv, t, dh]).reshape([b, heads, t, dh])
+}
+
+/// The fused kernel (wgpu under the WGSL compiler only; see [`scaled_dot_product_attention`] for when it applies).
 pub fn fused_attention(
     q: Tensor<4>,
     k: Tensor<4>,

@@ -21,7 +21,7 @@ pub use recompute::recompute;
 pub use rms_norm::RmsNorm;
 
 use burn::module::{Initializer, Param};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Int, Tensor};
 
 /// `Normal(0, std)`, the initialiser every family here uses for weights (HF `initializer_range`).
 pub(crate) fn normal<const D: usize>(shape: [usize; D], std: f64, device: &Device) -> Param<Tensor<D>> {
@@ -59,4 +59,24 @@ pub(crate) fn project<const D: usize>(x: Tensor<D>, weight: Tensor<2>, bias: Opt
 /// burn's `Dropout` with probability `p`.
 pub(crate) fn dropout(p: f64) -> burn::nn::Dropout {
     burn::nn::DropoutConfig::new(p).init()
+}
+
+/// Each row's last real token `[b, 1]` under a right-padded `attention_mask [b, t]` (1 = token);
+/// the last position without one.
+pub(crate) fn last_token_index(
+    attention_mask: Option<&Tensor<2, Int>>,
+    b: usize,
+    t: usize,
+    device: &Device,
+) -> Tensor<2, Int> {
+    match attention_mask {
+        Some(m) => (m.clone().sum_dim(1) - 1).clamp_min(0),
+        None => Tensor::<2, Int>::full([b, 1], t as i64 - 1, device),
+    }
+}
+
+/// `h [b, t, d]` at one position per row (`index [b, 1]`) -> `[b, d]`.
+pub(crate) fn gather_rows(h: Tensor<3>, index: Tensor<2, Int>) -> Tensor<2> {
+    let [b, _, d] = h.dims();
+    h.gather(1, index.unsqueeze_dim::<3>(2).expand([b, 1, d])).reshape([b, d])
 }

@@ -49,6 +49,7 @@ pub fn int_tensor(rows: &[Vec<i64>], device: &Device) -> Tensor<2, Int> {
     let len = rows.first().map_or(0, Vec::len);
     assert!(rows.iter().all(|r| r.len() == len), "rows of a batch must have one length");
     let flat: Vec<i64> = rows.iter().flatten().copied().collect();
+    crate::readback::note_upload(flat.len() * std::mem::size_of::<i64>());
     Tensor::from_data(TensorData::new(flat, [rows.len(), len]), device)
 }
 

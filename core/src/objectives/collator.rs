@@ -49,18 +49,15 @@ impl Collator {
     /// The collator for `objective` (`None`: the family's own), with ids from `tokenizer` and the
     /// rates from `noise`.
     pub fn new(objective: Option<Objective>, noise: Noise, model: &ModelConfig, tokenizer: &Tokenizer) -> Result<Self> {
-        let family_default = match model {
-            ModelConfig::Gpt2(_) => Objective::Causal,
-            ModelConfig::Bert(_) => Objective::Masked,
-            ModelConfig::T5(_) => Objective::Span,
-        };
-        let objective = objective.unwrap_or(family_default);
-        let fits =
-            objective == family_default || (family_default == Objective::Span && objective == Objective::Denoise);
-        if !fits {
+        let family = model.family();
+        let objectives = family.objectives();
+        let objective = objective.unwrap_or(objectives[0]);
+        if !objectives.contains(&objective) {
             return Err(Error::Config(format!(
-                "objective {objective:?} does not fit a {} model (GPT-2 trains causal, BERT masked, T5 span or denoise)",
-                model.model_type()
+                "objective {} does not fit a {} model; it trains with {}",
+                objective.name(),
+                family.model_type(),
+                objectives.iter().map(|o| o.name()).collect::<Vec<_>>().join(" or ")
             )));
         }
         let need = |id: Option<u32>, what: &str| {
@@ -95,10 +92,7 @@ impl Collator {
                 let mut corruption = SpanCorruption::t5(sentinels, eos);
                 corruption.noise_density = noise.noise_density;
                 corruption.mean_span_length = noise.mean_span_length;
-                let decoder_start = match model {
-                    ModelConfig::T5(c) => c.decoder_start_token(),
-                    _ => 0,
-                };
+                let decoder_start = family.decoder_start_token().unwrap_or(0);
                 let whole_target = objective == Objective::Denoise;
                 Self::Span { corruption, pad: tokenizer.pad_id().unwrap_or(0), decoder_start, whole_target }
             }
@@ -200,6 +194,6 @@ mod tests {
         let tokenizer = unigram();
         let gpt = preset("gpt-tiny", &Default::default()).unwrap();
         let err = Collator::new(Some(Objective::Denoise), Noise::default(), &gpt, &tokenizer).unwrap_err().to_string();
-        assert!(err.contains("does not fit a gpt2 model") && err.contains("T5 span or denoise"), "{err}");
+        assert!(err.contains("does not fit a gpt2 model; it trains with causal"), "{err}");
     }
 }

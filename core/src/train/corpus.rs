@@ -23,13 +23,10 @@ pub fn split_validation(mut docs: Vec<String>, fraction: f64, source: &str) -> R
     Ok((docs, val))
 }
 
-/// The tokenizer each family trains with: byte-level BPE (GPT-2), WordPiece (BERT), Unigram (T5).
+/// The tokenizer a new run of this family trains (byte-level BPE for GPT-2 and LLaMA, WordPiece
+/// for BERT, Unigram for T5: the registry's fact).
 pub fn tokenizer_kind(model: &ModelConfig) -> TokenizerKind {
-    match model {
-        ModelConfig::Gpt2(_) => TokenizerKind::Bpe,
-        ModelConfig::Bert(_) => TokenizerKind::WordPiece,
-        ModelConfig::T5(_) => TokenizerKind::Unigram,
-    }
+    model.family().tokenizer_kind()
 }
 
 /// Every document's tokens, each followed by `eos`, in one stream (sequentially; the CLI has a

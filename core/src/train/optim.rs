@@ -7,9 +7,7 @@ use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::Tensor;
 
 use super::TrainConfig;
-use crate::error::Result;
 use crate::hf::params::param_ids_of_rank;
-use crate::readback;
 
 pub fn adamw<M: Module>(config: &TrainConfig, model: &M) -> ModuleOptimizer {
     let base = base(config);
@@ -43,8 +41,10 @@ pub fn without_state_for<M: Module>(
     )
 }
 
-/// `sqrt(Σ‖g‖²)` over every parameter's gradient (one read from the device, awaited).
-pub async fn global_norm<M: Module>(model: &M, grads: &GradientsParams) -> Result<f64> {
+/// `Σ‖g‖²` over every parameter's gradient, on the device (`[1]`, f32; `None` without
+/// gradients): the global norm's square, read back only when a step's numbers are (see
+/// `Trainer::read_stats`).
+pub fn sum_of_squares<M: Module>(model: &M, grads: &GradientsParams) -> Option<Tensor<1>> {
     struct SumSquares<'a> {
         grads: &'a GradientsParams,
         total: Option<Tensor<1>>,
@@ -62,30 +62,32 @@ pub async fn global_norm<M: Module>(model: &M, grads: &GradientsParams) -> Resul
     }
     let mut v = SumSquares { grads, total: None };
     model.visit(&mut v);
-    match v.total {
-        Some(t) => Ok((readback::scalar::<1, f32>(t).await? as f64).sqrt()),
-        None => Ok(0.0),
-    }
+    v.total
 }
 
-/// Clipping by the global norm: every gradient scaled by `max_norm / norm` when `norm` (from
-/// [`global_norm`]) exceeds `max_norm` (0 turns clipping off).
-pub fn clip_grads<M: Module>(model: &M, grads: &mut GradientsParams, norm: f64, max_norm: f64) {
-    if max_norm > 0.0 && norm > max_norm {
-        scale_grads(model, grads, max_norm / (norm + 1e-6));
+/// Clipping by the global norm, on the device: every gradient scaled by
+/// `min(1, max_norm / (norm + 1e-6))`, where `norm = sqrt(sum_of_squares)` (see [`sum_of_squares`];
+/// `max_norm` 0 turns clipping off). Below the threshold the factor is exactly 1, which leaves
+/// every gradient's bits as they were; nothing is read back to decide.
+pub fn clip_grads<M: Module>(model: &M, grads: &mut GradientsParams, sum_of_squares: &Tensor<1>, max_norm: f64) {
+    if max_norm <= 0.0 {
+        return;
     }
+    let factor = (sum_of_squares.clone().sqrt() + 1e-6).recip().mul_scalar(max_norm).clamp_max(1.0);
+    scale_grads(model, grads, &factor);
 }
 
-/// Multiplies every gradient by `factor`.
-fn scale_grads<M: Module>(model: &M, grads: &mut GradientsParams, factor: f64) {
+/// Multiplies every gradient by `factor` (`[1]`, on the device).
+fn scale_grads<M: Module>(model: &M, grads: &mut GradientsParams, factor: &Tensor<1>) {
     struct Scale<'a> {
         grads: &'a mut GradientsParams,
-        factor: f64,
+        factor: &'a Tensor<1>,
     }
     impl ModuleVisitor for Scale<'_> {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
             if let Some(g) = self.grads.remove::<D>(param.id) {
-                self.grads.register(param.id, g * self.factor);
+                let factor = self.factor.clone().reshape([1; D]);
+                self.grads.register(param.id, g * factor);
             }
         }
     }

@@ -3,18 +3,13 @@
 //! trainer here, so they accept and refuse the same runs with the same words (torchtitan's
 //! `Trainer.__init__`, the one place a run is built).
 
-use burn::module::Module;
 use burn::tensor::Device;
 
-use super::data::TokenSource;
-use super::precision::Precision;
-use super::state::{Checkpoint, StepStats, TrainState};
 use super::{TrainConfig, Trainer};
 use crate::error::{Error, Result};
 use crate::fit::{self, DeviceLimits, PeakEstimate};
-use crate::models::{BertForMaskedLm, Gpt2LmHeadModel, LanguageModel, T5ForConditionalGeneration};
+use crate::models::LanguageModel;
 use crate::objectives::Collator;
-use crate::parallel::Collective;
 use crate::tokenizer::Tokenizer;
 use crate::{Model, ModelConfig};
 
@@ -67,25 +62,16 @@ impl<'a> RunPlan<'a> {
 
     /// The model built on `device` ([`build_model`]) in a trainer: at step 0, or continuing from
     /// `resume` with this run's config from here on.
-    pub fn trainer(self, device: &Device, resume: Option<Resume>) -> Result<AnyTrainer> {
+    pub fn trainer(self, device: &Device, resume: Option<Resume>) -> Result<Trainer> {
         let model = build_model(&self.config, &self.model_config, self.start, device)?;
         let (config, model_config, collator) = (self.config, self.model_config, self.collator);
-        macro_rules! trainer {
-            ($variant:ident, $m:expr) => {
-                AnyTrainer::$variant(match resume {
-                    None => Trainer::new($m, model_config, config, collator, device),
-                    Some(r) => {
-                        let mut t = Trainer::resume($m, model_config, r.state_json, r.optimizer, collator, device)?;
-                        t.set_config(config);
-                        t
-                    }
-                })
-            };
-        }
-        Ok(match model {
-            Model::Gpt2(m) => trainer!(Gpt2, m),
-            Model::Bert(m) => trainer!(Bert, m),
-            Model::T5(m) => trainer!(T5, m),
+        Ok(match resume {
+            None => Trainer::new(model, model_config, config, collator, device),
+            Some(r) => {
+                let mut t = Trainer::resume(model, model_config, r.state_json, r.optimizer, collator, device)?;
+                t.set_config(config);
+                t
+            }
         })
     }
 }
@@ -141,104 +127,4 @@ pub fn document_separator(tokenizer: &Tokenizer) -> Result<u32> {
     tokenizer
         .eos_id()
         .ok_or_else(|| Error::Config("the tokenizer has no end-of-text token to separate documents".into()))
-}
-
-/// A trainer over whichever family the run holds.
-pub enum AnyTrainer {
-    Gpt2(Trainer<Gpt2LmHeadModel>),
-    Bert(Trainer<BertForMaskedLm>),
-    T5(Trainer<T5ForConditionalGeneration>),
-}
-
-/// `$body` with `$t` bound to the trainer inside an [`AnyTrainer`] (or a reference to one).
-#[macro_export]
-macro_rules! each_trainer {
-    ($trainer:expr, $t:ident => $body:expr) => {
-        match $trainer {
-            $crate::train::run::AnyTrainer::Gpt2($t) => $body,
-            $crate::train::run::AnyTrainer::Bert($t) => $body,
-            $crate::train::run::AnyTrainer::T5($t) => $body,
-        }
-    };
-}
-
-/// [`Trainer`]'s methods, on whichever family the run holds.
-impl AnyTrainer {
-    /// See [`Trainer::with_parallel`].
-    pub async fn with_parallel(self, collective: Box<dyn Collective>) -> Result<Self> {
-        Ok(match self {
-            AnyTrainer::Gpt2(t) => AnyTrainer::Gpt2(t.with_parallel(collective).await?),
-            AnyTrainer::Bert(t) => AnyTrainer::Bert(t.with_parallel(collective).await?),
-            AnyTrainer::T5(t) => AnyTrainer::T5(t.with_parallel(collective).await?),
-        })
-    }
-
-    pub fn step(&mut self, train: &dyn TokenSource) -> Result<StepStats> {
-        each_trainer!(self, t => t.step(train))
-    }
-
-    pub async fn step_async(&mut self, train: &dyn TokenSource) -> Result<StepStats> {
-        each_trainer!(self, t => t.step_async(train).await)
-    }
-
-    pub fn validation_batches(&self, val: &dyn TokenSource) -> Result<usize> {
-        each_trainer!(self, t => t.validation_batches(val))
-    }
-
-    pub fn evaluate(&mut self, val: &dyn TokenSource) -> Result<f64> {
-        each_trainer!(self, t => t.evaluate(val))
-    }
-
-    pub async fn evaluate_async(&mut self, val: &dyn TokenSource) -> Result<f64> {
-        each_trainer!(self, t => t.evaluate_async(val).await)
-    }
-
-    pub fn checkpoint(&mut self) -> Result<Option<Checkpoint>> {
-        each_trainer!(self, t => t.checkpoint())
-    }
-
-    pub fn any_rank(&mut self, flag: bool) -> Result<bool> {
-        each_trainer!(self, t => t.any_rank(flag))
-    }
-
-    pub fn barrier(&mut self) -> Result<()> {
-        each_trainer!(self, t => t.barrier())
-    }
-
-    pub fn rank_and_world(&self) -> (usize, usize) {
-        each_trainer!(self, t => t.rank_and_world())
-    }
-
-    pub fn state(&self) -> &TrainState {
-        each_trainer!(self, t => &t.state)
-    }
-
-    pub fn config(&self) -> &TrainConfig {
-        each_trainer!(self, t => t.config())
-    }
-
-    pub fn model_config(&self) -> &ModelConfig {
-        each_trainer!(self, t => &t.model_config)
-    }
-
-    pub fn objective_name(&self) -> &'static str {
-        each_trainer!(self, t => t.objective_name())
-    }
-
-    pub fn precision(&self) -> Precision {
-        each_trainer!(self, t => t.precision())
-    }
-
-    pub fn notices(&self) -> &[String] {
-        each_trainer!(self, t => &t.notices)
-    }
-
-    pub fn num_params(&self) -> usize {
-        each_trainer!(self, t => t.model.num_params())
-    }
-
-    /// The model as it stands, for inference (no autodiff, dropout off).
-    pub fn model(&self) -> Model {
-        each_trainer!(self, t => t.model.valid().into_model())
-    }
 }

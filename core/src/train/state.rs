@@ -34,6 +34,7 @@ pub struct Checkpoint {
     pub state_json: String,
 }
 
+/// A step's numbers, as read back (see `Trainer::read_stats`).
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct StepStats {
     pub step: u64,

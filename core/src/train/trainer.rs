@@ -4,25 +4,27 @@
 //! the optimizer in `optim`, mixed precision and the loss scaler in `precision`, the ranks in
 //! `parallel::DataParallel`.
 
+use burn::module::Module;
 use burn::optim::{GradientsAccumulator, GradientsParams, ModuleOptimizer};
-use burn::tensor::{Bytes, Device};
+use burn::tensor::{Bytes, Device, Tensor};
 use rand::SeedableRng;
 
 use super::TrainConfig;
 use super::data::{Cursor, TokenSource, Windows};
-use super::optim::{adamw, clip_grads, global_norm, without_state_for};
+use super::optim::{adamw, clip_grads, sum_of_squares, without_state_for};
 use super::precision::{LossScaler, Precision, apply_or_fail, grads_to_f32, half_copy};
 use super::state::{Checkpoint, StepStats, TrainState};
 use crate::error::{Error, Result};
 use crate::hf::params::{trainable, with_stable_ids};
-use crate::models::{LanguageModel, ModelConfig};
+use crate::models::{LanguageModel, Model, ModelConfig};
 use crate::objectives::{Batch, Collator, Rng};
 use crate::parallel::Collective;
 use crate::parallel::data_parallel::DataParallel;
 use crate::readback::{self, block_on};
 
-pub struct Trainer<M: LanguageModel> {
-    pub model: M,
+pub struct Trainer {
+    /// The model (any family), on the autodiff device, its parameters tracked.
+    pub model: Model,
     pub model_config: ModelConfig,
     pub state: TrainState,
     optim: ModuleOptimizer,
@@ -31,13 +33,29 @@ pub struct Trainer<M: LanguageModel> {
     device: Device,
     precision: Precision,
     parallel: Option<DataParallel>,
+    /// The steps taken since their numbers were last read, oldest first (see [`Trainer::read_stats`]).
+    pending: Vec<Pending>,
     /// What the trainer changed from the config, for the user (e.g. f32 on a device without f16).
     pub notices: Vec<String>,
 }
 
-impl<M: LanguageModel> Trainer<M> {
+/// A step whose loss and gradient norm may still be on the device.
+struct Pending {
+    stats: StepStats,
+    /// `[loss, Σ‖g‖²]` on the device, or `None` when the step read them already (f16's loss
+    /// scaler and data parallelism need them on the host within the step).
+    values: Option<Tensor<1>>,
+}
+
+impl Trainer {
     /// A trainer at step 0. `device` is the plain device; training runs on its autodiff decorator.
-    pub fn new(model: M, model_config: ModelConfig, config: TrainConfig, collator: Collator, device: &Device) -> Self {
+    pub fn new(
+        model: Model,
+        model_config: ModelConfig,
+        config: TrainConfig,
+        collator: Collator,
+        device: &Device,
+    ) -> Self {
         let device = device.clone().autodiff();
         let model = trainable(with_stable_ids(model));
         let optim = adamw(&config, &model);
@@ -53,12 +71,24 @@ impl<M: LanguageModel> Trainer<M> {
             loss_scaler,
         };
         let notices = notice.into_iter().collect();
-        Self { model, model_config, state, optim, collator, windows, device, precision, parallel: None, notices }
+        Self {
+            model,
+            model_config,
+            state,
+            optim,
+            collator,
+            windows,
+            device,
+            precision,
+            parallel: None,
+            pending: Vec::new(),
+            notices,
+        }
     }
 
     /// A trainer continuing from a checkpoint's state and optimizer; `model` holds its weights.
     pub fn resume(
-        model: M,
+        model: Model,
         model_config: ModelConfig,
         checkpoint_state: &str,
         optimizer: Vec<u8>,
@@ -166,39 +196,137 @@ impl<M: LanguageModel> Trainer<M> {
         self.precision
     }
 
-    /// One optimizer step: `accumulation()` micro-batches, global-norm clipping, AdamW.
-    pub fn step(&mut self, train: &dyn TokenSource) -> Result<StepStats> {
+    /// One optimizer step: `accumulation()` micro-batches, global-norm clipping, AdamW. Its loss
+    /// and gradient norm stay on the device: read them with [`Trainer::read_stats`].
+    pub fn step(&mut self, train: &dyn TokenSource) -> Result<()> {
         block_on(self.step_async(train))
     }
 
-    /// [`Trainer::step`], with its device reads awaited (what a browser page calls).
-    pub async fn step_async(&mut self, train: &dyn TokenSource) -> Result<StepStats> {
+    /// [`Trainer::step`], with any device read awaited (what a browser page calls).
+    ///
+    /// Nothing is read back to the host in a step (a GPU would wait for it, twice a step) except
+    /// what it cannot go on without: f16's loss scaler decides from the gradients' finiteness
+    /// whether to apply the step (one read, as PyTorch's `GradScaler`), and data parallelism sums
+    /// the gradients on the host. A non-finite loss or gradient is caught when the numbers are
+    /// read, naming the first step it happened at.
+    pub async fn step_async(&mut self, train: &dyn TokenSource) -> Result<()> {
         let config = self.config().clone();
         let step = self.state.step;
         self.seed_dropout(step);
         let scale = self.state.loss_scaler.as_ref().map_or(1.0, |s| s.scale);
         let accum = config.accumulation();
-        let mut accumulator = GradientsAccumulator::<M>::new();
-        let (mut loss_sum, mut tokens) = (0.0, 0);
+        let mut accumulator = GradientsAccumulator::<Model>::new();
+        let (mut loss_sum, mut tokens) = (None, 0);
         for _ in 0..accum {
             let batch = self.next_batch(train)?; // the whole micro-batch, as one process builds it
             tokens += batch.input_ids.iter().map(Vec::len).sum::<usize>() as u64;
-            let (loss, grads) = self.forward_backward(batch, accum, scale).await?; // this rank's rows
-            loss_sum += loss;
+            let (loss, grads) = self.forward_backward(batch, accum, scale)?; // this rank's rows
+            loss_sum = Some(match loss_sum {
+                Some(sum) => sum + loss,
+                None => loss,
+            });
             accumulator.accumulate(&self.model, grads);
         }
         let mut grads = accumulator.grads();
-        let loss = self.reduce(&mut grads, loss_sum / accum as f64).await?; // the mean over ranks
-        let grad_norm = global_norm(&self.model, &grads).await?;
-        let apply = apply_or_fail(self.state.loss_scaler.as_mut(), step, loss, grad_norm)?; // or skip (f16)
+        let loss = loss_sum.expect("at least one micro-batch") / accum as f64; // on the device
         let lr = config.schedule().lr(step);
-        if apply {
-            clip_grads(&self.model, &mut grads, grad_norm, config.grad_clip);
+        let mut stats = StepStats {
+            step: step + 1,
+            loss: f64::NAN,
+            lr,
+            grad_norm: f64::NAN,
+            tokens,
+            skipped: false,
+            loss_scale: scale,
+        };
+        let sumsq = match sum_of_squares(&self.model, &grads) {
+            Some(s) => s,
+            None => Tensor::zeros([1], &self.device.clone().inner()),
+        };
+        let mut values = Some(Tensor::cat(vec![loss, sumsq.clone()], 0));
+        let on_host = self.parallel.is_some() || self.state.loss_scaler.is_some();
+        if on_host {
+            // The ranks' mean loss and gradients are summed on the host; f16's scaler decides from
+            // the numbers whether the step applies.
+            let [loss, local_sumsq] = read_pair(values.take().expect("set above")).await?;
+            stats.loss = self.reduce(&mut grads, loss).await?; // the mean over ranks
+            let (sumsq, sumsq_value) = match self.parallel.is_some() {
+                true => {
+                    let reduced = sum_of_squares(&self.model, &grads).expect("gradients after the reduce");
+                    let value = readback::scalar::<1, f32>(reduced.clone()).await? as f64;
+                    (reduced, value)
+                }
+                false => (sumsq, local_sumsq),
+            };
+            stats.grad_norm = sumsq_value.sqrt();
+            stats.skipped = !apply_or_fail(self.state.loss_scaler.as_mut(), step, stats.loss, stats.grad_norm)?;
+            if !stats.skipped {
+                clip_grads(&self.model, &mut grads, &sumsq, config.grad_clip);
+                self.update(grads, lr).await?;
+            }
+        } else {
+            clip_grads(&self.model, &mut grads, &sumsq, config.grad_clip);
             self.update(grads, lr).await?;
         }
+        self.pending.push(Pending { stats, values });
         self.state.step += 1;
         self.state.tokens += tokens;
-        Ok(StepStats { step: self.state.step, loss, lr, grad_norm, tokens, skipped: !apply, loss_scale: scale })
+        Ok(())
+    }
+
+    /// The numbers of the steps taken since the last read (one read from the device for all of
+    /// them), newest last; an error naming the first step whose loss or gradient norm was not
+    /// finite (without f16's loss scaler, which skips such steps instead).
+    pub async fn read_stats(&mut self) -> Result<Vec<StepStats>> {
+        let pending = std::mem::take(&mut self.pending);
+        let on_device: Vec<Tensor<1>> = pending.iter().filter_map(|p| p.values.clone()).collect();
+        let mut values = match on_device.is_empty() {
+            true => Vec::new(),
+            false => readback::f32s(Tensor::cat(on_device, 0)).await?,
+        }
+        .into_iter();
+        let mut read = Vec::with_capacity(pending.len());
+        for p in pending {
+            let mut stats = p.stats;
+            if p.values.is_some() {
+                let (loss, sumsq) =
+                    (values.next().expect("two values a step"), values.next().expect("two values a step"));
+                stats.loss = loss as f64;
+                stats.grad_norm = (sumsq as f64).sqrt();
+                apply_or_fail(None, stats.step - 1, stats.loss, stats.grad_norm)?;
+            }
+            read.push(stats);
+        }
+        Ok(read)
+    }
+
+    /// The newest step's numbers (see [`Trainer::read_stats`]); `None` before the first step.
+    pub async fn last_stats(&mut self) -> Result<Option<StepStats>> {
+        Ok(self.read_stats().await?.pop())
+    }
+
+    /// [`Trainer::last_stats`], blocking (native front ends).
+    pub fn last_stats_now(&mut self) -> Result<Option<StepStats>> {
+        block_on(self.last_stats())
+    }
+
+    pub fn state(&self) -> &TrainState {
+        &self.state
+    }
+
+    pub fn model_config(&self) -> &ModelConfig {
+        &self.model_config
+    }
+
+    /// What the trainer changed from the config, for the user.
+    pub fn notices(&self) -> &[String] {
+        &self.notices
+    }
+
+    /// One step and its numbers, read at once (tests, and front ends that show every step).
+    pub fn step_and_read(&mut self, train: &dyn TokenSource) -> Result<StepStats> {
+        self.step(train)?;
+        Ok(block_on(self.last_stats())?.expect("a step was taken"))
     }
 
     /// Dropout draws from the backend's generator: seeded per step, so that a resumed run draws
@@ -227,10 +355,11 @@ impl<M: LanguageModel> Trainer<M> {
         self.collator.batch(&windows, &mut self.state.rng)
     }
 
-    /// This rank's rows of `batch` forward (in the run's precision) and backward: the loss, and the
-    /// f32 gradients of the loss over the `accum` micro-batches of a step (scaled by `scale`, the
-    /// loss scale, for the backward, and unscaled after).
-    async fn forward_backward(&mut self, batch: Batch, accum: usize, scale: f64) -> Result<(f64, GradientsParams)> {
+    /// This rank's rows of `batch` forward (in the run's precision) and backward: the loss (`[1]`
+    /// f32, on the device, out of the graph), and the f32 gradients of the loss over the `accum`
+    /// micro-batches of a step (scaled by `scale`, the loss scale, for the backward, and unscaled
+    /// after).
+    fn forward_backward(&mut self, batch: Batch, accum: usize, scale: f64) -> Result<(Tensor<1>, GradientsParams)> {
         let (rank, world) = self.rank_and_world();
         let batch = if world > 1 { batch.shard(rank, world) } else { batch };
         let compute = match self.precision.dtype() {
@@ -239,10 +368,7 @@ impl<M: LanguageModel> Trainer<M> {
         };
         let output = compute.forward_inputs(batch.to_inputs(&self.device))?;
         let loss = output.loss.ok_or_else(|| Error::Input("the batch has no labels".into()))?;
-        let value = readback::scalar::<1, f32>(loss.clone()).await? as f64;
-        if !value.is_finite() && self.state.loss_scaler.is_none() && world == 1 {
-            return Err(Error::NonFinite { step: self.state.step + 1, what: format!("loss {value}") });
-        }
+        let value = loss.clone().inner().cast(burn::tensor::FloatDType::F32);
         let grads = GradientsParams::from_grads((loss / (accum as f64 / scale)).backward(), &compute);
         let grads = match self.precision {
             Precision::F32 => grads,
@@ -335,6 +461,10 @@ impl<M: LanguageModel> Trainer<M> {
     /// rank calls it (under ZeRO stage 1 the optimizer shards travel to rank 0), and rank 0 gets it:
     /// a checkpoint is written once.
     pub fn checkpoint(&mut self) -> Result<Option<Checkpoint>> {
+        // Never a checkpoint of weights a non-finite step has touched: its steps' numbers first.
+        if !self.pending.is_empty() {
+            block_on(self.read_stats())?;
+        }
         let own = || -> Result<Vec<u8>> {
             Ok(self.optim.into_bytes().map_err(|e| Error::Config(format!("optimizer state: {e:?}")))?.to_vec())
         };
@@ -345,7 +475,7 @@ impl<M: LanguageModel> Trainer<M> {
             },
             None => vec![own()?],
         };
-        let model = self.model.clone().into_model();
+        let model = self.model.clone();
         Ok(Some(Checkpoint {
             config_json: self.model_config.to_json(),
             model_safetensors: block_on(model.to_safetensors_async())?,
@@ -354,8 +484,23 @@ impl<M: LanguageModel> Trainer<M> {
         }))
     }
 
+    /// The model as it stands, for inference (no autodiff, dropout off).
+    pub fn inference_model(&self) -> Model {
+        self.model.valid()
+    }
+
+    pub fn num_params(&self) -> usize {
+        burn::module::Module::num_params(&self.model)
+    }
+
     /// Bytes of optimizer state this rank holds (the saving ZeRO stage 1 makes, measured).
     pub fn optimizer_state_bytes(&self) -> usize {
         self.optim.into_bytes().map(|b| b.len()).unwrap_or(0)
     }
+}
+
+/// The two values of a `[2]` tensor, read in one go.
+async fn read_pair(values: Tensor<1>) -> Result<[f64; 2]> {
+    let v = readback::f32s(values).await?;
+    Ok([v[0] as f64, v[1] as f64])
 }

@@ -145,8 +145,8 @@ pub fn run(suite: Suite, args: Args) -> Result<(), Error> {
     }
     let m = load(&args.model)?;
     m.check_batch(args.tuning.batch_size.max(1), args.tuning.max_len, false, "fine-tuning")?;
-    let how =
-        if matches!(m.config, hearth_core::models::ModelConfig::T5(_)) { "text-to-text" } else { "with a task head" };
+    use hearth_core::models::LanguageModel;
+    let how = if m.model.seq2seq_lm().is_some() { "text-to-text" } else { "with a task head" };
     println!(
         "hearth eval {}: {} from {} ({:.2}M parameters) on {}, fine-tuned {how} per task: {} epochs, batch {}, lr {}",
         name.to_lowercase(),

@@ -10,13 +10,10 @@ use hearth_core::Error;
 use hearth_core::eval::argmax;
 use hearth_core::eval::downstream::{Gold, Kind, Metric, Prediction, TaskSpec, Unit, mean_score};
 use hearth_core::finetune::{
-    AnyClassifier, Classifier, Encoded, FinetuneConfig, Finetuner, Head, InputFormat, Label, LabeledText, Seq2Seq,
-    Text2TextFormat, classifier_config_json, greedy_decode, head_loss, scores, seq2seq_loss, to_safetensors,
+    Encoded, FinetuneConfig, Finetuner, Head, InputFormat, Label, LabeledText, Seq2Seq, Text2TextFormat,
+    classifier_config_json, greedy_decode, head_loss, scores, seq2seq_loss,
 };
-use hearth_core::hf::weights::save_weights;
-use hearth_core::models::bert::BertForSequenceClassification;
-use hearth_core::models::gpt2::Gpt2ForSequenceClassification;
-use hearth_core::models::{Model, ModelConfig, T5ForConditionalGeneration};
+use hearth_core::models::{LanguageModel, Model, ModelConfig, SequenceClassifier};
 use hearth_core::objectives::Rng;
 use hearth_core::tokenizer::Tokenizer;
 use rand::SeedableRng;
@@ -70,27 +67,27 @@ pub struct Pretrained<'a> {
     pub device: &'a Device,
 }
 
-/// How units become model inputs: a classifier's layout and head, or T5's.
+/// How units become model inputs: a classifier's layout and head, or an encoder-decoder's
+/// text-to-text pairs.
 enum Format {
     Classifier(InputFormat, Head),
-    T5(Text2TextFormat),
+    Text2Text(Text2TextFormat),
 }
 
-/// The model being fine-tuned.
+/// The model being fine-tuned: a pretrained model with a classification head, or an
+/// encoder-decoder trained text-to-text.
 enum Tunable {
-    Bert(Finetuner<BertForSequenceClassification>),
-    Gpt2(Finetuner<Gpt2ForSequenceClassification>),
-    T5(Finetuner<T5ForConditionalGeneration>),
+    Classifier(Finetuner<SequenceClassifier>),
+    Text2Text(Finetuner<Model>),
 }
 
 /// A fine-tuned model, ready to answer (dropout off).
 pub enum Tuned {
-    Bert(BertForSequenceClassification),
-    Gpt2(Gpt2ForSequenceClassification),
-    T5(T5ForConditionalGeneration),
+    Classifier(SequenceClassifier),
+    Text2Text(Model),
 }
 
-/// Units as the model reads them: a classifier's rows, or T5's pairs.
+/// Units as the model reads them: a classifier's rows, or text-to-text pairs.
 enum Encodings {
     Rows(Vec<Vec<Encoded>>),
     Pairs(Vec<Seq2Seq>),
@@ -142,11 +139,11 @@ pub fn fit(
         return Err(Error::Input(format!("{}: the training and dev sets need at least one example each", spec.name)));
     }
     let start = Instant::now();
-    let format = match pre.config {
-        ModelConfig::T5(c) => {
-            Format::T5(Text2TextFormat::new(c, pre.tokenizer, tuning.max_len, tuning.max_target_len)?)
+    let format = match pre.model.seq2seq_lm() {
+        Some(_) => {
+            Format::Text2Text(Text2TextFormat::new(pre.config, pre.tokenizer, tuning.max_len, tuning.max_target_len)?)
         }
-        c => Format::Classifier(InputFormat::new(c, pre.tokenizer, tuning.max_len)?, head(spec)),
+        None => Format::Classifier(InputFormat::new(pre.config, pre.tokenizer, tuning.max_len)?, head(spec)),
     };
     let train_enc = encode(&format, pre.tokenizer, spec, train)?;
     let dev_enc = encode(&format, pre.tokenizer, spec, dev)?;
@@ -161,15 +158,12 @@ pub fn fit(
         seed: tuning.seed,
     };
     pre.device.seed(tuning.seed); // the new head's weights
-    let mut tunable = match (&format, pre.model.clone()) {
-        (Format::T5(_), Model::T5(m)) => Tunable::T5(Finetuner::new(m, config, pre.device)),
-        (Format::Classifier(_, head), model) => {
-            match AnyClassifier::from_pretrained(model, pre.config, *head, pre.device)? {
-                AnyClassifier::Bert(c) => Tunable::Bert(Finetuner::new(c, config, pre.device)),
-                AnyClassifier::Gpt2(c) => Tunable::Gpt2(Finetuner::new(c, config, pre.device)),
-            }
+    let mut tunable = match &format {
+        Format::Text2Text(_) => Tunable::Text2Text(Finetuner::new(pre.model.clone(), config, pre.device)),
+        Format::Classifier(_, head) => {
+            let classifier = pre.config.classifier(pre.model.clone(), head.num_outputs(), pre.device)?;
+            Tunable::Classifier(Finetuner::new(classifier, config, pre.device))
         }
-        _ => unreachable!("the format follows the config"),
     };
     let eval_every = if checks.every == 0 { steps_per_epoch } else { checks.every };
     let fallback = mean_score(train); // stands in for an unreadable T5 score
@@ -237,7 +231,7 @@ pub fn fit(
 /// Each unit as the model reads it.
 fn encode(format: &Format, tokenizer: &Tokenizer, spec: &TaskSpec, units: &[Unit]) -> Result<Encodings, Error> {
     match format {
-        Format::T5(f) => Ok(Encodings::Pairs(
+        Format::Text2Text(f) => Ok(Encodings::Pairs(
             units.iter().map(|u| f.encode(tokenizer, &u.t5_input, &spec.t5_target(u))).collect::<Result<_, _>>()?,
         )),
         Format::Classifier(f, _) => Ok(Encodings::Rows(
@@ -266,38 +260,24 @@ impl Tunable {
     /// One optimizer step on the units at `batch`.
     fn step(&mut self, format: &Format, data: &Encodings, batch: &[usize]) -> Result<f64, Error> {
         match (self, format, data) {
-            (Tunable::Bert(t), Format::Classifier(f, head), Encodings::Rows(rows)) => {
-                step_classifier(t, f, *head, rows, batch)
+            (Tunable::Classifier(t), Format::Classifier(f, head), Encodings::Rows(rows)) => {
+                let examples: Vec<&Encoded> = batch.iter().flat_map(|&i| &rows[i]).collect();
+                t.step(|model, device| head_loss(model, *head, &examples, f.pad, device))
             }
-            (Tunable::Gpt2(t), Format::Classifier(f, head), Encodings::Rows(rows)) => {
-                step_classifier(t, f, *head, rows, batch)
-            }
-            (Tunable::T5(t), Format::T5(f), Encodings::Pairs(pairs)) => {
+            (Tunable::Text2Text(t), Format::Text2Text(f), Encodings::Pairs(pairs)) => {
                 let examples: Vec<&Seq2Seq> = batch.iter().map(|&i| &pairs[i]).collect();
                 t.step(|model, device| seq2seq_loss(model, &examples, f, device))
             }
-            _ => unreachable!("the encodings follow the format"),
+            _ => unreachable!("the encodings follow the format, the model the format"),
         }
     }
 
     fn tuned(&self) -> Tuned {
         match self {
-            Tunable::Bert(t) => Tuned::Bert(t.inference().0),
-            Tunable::Gpt2(t) => Tuned::Gpt2(t.inference().0),
-            Tunable::T5(t) => Tuned::T5(t.inference().0),
+            Tunable::Classifier(t) => Tuned::Classifier(t.inference().0),
+            Tunable::Text2Text(t) => Tuned::Text2Text(t.inference().0),
         }
     }
-}
-
-fn step_classifier<C: Classifier>(
-    t: &mut Finetuner<C>,
-    format: &InputFormat,
-    head: Head,
-    rows: &[Vec<Encoded>],
-    batch: &[usize],
-) -> Result<f64, Error> {
-    let examples: Vec<&Encoded> = batch.iter().flat_map(|&i| &rows[i]).collect();
-    t.step(|model, device| head_loss(model, head, &examples, format.pad, device))
 }
 
 impl Tuned {
@@ -311,22 +291,18 @@ impl Tuned {
         tokenizer: &Tokenizer,
         device: &Device,
     ) -> Result<Vec<Prediction>, Error> {
-        let (pad, rows) = match (format, data) {
-            (Format::Classifier(f, _), Encodings::Rows(rows)) => (f.pad, rows),
-            (Format::T5(f), Encodings::Pairs(pairs)) => {
-                let Tuned::T5(model) = self else { unreachable!("T5 format, T5 model") };
+        let (model, pad, rows) = match (self, format, data) {
+            (Tuned::Classifier(m), Format::Classifier(f, _), Encodings::Rows(rows)) => (m, f.pad, rows),
+            (Tuned::Text2Text(model), Format::Text2Text(f), Encodings::Pairs(pairs)) => {
+                let model = model.seq2seq_lm().expect("a text-to-text model is an encoder-decoder");
                 let sources: Vec<&[u32]> = pairs.iter().map(|p| p.input.as_slice()).collect();
                 let outputs = greedy_decode(model, &sources, f, 64, device)?;
                 return outputs.iter().map(|ids| Ok(spec.read_t5(&tokenizer.decode(ids)?))).collect();
             }
-            _ => unreachable!("the encodings follow the format"),
+            _ => unreachable!("the encodings follow the format, the model the format"),
         };
         let flat: Vec<&Encoded> = rows.iter().flatten().collect();
-        let s = match self {
-            Tuned::Bert(m) => scores(m, &flat, pad, 64, device)?,
-            Tuned::Gpt2(m) => scores(m, &flat, pad, 64, device)?,
-            Tuned::T5(_) => unreachable!("a classifier format"),
-        };
+        let s = scores(model, &flat, pad, 64, device)?;
         let mut next = s.into_iter();
         Ok(units
             .iter()
@@ -354,15 +330,13 @@ impl Tuned {
         tokenizer: &Tokenizer,
     ) -> Result<(), Error> {
         std::fs::create_dir_all(dir).map_err(hearth_core::error::io("create", dir.display()))?;
-        // GPT2ForSequenceClassification finds each row's last token by the pad id.
-        let config = |architecture: &str| -> Result<String, Error> {
-            let pad = InputFormat::new(base, tokenizer, 1)?.pad;
-            Ok(classifier_config_json(base, architecture, head(spec), &spec.labels, pad))
-        };
         let (weights, config) = match self {
-            Tuned::Bert(m) => (to_safetensors(m)?, config(m.architecture())?),
-            Tuned::Gpt2(m) => (to_safetensors(m)?, config(m.architecture())?),
-            Tuned::T5(m) => (save_weights(m)?, base.to_json()),
+            Tuned::Classifier(m) => {
+                // A decoder's classifier finds each row's last token by the pad id.
+                let pad = InputFormat::new(base, tokenizer, 1)?.pad;
+                (m.to_safetensors()?, classifier_config_json(base, m.architecture(), head(spec), &spec.labels, pad))
+            }
+            Tuned::Text2Text(m) => (m.to_safetensors()?, base.to_json()),
         };
         write_atomic(&dir.join("model.safetensors"), &weights)?;
         write_atomic(&dir.join("config.json"), config.as_bytes())?;
@@ -371,9 +345,8 @@ impl Tuned {
 
     pub fn architecture(&self) -> &'static str {
         match self {
-            Tuned::Bert(m) => m.architecture(),
-            Tuned::Gpt2(m) => m.architecture(),
-            Tuned::T5(_) => "T5ForConditionalGeneration",
+            Tuned::Classifier(m) => m.architecture(),
+            Tuned::Text2Text(_) => "T5ForConditionalGeneration",
         }
     }
 }

@@ -13,7 +13,7 @@ use burn::tensor::Device;
 use hearth_core::Error;
 use hearth_core::eval::{Task, TaskResult};
 use hearth_core::tokenizer::Tokenizer;
-use hearth_core::train::run::AnyTrainer;
+use hearth_core::train::Trainer;
 use hearth_core::train::{Precision, StepStats, TokenSource, TrainConfig};
 
 use crate::checkpoint;
@@ -43,7 +43,7 @@ pub struct StepLog {
 impl StepLog {
     /// The log of a run starting at `trainer`'s step; a resumed run's file keeps the lines up to
     /// that step (the interrupted run's later lines belong to lost steps).
-    pub fn open(out_dir: &Path, trainer: &AnyTrainer, resumed: bool, rank0: bool) -> Result<Self, Error> {
+    pub fn open(out_dir: &Path, trainer: &Trainer, resumed: bool, rank0: bool) -> Result<Self, Error> {
         let config = trainer.config();
         let path = out_dir.join("metrics.jsonl");
         let bar = if rank0 { steps_bar(config.max_steps) } else { indicatif::ProgressBar::hidden() };
@@ -83,8 +83,25 @@ impl StepLog {
         self.start.elapsed().as_secs_f64()
     }
 
-    /// The step's record, shown on the bar.
-    pub fn record(&mut self, stats: &StepStats, tokens: u64) -> serde_json::Value {
+    /// The step's record, when its numbers are wanted: every `log_every` steps, at the last step,
+    /// and at a step that evaluates (`evaluating`). Only then are they read back from the device
+    /// (a non-finite loss is caught there, naming its step).
+    pub fn maybe_record(
+        &mut self,
+        trainer: &mut Trainer,
+        evaluating: bool,
+    ) -> Result<Option<serde_json::Value>, Error> {
+        let step = trainer.state().step;
+        self.bar.set_position(step);
+        if !(step % self.log_every == 0 || evaluating || step == trainer.config().max_steps) {
+            return Ok(None);
+        }
+        let Some(stats) = trainer.last_stats_now()? else { return Ok(None) };
+        Ok(Some(self.record(&stats, trainer.state().tokens)))
+    }
+
+    /// The record of `stats`, shown on the bar.
+    fn record(&mut self, stats: &StepStats, tokens: u64) -> serde_json::Value {
         let tok_s = self.tokens_per_s(tokens);
         self.bar.set_position(stats.step);
         self.bar.set_message(format!("loss {:.3}  lr {:.2e}  {:.0} tok/s", stats.loss, stats.lr, tok_s));
@@ -101,7 +118,8 @@ impl StepLog {
     }
 
     /// Writes `record` when due: every `log_every` steps, and whenever it holds an evaluation.
-    pub fn maybe_write(&mut self, record: serde_json::Value) -> Result<(), Error> {
+    pub fn maybe_write(&mut self, record: Option<serde_json::Value>) -> Result<(), Error> {
+        let Some(record) = record else { return Ok(()) };
         let step = record["step"].as_u64().unwrap_or(0);
         let evaluated = record.get("val_loss").is_some() || record.get("zero_shot").is_some();
         match &mut self.metrics {
@@ -157,17 +175,20 @@ impl Validation {
         Self { every: config.eval_every, last: None }
     }
 
+    /// Whether it runs after `step`.
+    pub fn due(&self, step: u64, config: &TrainConfig) -> bool {
+        due(self.every, step, config)
+    }
+
     pub fn maybe_run(
         &mut self,
-        trainer: &mut AnyTrainer,
+        trainer: &mut Trainer,
         val: &dyn TokenSource,
-        record: &mut serde_json::Value,
+        record: &mut Option<serde_json::Value>,
         log: &StepLog,
     ) -> Result<(), Error> {
         let step = trainer.state().step;
-        if !due(self.every, step, trainer.config()) {
-            return Ok(());
-        }
+        let Some(record) = record.as_mut().filter(|_| self.due(step, trainer.config())) else { return Ok(()) };
         let loss = trainer.evaluate(val)?; // the ranks share the batches
         record["val_loss"] = loss.into();
         record["val_ppl"] = loss.exp().into();
@@ -202,27 +223,22 @@ impl ZeroShot {
         })
     }
 
+    /// Whether it runs after `step`.
+    pub fn due(&self, step: u64, config: &TrainConfig) -> bool {
+        !self.tasks.is_empty() && due(self.every, step, config)
+    }
+
     pub fn maybe_run(
         &mut self,
-        trainer: &AnyTrainer,
+        trainer: &Trainer,
         tokenizer: &Tokenizer,
-        record: &mut serde_json::Value,
+        record: &mut Option<serde_json::Value>,
         log: &StepLog,
     ) -> Result<(), Error> {
         let step = trainer.state().step;
-        if self.tasks.is_empty() || !due(self.every, step, trainer.config()) {
-            return Ok(());
-        }
-        let model = trainer.model();
-        let results = crate::evaluate::zero_shot_suite(
-            &model,
-            trainer.model_config(),
-            tokenizer,
-            &self.tasks,
-            self.limit,
-            32,
-            &self.device,
-        )?;
+        let Some(record) = record.as_mut().filter(|_| self.due(step, trainer.config())) else { return Ok(()) };
+        let model = trainer.inference_model();
+        let results = crate::evaluate::zero_shot_suite(&model, tokenizer, &self.tasks, self.limit, 32, &self.device)?;
         let shown: Vec<String> = results.iter().map(|r| format!("{} {:.3}", r.task, r.metrics["acc"])).collect();
         log.println(format!("step {step:>6}  zero-shot acc: {}", shown.join(", ")));
         record["zero_shot"] = results.iter().map(|r| (r.task.clone(), serde_json::json!(r.metrics))).collect();
@@ -259,7 +275,7 @@ impl Checkpointer {
     }
 
     /// Saves when due or when `stop`; on a stop every rank then waits until the checkpoint is on disk.
-    pub fn maybe_save(&mut self, trainer: &mut AnyTrainer, stop: bool) -> Result<(), Error> {
+    pub fn maybe_save(&mut self, trainer: &mut Trainer, stop: bool) -> Result<(), Error> {
         let step = trainer.state().step;
         if (due(self.every, step, trainer.config()) || stop)
             && let Some(ckpt) = trainer.checkpoint()?
@@ -305,7 +321,7 @@ impl Interrupt {
     }
 
     /// Whether any rank was interrupted (every rank votes, after every step).
-    pub fn on_any_rank(&self, trainer: &mut AnyTrainer) -> Result<bool, Error> {
+    pub fn on_any_rank(&self, trainer: &mut Trainer) -> Result<bool, Error> {
         trainer.any_rank(self.flag.load(Ordering::SeqCst))
     }
 

@@ -55,8 +55,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     var vr~: array<vec4<f32>, C>;
     var gk~: array<vec4<f32>, C>;
     var gv~: array<vec4<f32>, C>;
-    let kb~ = bi * info[11] + hi * info[12] + j~ * info[13];
-    let vb~ = bi * info[14] + hi * info[15] + j~ * info[16];
+    let kb~ = bi * info[11] + (hi / info[20]) * info[12] + j~ * info[13];
+    let vb~ = bi * info[14] + (hi / info[20]) * info[15] + j~ * info[16];
     if valid~ {
         //@unroll kr~[#] = vec4<f32>(k[kb~ + #]) * scale;
         //@unroll vr~[#] = vec4<f32>(v[vb~ + #]);

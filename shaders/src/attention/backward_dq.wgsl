@@ -39,8 +39,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let hi = bh % H;
     let n = B * H * TQ;
     let row0 = wid.x * ROWS;
-    let kb = bi * info[11] + hi * info[12];
-    let vb = bi * info[14] + hi * info[15];
+    let kb = bi * info[11] + (hi / info[20]) * info[12];
+    let vb = bi * info[14] + (hi / info[20]) * info[15];
     let kst = info[13];
     let vst = info[16];
 

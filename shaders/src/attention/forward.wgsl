@@ -40,7 +40,8 @@ var<workgroup> nt2_wg: u32;
 @compute @workgroup_size({{ threads }}, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     // info: b, h, tq, tk, causal, has_pad, scale bits, causal offset (i32 bits), then the
-    // (batch, head, time) strides of q, k, v, dO in vec4 units (the last dim is contiguous).
+    // (batch, head, time) strides of q, k, v, dO in vec4 units (the last dim is contiguous), then
+    // the query heads per key/value head (grouped-query attention: k and v hold H / info[20] heads).
     let H = info[1];
     let TQ = info[2];
     let TK = info[3];
@@ -52,8 +53,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let bi = bh / H;
     let hi = bh % H;
     let row0 = wid.x * ROWS;
-    let kb = bi * info[11] + hi * info[12];
-    let vb = bi * info[14] + hi * info[15];
+    let kb = bi * info[11] + (hi / info[20]) * info[12];
+    let vb = bi * info[14] + (hi / info[20]) * info[15];
     let kst = info[13];
     let vst = info[16];
 

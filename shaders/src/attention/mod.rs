@@ -22,7 +22,7 @@ use std::cell::Cell;
 
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::wgpu::{CubeBackend, CubeTensor, KernelSource, SourceKernel, SourceTemplate, into_contiguous};
-use burn::backend::{Backend, backend_extension};
+use burn::backend::{Backend, Cube, backend_extension};
 use burn::cubecl::prelude::KernelId;
 use burn::cubecl::server::KernelArguments;
 use burn::cubecl::{CubeCount, CubeDim};
@@ -59,15 +59,21 @@ thread_local! {
     static LAUNCHES: Cell<u64> = const { Cell::new(0) };
 }
 
-/// How many fused attention forwards this thread has launched (a test hook: the parity tests
-/// assert the fused path really ran).
+/// How many fused attention forwards this thread has issued (a test hook: the parity tests assert
+/// the fused path really ran). Counted where the op is called, so it holds under kernel fusion too
+/// (which runs the kernel later, when its stream is flushed).
 pub fn fused_launches() -> u64 {
     LAUNCHES.with(|c| c.get())
 }
 
-/// The fused attention op. `q [b, h, tq, dh]`, `k, v [b, h, tk, dh]` (same b, h; the last dim
-/// contiguous or not, any strides), `key_padding [b, tk]` (non-zero = masked; read only when
-/// `has_padding`) -> `[b, h, tq, dh]`.
+fn count_launch() {
+    LAUNCHES.with(|c| c.set(c.get() + 1));
+}
+
+/// The fused attention op, as models call it (with a real backward under `Autodiff`).
+/// `q [b, h, tq, dh]`, `k, v [b, h, tk, dh]` (same b, h; the last dim contiguous or not, any
+/// strides), `key_padding [b, tk]` (non-zero = masked; read only when `has_padding`) ->
+/// `[b, h, tq, dh]` in q's dtype (f32 or f16; the kernels accumulate in f32).
 #[backend_extension(Autodiff, Cube)]
 pub trait FusedAttentionOps: Backend {
     fn fused_attention(
@@ -81,8 +87,83 @@ pub trait FusedAttentionOps: Backend {
     ) -> FloatTensor<Self>;
 }
 
-impl FusedAttentionOps for CubeBackend {
-    fn fused_attention(
+/// The kernels behind [`FusedAttentionOps`], one op per pass so that burn's kernel fusion (where
+/// it is on) records each as one opaque operation between the fused blocks around it: the forward
+/// `(O, LSE)` and the backward `(dQ, dK, dV)`. The LSE is `[b, h, tq, 1]` f32; the gradients come
+/// back in q's dtype, contiguous.
+#[backend_extension(Cube, Fusion: cfg(not(target_family = "wasm")))]
+pub trait AttentionKernels: Backend {
+    #[fusion(meta = forward_meta)]
+    fn attention_forward(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        key_padding: IntTensor<Self>,
+        scale: f32,
+        causal: bool,
+        has_padding: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+
+    #[allow(clippy::too_many_arguments)]
+    #[fusion(meta = backward_meta)]
+    fn attention_backward(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        key_padding: IntTensor<Self>,
+        o: FloatTensor<Self>,
+        lse: FloatTensor<Self>,
+        dout: FloatTensor<Self>,
+        scale: f32,
+        causal: bool,
+        has_padding: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+}
+
+/// What [`AttentionKernels::attention_forward`] returns, known before it runs (for fusion).
+#[cfg(not(target_family = "wasm"))]
+fn forward_meta(
+    q: &burn::backend::fusion::custom::TensorSpec,
+    _k: &burn::backend::fusion::custom::TensorSpec,
+    _v: &burn::backend::fusion::custom::TensorSpec,
+    _pad: &burn::backend::fusion::custom::TensorSpec,
+    _scale: &f32,
+    _causal: &bool,
+    _has_padding: &bool,
+) -> (burn::backend::fusion::custom::TensorSpec, burn::backend::fusion::custom::TensorSpec) {
+    use burn::backend::fusion::custom::TensorSpec;
+    let mut lse = q.shape.clone();
+    let last = lse.num_dims() - 1;
+    lse[last] = 1;
+    (TensorSpec::new(q.shape.clone(), q.dtype), TensorSpec::new(lse, DType::F32))
+}
+
+/// What [`AttentionKernels::attention_backward`] returns: dQ, dK, dV shaped as q, k, v.
+#[cfg(not(target_family = "wasm"))]
+#[allow(clippy::too_many_arguments)]
+fn backward_meta(
+    q: &burn::backend::fusion::custom::TensorSpec,
+    k: &burn::backend::fusion::custom::TensorSpec,
+    v: &burn::backend::fusion::custom::TensorSpec,
+    _pad: &burn::backend::fusion::custom::TensorSpec,
+    _o: &burn::backend::fusion::custom::TensorSpec,
+    _lse: &burn::backend::fusion::custom::TensorSpec,
+    _dout: &burn::backend::fusion::custom::TensorSpec,
+    _scale: &f32,
+    _causal: &bool,
+    _has_padding: &bool,
+) -> (
+    burn::backend::fusion::custom::TensorSpec,
+    burn::backend::fusion::custom::TensorSpec,
+    burn::backend::fusion::custom::TensorSpec,
+) {
+    use burn::backend::fusion::custom::TensorSpec;
+    let spec = |t: &TensorSpec| TensorSpec::new(t.shape.clone(), q.dtype);
+    (spec(q), spec(k), spec(v))
+}
+
+impl AttentionKernels for CubeBackend {
+    fn attention_forward(
         q: CubeTensor,
         k: CubeTensor,
         v: CubeTensor,
@@ -90,17 +171,52 @@ impl FusedAttentionOps for CubeBackend {
         scale: f32,
         causal: bool,
         has_padding: bool,
-    ) -> CubeTensor {
+    ) -> (CubeTensor, CubeTensor) {
         let params = Params::new(&q, &k, scale, causal, has_padding);
-        forward(&params, q, k, v, key_padding).0
+        forward(&params, q, k, v, key_padding)
+    }
+
+    fn attention_backward(
+        q: CubeTensor,
+        k: CubeTensor,
+        v: CubeTensor,
+        key_padding: CubeTensor,
+        o: CubeTensor,
+        lse: CubeTensor,
+        dout: CubeTensor,
+        scale: f32,
+        causal: bool,
+        has_padding: bool,
+    ) -> (CubeTensor, CubeTensor, CubeTensor) {
+        let params = Params::new(&q, &k, scale, causal, has_padding);
+        backward(&params, q, k, v, key_padding, o, lse, dout)
     }
 }
 
-/// Whether the fused kernels take these shapes: equal batch and heads for q, k and v, equal head
-/// dims that are a multiple of 4 (the kernels work on vec4s) up to 256, k and v of equal length.
+/// Inference (no autodiff): the forward kernel alone.
+impl FusedAttentionOps for Cube {
+    fn fused_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        key_padding: IntTensor<Self>,
+        scale: f32,
+        causal: bool,
+        has_padding: bool,
+    ) -> FloatTensor<Self> {
+        count_launch();
+        Self::attention_forward(q, k, v, key_padding, scale, causal, has_padding).0
+    }
+}
+
+/// Whether the fused kernels take these shapes: equal batch for q, k and v, k's heads dividing
+/// q's (grouped-query attention: each key/value head serves `h / kv` query heads, read in place),
+/// equal head dims that are a multiple of 4 (the kernels work on vec4s) up to 256, k and v of equal
+/// shape.
 pub fn supports(q: [usize; 4], k: [usize; 4], v: [usize; 4]) -> bool {
     q[0] == k[0]
-        && q[1] == k[1]
+        && k[1] > 0
+        && q[1] % k[1] == 0
         && k == v
         && q[3] == k[3]
         && q[3] > 0
@@ -115,6 +231,8 @@ pub fn supports(q: [usize; 4], k: [usize; 4], v: [usize; 4]) -> bool {
 pub(crate) struct Params {
     b: usize,
     h: usize,
+    /// Key/value heads (`h` without grouped-query attention).
+    kv: usize,
     tq: usize,
     tk: usize,
     dh: usize,
@@ -129,7 +247,18 @@ impl Params {
         let qs = q.meta.shape();
         let ks = k.meta.shape();
         assert_eq!(qs.num_dims(), 4, "fused attention takes [b, h, t, dh]");
-        Params { b: qs[0], h: qs[1], tq: qs[2], tk: ks[2], dh: qs[3], scale, causal, has_padding, dtype: q.dtype }
+        Params {
+            b: qs[0],
+            h: qs[1],
+            kv: ks[1],
+            tq: qs[2],
+            tk: ks[2],
+            dh: qs[3],
+            scale,
+            causal,
+            has_padding,
+            dtype: q.dtype,
+        }
     }
 
     fn f16(&self) -> bool {
@@ -154,6 +283,7 @@ impl Params {
             let s = t.meta.strides();
             info.extend([s[0] as u32 / 4, s[1] as u32 / 4, s[2] as u32 / 4]);
         }
+        info.push((self.h / self.kv) as u32);
         info
     }
 }
@@ -378,7 +508,6 @@ pub(crate) fn forward(
     let lse = empty(&q, [p.b, p.h, p.tq, 1], DType::F32);
     let info = p.info([&q, &k, &v, &q]);
     launch(Stage::Forward, p, p.tq.div_ceil(ROWS), &[&q, &k, &v, &pad, &o, &lse], &info);
-    LAUNCHES.with(|c| c.set(c.get() + 1));
     (o, lse)
 }
 
@@ -401,10 +530,23 @@ pub(crate) fn backward(
     let n = p.b * p.h * p.tq;
     let aux = empty(&q, [1, 1, 1, 2 * n + p.b * p.tk], DType::F32);
     launch(Stage::Prep, p, p.tq.div_ceil(ROWS), &[&o, &dout, &lse, &pad, &aux], &info);
+    // dK, dV per query head; with grouped-query attention each shared head's is then the sum
+    // over its group.
     let dk = empty(&q, [p.b, p.h, p.tk, p.dh], p.dtype);
     let dv = empty(&q, [p.b, p.h, p.tk, p.dh], p.dtype);
     launch(Stage::DkDv, p, p.tk.div_ceil(ROWS), &[&q, &k, &v, &dout, &aux, &dk, &dv], &info);
     let dq = empty(&q, [p.b, p.h, p.tq, p.dh], p.dtype);
     launch(Stage::Dq, p, p.tq.div_ceil(ROWS), &[&q, &k, &v, &dout, &aux, &dq], &info);
-    (dq, dk, dv)
+    (dq, sum_groups(p, dk), sum_groups(p, dv))
+}
+
+/// `[b, h, t, dh]` summed over each group of `h / kv` query heads -> `[b, kv, t, dh]`.
+fn sum_groups(p: &Params, g: CubeTensor) -> CubeTensor {
+    use burn::backend::ops::FloatTensorOps;
+    if p.kv == p.h {
+        return g;
+    }
+    let grouped = CubeBackend::float_reshape(g, Shape::from(vec![p.b, p.kv, p.h / p.kv, p.tk, p.dh]));
+    let summed = CubeBackend::float_sum_dim(grouped, 2);
+    CubeBackend::float_reshape(summed, Shape::from(vec![p.b, p.kv, p.tk, p.dh]))
 }

@@ -55,6 +55,9 @@ mod tests {
             // SAFETY: set before this test starts the Vulkan driver; Mesa only warns without it.
             unsafe { std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir()) };
         }
+        // The kernels are WGSL: a device not pinned to Vulkan compiles WGSL once asked to (the
+        // `webgpu` backend's choice; `Device::wgpu` would take SPIR-V on a Vulkan adapter).
+        burn::cubecl::wgpu::set_force_wgsl(true);
         let device = Device::wgpu(DeviceKind::DefaultDevice).autodiff();
         let (b, h, t, dh) = (2, 2, 37, 64);
         let rand = |shape| Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);

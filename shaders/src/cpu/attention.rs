@@ -7,7 +7,9 @@
 //! forward keeps O and the log-sum-exp per query; the backward recomputes each block's
 //! probabilities from them and accumulates dK and dV per head. The products are `gemm` calls on
 //! the strided views of q, k, v (no copies); O and the gradients are written as `[b, t, h, dh]`,
-//! so merging or splitting the heads around the call is a view.
+//! so merging or splitting the heads around the call is a view. Grouped-query attention: k and v
+//! may hold fewer heads than q (`h / kv` query heads share each); the shared head is read in
+//! place, never repeated, and its gradient is the sum over its group.
 
 use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -32,6 +34,8 @@ const UNIFORM: f32 = f32::INFINITY;
 pub(crate) struct Params {
     b: usize,
     h: usize,
+    /// Key/value heads (`h` without grouped-query attention); each serves `h / kv` query heads.
+    kv: usize,
     tq: usize,
     tk: usize,
     dh: usize,
@@ -43,7 +47,12 @@ impl Params {
     pub(crate) fn new(q: &FlexTensor, k: &FlexTensor, scale: f32, causal: bool) -> Self {
         let (qs, ks) = (q.layout().shape(), k.layout().shape());
         assert_eq!(qs.num_dims(), 4, "attention takes [b, h, t, dh]");
-        Params { b: qs[0], h: qs[1], tq: qs[2], tk: ks[2], dh: qs[3], scale, causal }
+        Params { b: qs[0], h: qs[1], kv: ks[1], tq: qs[2], tk: ks[2], dh: qs[3], scale, causal }
+    }
+
+    /// The key/value head query head `hi` reads.
+    fn kv_head(&self, hi: usize) -> usize {
+        hi / (self.h / self.kv)
     }
 
     /// Keys query `i` sees before the padding: `0..end` (for `tq == tk` and causal: `0..=i`).
@@ -163,7 +172,8 @@ unsafe fn forward_head(
     out: SharedMut,
     lse: &mut [f32],
 ) {
-    let ((q, qs), (k, ks), (v, vs)) = (q.head(bi, hi), k.head(bi, hi), v.head(bi, hi));
+    let kvh = p.kv_head(hi);
+    let ((q, qs), (k, ks), (v, vs)) = (q.head(bi, hi), k.head(bi, kvh), v.head(bi, kvh));
     let (o_off, os) = p.bthd(bi, hi, p.tq);
     let mut scores = vec![0.0f32; BLOCK * p.tk];
     for i0 in (0..p.tq).step_by(BLOCK) {
@@ -246,8 +256,27 @@ pub(crate) fn backward(
         // SAFETY: task (bi, hi) writes only the rows of head hi of batch bi in dq, dk, dv.
         unsafe { backward_head(p, [&q, &k, &v, &o, &dout], pad, lse, bi, hi, grads) };
     });
-    let perm = |g: Vec<f32>, t: usize| tensor(g, [p.b, t, p.h, p.dh]).permute(&[0, 2, 1, 3]);
-    [perm(dq, p.tq), perm(dk, p.tk), perm(dv, p.tk)]
+    let perm = |g: Vec<f32>, t: usize, h: usize| tensor(g, [p.b, t, h, p.dh]).permute(&[0, 2, 1, 3]);
+    let (dk, dv) = (sum_groups(p, dk), sum_groups(p, dv));
+    [perm(dq, p.tq, p.h), perm(dk, p.tk, p.kv), perm(dv, p.tk, p.kv)]
+}
+
+/// A per-query-head key/value gradient `[b, tk, h, dh]` summed over each group into its shared
+/// head, `[b, tk, kv, dh]` (in a fixed order: the same bits whatever thread ran what).
+fn sum_groups(p: &Params, g: Vec<f32>) -> Vec<f32> {
+    if p.kv == p.h {
+        return g;
+    }
+    let group = p.h / p.kv;
+    let mut out = vec![0.0f32; p.b * p.tk * p.kv * p.dh];
+    out.par_chunks_mut(p.kv * p.dh).zip(g.par_chunks(p.h * p.dh)).for_each(|(out, row)| {
+        for (kvh, out) in out.chunks_exact_mut(p.dh).enumerate() {
+            for member in row[kvh * group * p.dh..(kvh + 1) * group * p.dh].chunks_exact(p.dh) {
+                out.iter_mut().zip(member).for_each(|(o, &x)| *o += x);
+            }
+        }
+    });
+    out
 }
 
 unsafe fn backward_head(
@@ -259,7 +288,9 @@ unsafe fn backward_head(
     hi: usize,
     grads: [SharedMut; 3],
 ) {
-    let [(q, qs), (k, ks), (v, vs), (o, os), (d_o, dos)] = views.map(|x| x.head(bi, hi));
+    let kvh = p.kv_head(hi);
+    let [(q, qs), (k, ks), (v, vs), (o, os), (d_o, dos)] =
+        [(views[0], hi), (views[1], kvh), (views[2], kvh), (views[3], hi), (views[4], hi)].map(|(x, h)| x.head(bi, h));
     let (dq_off, dqs) = p.bthd(bi, hi, p.tq);
     let (dkv_off, dkvs) = p.bthd(bi, hi, p.tk);
     let (dq, dk, dv) = unsafe { (grads[0].0.add(dq_off), grads[1].0.add(dkv_off), grads[2].0.add(dkv_off)) };
@@ -388,10 +419,10 @@ pub(crate) fn autodiff<C: CheckpointStrategy>(
     }
 }
 
-/// Whether the kernel takes these shapes: q, k, v of equal batch and heads, k and v of equal
-/// length, equal head dims.
+/// Whether the kernel takes these shapes: q, k, v of equal batch, k and v of equal shape, equal
+/// head dims, and k's heads dividing q's (grouped-query attention).
 pub fn supports(q: [usize; 4], k: [usize; 4], v: [usize; 4]) -> bool {
-    q[0] == k[0] && q[1] == k[1] && k == v && q[3] == k[3]
+    q[0] == k[0] && k[1] > 0 && q[1] % k[1] == 0 && k == v && q[3] == k[3]
 }
 
 /// `q [b, h, tq, dh]`, `k, v [b, h, tk, dh]`, `key_padding [b, tk]` (`true` = masked) -> `[b, h,
@@ -454,9 +485,28 @@ mod tests {
 
     #[allow(clippy::too_many_arguments)]
     fn check(b: usize, h: usize, tq: usize, tk: usize, dh: usize, causal: bool, pad: Option<Vec<bool>>, seed: u64) {
-        // q, k, v as GPT-2 makes them: heads split from [b, t, h·dh] (strided views).
-        let split = |t: usize, s: u64| random([b, t, h * dh], s).reshape([b, t, h, dh]).swap_dims(1, 2);
-        let (q, k, v) = (split(tq, seed), split(tk, seed + 1), split(tk, seed + 2));
+        check_groups(b, h, h, tq, tk, dh, causal, pad, seed)
+    }
+
+    /// `kv` key/value heads for `h` query heads (grouped-query attention); the composition reads
+    /// them repeated (HF's `repeat_kv`), the kernel in place.
+    #[allow(clippy::too_many_arguments)]
+    fn check_groups(
+        b: usize,
+        h: usize,
+        kv: usize,
+        tq: usize,
+        tk: usize,
+        dh: usize,
+        causal: bool,
+        pad: Option<Vec<bool>>,
+        seed: u64,
+    ) {
+        // q, k, v as the models make them: heads split from [b, t, heads·dh] (strided views).
+        let split =
+            |t: usize, heads: usize, s: u64| random([b, t, heads * dh], s).reshape([b, t, heads, dh]).swap_dims(1, 2);
+        let (q, k, v) = (split(tq, h, seed), split(tk, kv, seed + 1), split(tk, kv, seed + 2));
+        let repeat = |x: Tensor<4>| x.unsqueeze_dim::<5>(2).expand([b, kv, h / kv, tk, dh]).reshape([b, h, tk, dh]);
         let up = random([b, h, tq, dh], seed + 3);
         let pad = pad.map(|p| Tensor::<2, Bool>::from_data(TensorData::new(p, [b, tk]), &device()));
         let scale = 1.0 / (dh as f32).sqrt();
@@ -465,13 +515,13 @@ mod tests {
             let o = if fused {
                 super::attention(q.clone(), k.clone(), v.clone(), causal, pad.clone(), scale)
             } else {
-                composed(q.clone(), k.clone(), v.clone(), causal, pad.clone(), scale)
+                composed(q.clone(), repeat(k.clone()), repeat(v.clone()), causal, pad.clone(), scale)
             };
             let grads = (o.clone() * up.clone()).sum().backward();
             (o, q.grad(&grads).unwrap(), k.grad(&grads).unwrap(), v.grad(&grads).unwrap())
         };
         let ((o, dq, dk, dv), (o0, dq0, dk0, dv0)) = (run(true), run(false));
-        let what = format!("b{b} h{h} tq{tq} tk{tk} dh{dh} causal {causal}");
+        let what = format!("b{b} h{h} kv{kv} tq{tq} tk{tk} dh{dh} causal {causal}");
         assert_close(o, o0, 1e-5, &format!("{what}: O"));
         assert_close(dq, dq0, 1e-5, &format!("{what}: dQ"));
         assert_close(dk, dk0, 1e-5, &format!("{what}: dK"));
@@ -484,6 +534,14 @@ mod tests {
         check(1, 2, 150, 150, 16, true, None, 2); // ragged last block
         check(1, 1, 5, 9, 8, true, None, 3); // tq < tk: the first query sees tk − tq + 1 keys
         check(1, 2, 70, 5, 8, true, None, 7); // tq > tk: the first 65 queries see no key (uniform)
+    }
+
+    #[test]
+    fn grouped_query_attention_matches_the_repeated_composition() {
+        check_groups(2, 4, 2, 70, 70, 24, true, None, 8); // two query heads per key/value head
+        check_groups(1, 6, 1, 33, 33, 16, false, None, 9); // one key/value head for all (MQA)
+        let pad: Vec<bool> = (0..2 * 40).map(|i| i % 40 >= 35).collect();
+        check_groups(2, 4, 2, 40, 40, 8, true, Some(pad), 10);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! - [`layer_norm`]: LayerNorm over the last dimension.
 //! - [`rms_norm`]: T5's RMS norm.
 //! - [`gelu`]: GELU, exact (BERT) and the tanh approximation (GPT-2's `gelu_new`).
+//! - [`swiglu`]: LLaMA's gated feed-forward activation, `silu(gate) · up`.
 //! - [`cross_entropy`]: log-softmax and the negative log-likelihood of the labels in one pass; the
 //!   backward writes `softmax − one-hot` straight from the logits and the kept log-sum-exp (the
 //!   `[n, vocab]` log-probabilities are never stored).
@@ -25,6 +26,7 @@ mod memory_bound;
 mod par;
 pub mod rms_norm;
 pub mod simd;
+pub mod swiglu;
 
 use std::cell::Cell;
 
@@ -50,6 +52,8 @@ pub trait CpuKernelOps: Backend {
     fn cpu_rms_norm(x: FloatTensor<Self>, weight: FloatTensor<Self>, eps: f32) -> FloatTensor<Self>;
     /// `[..]` -> `[..]`: exact GELU, or the tanh approximation when `exact` is false.
     fn cpu_gelu(x: FloatTensor<Self>, exact: bool) -> FloatTensor<Self>;
+    /// `gate, up [..]` -> `silu(gate) · up`.
+    fn cpu_swiglu(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self>;
     /// `logits [n, v]`, `labels [n]` -> the negative log-likelihood per row `[n]`, `0` where the
     /// label is `ignore_index`.
     fn cpu_cross_entropy(logits: FloatTensor<Self>, labels: IntTensor<Self>, ignore_index: i64) -> FloatTensor<Self>;
@@ -76,6 +80,9 @@ impl CpuKernelOps for Flex {
     }
     fn cpu_gelu(x: FlexTensor, exact: bool) -> FlexTensor {
         gelu::forward(&x, exact)
+    }
+    fn cpu_swiglu(gate: FlexTensor, up: FlexTensor) -> FlexTensor {
+        swiglu::forward(&gate, &up)
     }
     fn cpu_cross_entropy(logits: FlexTensor, labels: FlexTensor, ignore_index: i64) -> FlexTensor {
         cross_entropy::forward(&logits, &ints(&labels), ignore_index).0
@@ -110,6 +117,9 @@ impl<C: CheckpointStrategy> CpuKernelOps for Autodiff<Flex, C> {
     }
     fn cpu_gelu(x: FloatTensor<Self>, exact: bool) -> FloatTensor<Self> {
         gelu::autodiff::<C>(x, exact)
+    }
+    fn cpu_swiglu(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self> {
+        swiglu::autodiff::<C>(gate, up)
     }
     fn cpu_cross_entropy(logits: FloatTensor<Self>, labels: IntTensor<Self>, ignore_index: i64) -> FloatTensor<Self> {
         cross_entropy::autodiff::<C>(logits, labels, ignore_index)
