@@ -90,6 +90,9 @@ def main():
     ap.add_argument("--batch", type=int, default=1000)
     ap.add_argument("--workdir", default=tempfile.gettempdir())
     ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--rules", nargs="*", metavar="ARG", help="also run hearth prepare with these arguments "
+                    "(e.g. --rules --dedup exact,minhash --filter gopher-quality,c4) and report its memory and speed")
+    ap.add_argument("--no-reference", action="store_true", help="skip the tokenizers reference")
     args = ap.parse_args()
 
     work = Path(args.workdir) / "hearth-prepare-bench"
@@ -107,22 +110,30 @@ def main():
     meta = json.loads((out / "meta.json").read_text())
     hearth_tokens = meta["train_tokens"] + meta["val_tokens"]
 
-    script = work / "reference.py"
-    script.write_text(REFERENCE)
-    ref = timed([sys.executable, str(script), args.tokenizer, str(corpus), str(work / "reference.bin"), str(args.batch)])
-    ref_tokens = int(ref["stdout"].strip())
-
-    rows = [
-        ("hearth prepare", hearth, hearth_tokens),
-        (f"tokenizers encode_batch ({args.batch})", ref, ref_tokens),
-    ]
+    rows = [("hearth prepare", hearth, hearth_tokens)]
+    if args.rules:
+        ruled = work / "shards-rules"
+        subprocess.run(["rm", "-rf", str(ruled)], check=True)
+        r = timed([args.hearth, "prepare", str(corpus), "-t", args.tokenizer, "-o", str(ruled), *args.rules])
+        meta = json.loads((ruled / "meta.json").read_text())
+        rows.append((f"hearth prepare {' '.join(args.rules)}", r, meta["train_tokens"] + meta["val_tokens"]))
+        print(f"rules: {meta['quality']['documents_read']} documents read, kept {meta['documents']}, removed "
+              + ", ".join(f"{k} {v['documents']}" for k, v in meta["quality"]["removed"].items()))
+    ref, ref_tokens = None, 0
+    if not args.no_reference:
+        script = work / "reference.py"
+        script.write_text(REFERENCE)
+        ref = timed([sys.executable, str(script), args.tokenizer, str(corpus), str(work / "reference.bin"), str(args.batch)])
+        ref_tokens = int(ref["stdout"].strip())
+        rows.append((f"tokenizers encode_batch ({args.batch})", ref, ref_tokens))
     print(f"\n{size / (1 << 30):.2f} GiB of JSONL, tokenizer {args.tokenizer}, {os.cpu_count()} cores")
     print(f"{'':34} {'tokens':>12} {'wall s':>8} {'M tokens/s':>11} {'MB/s':>7} {'peak RSS MiB':>13}")
     for name, r, tokens in rows:
         print(f"{name:34} {tokens:>12} {r['wall_s']:>8.1f} {tokens / r['wall_s'] / 1e6:>11.2f} "
               f"{size / r['wall_s'] / 1e6:>7.1f} {r['peak_rss_mib']:>13.0f}")
-    print(f"Hearth / reference tokens per second: {(hearth_tokens / hearth['wall_s']) / (ref_tokens / ref['wall_s']):.2f}")
-    if args.json:
+    if ref:
+        print(f"Hearth / reference tokens per second: {(hearth_tokens / hearth['wall_s']) / (ref_tokens / ref['wall_s']):.2f}")
+    if args.json and ref:
         Path(args.json).write_text(json.dumps({
             "bytes": size, "hearth": {k: v for k, v in hearth.items() if k != "stdout"} | {"tokens": hearth_tokens},
             "reference": {k: v for k, v in ref.items() if k != "stdout"} | {"tokens": ref_tokens},

@@ -16,6 +16,7 @@ pub mod nn;
 pub mod objectives;
 pub mod parallel;
 pub mod parity;
+pub mod quality;
 pub mod readback;
 pub mod tokenizer;
 pub mod train;

@@ -62,6 +62,9 @@ pub struct ShardMeta {
     pub train_shards: Vec<String>,
     #[serde(default)]
     pub val_shards: Vec<String>,
+    /// What `--dedup` and `--filter` ran and removed (absent when none ran).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<serde_json::Value>,
 }
 
 /// A memory-mapped shard: tokens are read where they lie, never loaded whole.

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use burn::tensor::Device;
 use hearth_core::fit::fused_attention;
 use hearth_core::generate::{Sampling, fill_mask, generate, max_new_tokens, text2text};
-use hearth_core::models::{Model, ModelConfig};
+use hearth_core::models::{LanguageModel, Model, ModelConfig};
 use hearth_core::objectives::Rng;
 use hearth_core::readback::block_on;
 use hearth_core::tokenizer::Tokenizer;
@@ -71,6 +71,31 @@ impl Loaded {
         tensors.retain(|t| lm_logits || t.name != "logits");
         fit::check_tensors(&tensors, &self.limits, work)
     }
+
+    /// An input of `tokens` must fit the model's position table, and its forward the device: one
+    /// buffer per tensor, and all of them together the memory (a T5's relative positions have no
+    /// table, so a long input is stopped here, not by the allocator).
+    pub fn check_input(&self, tokens: usize, work: &str) -> Result<(), Error> {
+        if let Some(max) = self.config.max_positions()
+            && tokens > max
+        {
+            return Err(Error::Refused(format!(
+                "{work}: the input is {tokens} tokens, longer than the model's position table ({max}); shorten it"
+            )));
+        }
+        self.check_batch(1, tokens, true, work)?;
+        let tensors = fit::activation_sizes(&self.config, 1, tokens, fused_attention(&self.device, true), false);
+        let total: u64 = tensors.iter().map(|t| t.bytes).sum();
+        match self.limits.memory {
+            Some(memory) if total > memory / 2 => Err(Error::Refused(format!(
+                "{work}: the input is {tokens} tokens, whose forward needs about {} of the {} {} has; shorten it",
+                fit::human(total),
+                fit::human(memory),
+                self.limits.device
+            ))),
+            _ => Ok(()),
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -102,24 +127,22 @@ pub fn run_generate(args: GenerateArgs) -> Result<(), Error> {
     let m = load(&args.model)?;
     let mut rng = Rng::seed_from_u64(args.seed);
     let ids = m.tokenizer.encode(&args.prompt)?;
-    match (&m.model, &m.config) {
-        (Model::Gpt2(model), ModelConfig::Gpt2(c)) => {
-            let eos = m.tokenizer.eos_id();
-            let out =
-                block_on(generate(model, &ids, max_new_tokens, c.n_positions, sampling, eos, &mut rng, &m.device))?;
-            println!("{}{}", args.prompt, m.tokenizer.decode(&out)?);
-            Ok(())
-        }
-        (Model::T5(_), _) => {
-            println!("{}", t5_answer(&m, &args.prompt, max_new_tokens, sampling, &mut rng)?.0);
-            Ok(())
-        }
-        _ => Err(Error::Config(format!(
-            "generate needs a causal model (gpt2); {} is a {}: use fill-mask",
-            m.dir.display(),
-            m.config.model_type()
-        ))),
+    m.check_input(ids.len(), "generate")?;
+    if let Some(model) = m.model.causal_lm() {
+        let eos = m.tokenizer.eos_id();
+        let out = block_on(generate(model, &ids, max_new_tokens, sampling, eos, &mut rng, &m.device))?;
+        println!("{}{}", args.prompt, m.tokenizer.decode(&out)?);
+        return Ok(());
     }
+    if m.model.seq2seq_lm().is_some() {
+        println!("{}", seq2seq_answer(&m, &args.prompt, max_new_tokens, sampling, &mut rng)?.0);
+        return Ok(());
+    }
+    Err(Error::Config(format!(
+        "generate needs a causal or an encoder-decoder model; {} is a {} (a masked LM): use fill-mask",
+        m.dir.display(),
+        m.config.model_type()
+    )))
 }
 
 #[derive(clap::Args)]
@@ -134,9 +157,9 @@ pub struct FillMaskArgs {
 
 pub fn run_fill_mask(args: FillMaskArgs) -> Result<(), Error> {
     let m = load(&args.model)?;
-    let Model::Bert(model) = &m.model else {
+    let Some(model) = m.model.masked_lm() else {
         return Err(Error::Config(format!(
-            "fill-mask needs a masked model (bert); {} is a {}",
+            "fill-mask needs a masked LM; {} is a {}: use generate",
             m.dir.display(),
             m.config.model_type()
         )));
@@ -146,6 +169,7 @@ pub fn run_fill_mask(args: FillMaskArgs) -> Result<(), Error> {
     ids.extend(m.tokenizer.cls_id());
     ids.extend(m.tokenizer.encode(&args.text)?);
     ids.extend(m.tokenizer.eos_id());
+    m.check_input(ids.len(), "fill-mask")?;
     for (i, top) in block_on(fill_mask(model, &ids, mask, args.k, &m.device))?.into_iter().enumerate() {
         println!("[MASK] #{}:", i + 1);
         for (t, p) in top {
@@ -169,30 +193,31 @@ pub struct Text2TextArgs {
 pub fn run_text2text(args: Text2TextArgs) -> Result<(), Error> {
     let max_new_tokens = max_new_tokens(args.max_new_tokens)?;
     let m = load(&args.model)?;
-    let (text, out) = t5_answer(&m, &args.input, max_new_tokens, Sampling::GREEDY, &mut Rng::seed_from_u64(0))?;
+    let (text, out) = seq2seq_answer(&m, &args.input, max_new_tokens, Sampling::GREEDY, &mut Rng::seed_from_u64(0))?;
     let shown: Vec<String> = out.iter().map(|&t| m.tokenizer.token(t).unwrap_or_default()).collect();
     println!("{text}");
     println!("tokens: {}", shown.join(" "));
     Ok(())
 }
 
-/// A T5's decoded output for `input` (EOS appended), and its token ids.
-fn t5_answer(
+/// An encoder-decoder's decoded output for `input` (EOS appended), and its token ids.
+fn seq2seq_answer(
     m: &Loaded,
     input: &str,
     max_new: usize,
     sampling: Sampling,
     rng: &mut Rng,
 ) -> Result<(String, Vec<u32>), Error> {
-    let (Model::T5(model), ModelConfig::T5(c)) = (&m.model, &m.config) else {
+    let Some(model) = m.model.seq2seq_lm() else {
         return Err(Error::Config(format!(
-            "text2text needs an encoder-decoder (t5); {} is a {}",
+            "text2text needs an encoder-decoder; {} is a {}: use generate or fill-mask",
             m.dir.display(),
             m.config.model_type()
         )));
     };
     let eos = m.tokenizer.eos_id().unwrap_or(1);
     let ids: Vec<u32> = m.tokenizer.encode(input)?.into_iter().chain([eos]).collect();
-    let out = block_on(text2text(model, &ids, c.decoder_start_token(), eos, max_new, sampling, rng, &m.device))?;
+    m.check_input(ids.len(), "text2text")?;
+    let out = block_on(text2text(model, &ids, eos, max_new, sampling, rng, &m.device))?;
     Ok((m.tokenizer.decode(&out)?, out))
 }

@@ -1,8 +1,10 @@
+#![recursion_limit = "256"]
 //! `hearth`: the command-line program.
 
 mod attention_cmd;
 mod backend;
 mod bench;
+mod bench_device;
 mod bench_memory;
 mod bench_train;
 mod benchmarks;
@@ -38,6 +40,14 @@ struct Cli {
     /// process may use, or $RAYON_NUM_THREADS; `hearth launch` divides the cores among its ranks).
     #[arg(long, global = true)]
     threads: Option<usize>,
+    /// GPU backends: burn's kernel fusion, `on` or `off` (default: on).
+    #[arg(long, global = true, value_parser = ["on", "off"])]
+    fusion: Option<String>,
+    /// GPU backends: how hard cubecl's autotune searches a shape it meets the first time, `minimal`,
+    /// `balanced`, `extensive` or `full` (default: balanced on a hardware adapter, minimal on a
+    /// software renderer; results are kept in the user's cache folder, so later runs pay nothing).
+    #[arg(long, global = true)]
+    autotune: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -191,6 +201,34 @@ fn keep_freed_memory() {
     }
 }
 
+/// The global options (`--threads`, `--fusion`, `--autotune`) work anywhere on the line. clap takes
+/// them after any subcommand but `train`, whose `--key value` settings take every flag that follows
+/// them as a run-file key: there they are moved in front of the subcommand. (`launch` keeps its
+/// command's options: they belong to the processes it starts.)
+fn hoist_global_options(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    const GLOBAL: [&str; 3] = ["--threads", "--fusion", "--autotune"];
+    let Some(train) = args.iter().position(|a| a == "train") else { return args };
+    if args[1..train].iter().any(|a| a == "launch") {
+        return args;
+    }
+    let (mut front, mut rest) = (args[..train].to_vec(), Vec::new());
+    let mut tail = args[train..].iter();
+    while let Some(arg) = tail.next() {
+        let text = arg.to_string_lossy();
+        let name = text.split('=').next().unwrap_or_default();
+        if GLOBAL.contains(&name) {
+            front.push(arg.clone());
+            if !text.contains('=') {
+                front.extend(tail.next().cloned());
+            }
+        } else {
+            rest.push(arg.clone());
+        }
+    }
+    front.extend(rest);
+    front
+}
+
 fn main() -> ExitCode {
     keep_freed_memory();
     if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
@@ -198,7 +236,15 @@ fn main() -> ExitCode {
         // SAFETY: nothing else runs yet; no other thread reads the environment.
         unsafe { std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir()) };
     }
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(hoist_global_options(std::env::args_os().collect()));
+    let autotune = match cli.autotune.as_deref().map(str::parse).transpose() {
+        Ok(level) => level,
+        Err(e) => {
+            eprintln!("error: --autotune: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    backend::set_options(backend::GpuOptions { fusion: cli.fusion.as_deref().map(|f| f == "on"), autotune });
     // The CPU backend's thread pool, with the main thread as one of its workers: a kernel called
     // from the training loop starts on this thread instead of waking another and waiting for it
     // (at one thread, everything runs here). Built before the first parallel call would build the

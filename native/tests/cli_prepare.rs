@@ -225,3 +225,130 @@ fn training_on_many_shards_follows_the_curve_of_one() {
     assert_eq!(losses[0], losses[1], "the windows read across shard boundaries are the tokens of one shard");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Documents of several paragraphs of the bundled novel, with planted copies and junk: an exact
+/// copy (extra spaces), a near copy (one word in ~300 changed: 5-gram Jaccard ≈ 0.97), a far
+/// variant (every third word changed: Jaccard ≈ 0), lorem ipsum, a keyword list, the same line
+/// twenty times, and a German text. The copies are of documents the filters keep (as datatrove
+/// would: `hearth_core::quality`), so that only the duplicate rules can remove them.
+fn planted() -> Vec<String> {
+    use hearth_core::quality::filters::{C4Quality, GopherQuality, GopherRepetition};
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/pride_and_prejudice.txt")).unwrap();
+    let paragraphs: Vec<String> = text
+        .split("\n\n")
+        .map(|p| p.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|p| p.split(' ').count() > 20 && p.ends_with(['.', '"', '!', '?']))
+        .collect();
+    let mut docs: Vec<String> = paragraphs.chunks(4).take(60).map(|c| c.join("\n")).collect();
+    let kept = |d: &str| {
+        GopherRepetition::default().check(d).is_ok()
+            && GopherQuality::default().check(d).is_ok()
+            && C4Quality::default().check(d).is_ok()
+    };
+    let good: Vec<usize> = (0..docs.len()).filter(|&i| kept(&docs[i])).collect();
+    assert!(good.len() >= 4, "the novel's documents pass the filters");
+    docs.push(docs[good[0]].replace(' ', "  "));
+    let mut near: Vec<&str> = docs[good[1]].split(' ').collect();
+    near[40] = "zebra";
+    docs.push(near.join(" "));
+    let far: Vec<String> = docs[good[2]]
+        .split(' ')
+        .enumerate()
+        .map(|(i, w)| if i % 3 == 0 { format!("{w}x") } else { w.to_string() })
+        .collect();
+    docs.push(far.join(" "));
+    docs.push(format!("{} Lorem ipsum dolor sit amet, consectetur adipiscing elit.", docs[good[3]]));
+    docs.push("cheap shoes buy online best price free shipping discount sale ".repeat(30));
+    docs.push(format!("{}\n", "Click here to subscribe to our newsletter today.").repeat(20));
+    docs.push(
+        "Es war einmal ein König, der hatte drei Töchter. Die jüngste war so schön, dass die Sonne selbst sich \
+         wunderte, so oft sie ihr ins Gesicht schien. Nahe bei dem Schlosse lag ein großer dunkler Wald, und in \
+         dem Walde unter einer alten Linde war ein Brunnen. Wenn nun der Tag recht heiß war, so ging das \
+         Königskind hinaus in den Wald und setzte sich an den Rand des kühlen Brunnens. Und wenn sie Langeweile \
+         hatte, so nahm sie eine goldene Kugel, warf sie in die Höhe und fing sie wieder; das war ihr liebstes \
+         Spielwerk. Nun trug es sich einmal zu, dass die goldene Kugel nicht in ihr Händchen fiel."
+            .into(),
+    );
+    docs
+}
+
+fn quality_of(dir: &Path) -> serde_json::Value {
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("meta.json")).unwrap()).unwrap();
+    meta["quality"].clone()
+}
+
+#[test]
+fn dedup_and_filters_remove_the_planted_copies_and_junk_on_any_threads() {
+    let dir = scratch("prepare-quality");
+    let tok = tokenizer(&dir);
+    let docs = planted();
+    let all = dir.join("planted.jsonl");
+    std::fs::write(&all, jsonl(&docs)).unwrap();
+    let rules = ["--dedup", "exact,minhash", "--filter", "language=en,gopher-repetition,gopher-quality,c4"];
+
+    // Nothing asked, nothing removed: every document is in the shards and meta.json has no report.
+    let plain = dir.join("plain");
+    ok(prepare(2, &[all.clone()], &tok, &plain, &[]).output().unwrap());
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(plain.join("meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["documents"], docs.len());
+    assert!(meta.get("quality").is_none() && !plain.join("removed.jsonl").exists());
+
+    let out = dir.join("filtered");
+    ok(prepare(2, &[all.clone()], &tok, &out, &rules).output().unwrap());
+    let q = quality_of(&out);
+    let removed = |rule: &str| q["removed"][rule]["documents"].as_u64().unwrap_or(0);
+    assert_eq!(q["documents_read"], docs.len());
+    assert_eq!(removed("exact"), 1, "the copy with extra spaces: {q}");
+    assert_eq!(removed("minhash"), 1, "the near copy, not the far variant: {q}");
+    assert_eq!(q["reasons"]["near_duplicate"], 1, "{q}");
+    assert_eq!(removed("language"), 1, "the German text: {q}");
+    assert_eq!(q["reasons"]["lorem_ipsum"], 1, "{q}");
+    let junk = removed("gopher-repetition") + removed("gopher-quality") + removed("c4");
+    assert!(junk >= 3, "lorem ipsum, the keyword list and the repeated line: {q}");
+    let total: u64 =
+        ["exact", "minhash", "language", "c4", "gopher-repetition", "gopher-quality"].map(removed).iter().sum();
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["documents"].as_u64().unwrap(), docs.len() as u64 - total, "every removal counted once");
+    assert!(q["removed"]["exact"]["tokens"].as_u64().unwrap() > 100, "tokens removed are counted: {q}");
+    let samples = std::fs::read_to_string(out.join("removed.jsonl")).unwrap();
+    assert!(samples.contains("\"rule\":\"language\"") && samples.contains("Königskind"), "{samples}");
+
+    // The same bytes on one thread.
+    let single = dir.join("single");
+    ok(prepare(1, &[all.clone()], &tok, &single, &rules).output().unwrap());
+    assert!(files(&single) == files(&out), "1 thread differs from 2");
+
+    // An unknown rule is refused before anything is written.
+    let bad = prepare(2, &[all], &tok, &dir.join("bad"), &["--filter", "gopher"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success() && stderr.contains("--filter gopher: unknown; choose from"), "{stderr}");
+    assert!(!dir.join("bad").exists());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+#[cfg_attr(not(feature = "fault-injection"), ignore = "needs --features hearth/fault-injection")]
+fn a_killed_prepare_with_dedup_resumes_to_the_same_bytes() {
+    let dir = scratch("prepare-quality-resume");
+    let tok = tokenizer(&dir);
+    let mut docs = planted();
+    // Copies across chunk boundaries: the resumed run must remember what came before its kill.
+    docs.extend(docs.clone());
+    let all = dir.join("planted.jsonl");
+    std::fs::write(&all, jsonl(&docs)).unwrap();
+    let rules = ["--dedup", "exact,minhash", "--filter", "gopher-quality,c4"];
+    let whole = dir.join("whole");
+    ok(prepare(2, &[all.clone()], &tok, &whole, &rules).output().unwrap());
+    assert!(quality_of(&whole)["removed"]["exact"]["documents"].as_u64().unwrap() >= docs.len() as u64 / 2 - 5);
+
+    let killed = dir.join("killed");
+    let out =
+        prepare(2, &[all.clone()], &tok, &killed, &rules).env("HEARTH_TEST_KILL_IN_PREPARE", "6").output().unwrap();
+    assert!(!out.status.success());
+    let mut resume = rules.to_vec();
+    resume.push("--resume");
+    ok(prepare(2, &[all], &tok, &killed, &resume).output().unwrap());
+    assert!(files(&killed) == files(&whole), "killed and resumed differs from uninterrupted");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -239,12 +239,101 @@ impl TrainConfig {
         if !(self.loss_scale >= 1.0 && self.loss_scale.is_finite()) {
             return bad("loss_scale must be finite and ≥ 1");
         }
+        if !(self.mean_span_length >= 1.0 && self.mean_span_length.is_finite()) {
+            return bad("mean_span_length must be at least 1 (a span holds one token or more)");
+        }
         if self.zero_stage > 1 {
             return bad(
                 "zero_stage must be 0 (replicated optimizer state) or 1 (sharded); stages 2 and 3 do not exist yet",
             );
         }
         Ok(())
+    }
+}
+
+/// The keys a resumed run may set differently from its checkpoint: how long and how fast it goes
+/// on (steps, the schedule, the optimizer's settings), how often it reports, where it runs and in
+/// what precision, and where its files are. Every other key defines the model, the data split or the
+/// objective and must match
+/// (`batch_size`, `grad_accum` and `tokens_per_step` may change together when the tokens per
+/// optimizer step stay the same).
+pub const MAY_CHANGE_ON_RESUME: &[&str] = &[
+    "max_steps",
+    "lr",
+    "min_lr",
+    "warmup_steps",
+    "decay",
+    "weight_decay",
+    "beta1",
+    "beta2",
+    "eps",
+    "grad_clip",
+    "dropout",
+    "fused_attention",
+    "precision",
+    "loss_scale",
+    "loss_scale_growth_interval",
+    "gradient_checkpointing",
+    "max_memory_gib",
+    "zero_stage",
+    "eval_every",
+    "eval_batches",
+    "checkpoint_every",
+    "keep_last",
+    "log_every",
+    "zero_shot",
+    "zero_shot_every",
+    "zero_shot_limit",
+    "backend",
+    "out_dir",
+    "init_from",
+    // Paths: the files may have moved. The data is read from the path given now (its position
+    // continues from the checkpoint); the tokenizer is always the checkpoint's own.
+    "data",
+    "val_data",
+    "tokenizer",
+];
+
+impl TrainConfig {
+    /// What this run sets differently from `saved`, the config of the checkpoint it resumes:
+    /// refused, naming the first such key, when it would change the model, the data or the
+    /// objective; otherwise the changes (`max_steps 600 → 1200`), for the run's header. Keys that
+    /// say where the run is (`backend`, `out_dir`) are not reported.
+    pub fn resume_changes(&self, saved: &TrainConfig) -> Result<Vec<String>> {
+        let (now, then) =
+            (serde_json::to_value(self).expect("serialises"), serde_json::to_value(saved).expect("serialises"));
+        let (now, then) = (now.as_object().expect("a table"), then.as_object().expect("a table"));
+        let show = |v: Option<&serde_json::Value>| match v {
+            None | Some(serde_json::Value::Null) => "unset".to_string(),
+            Some(v) => v.to_string(),
+        };
+        let batch = ["batch_size", "grad_accum", "tokens_per_step"];
+        let same_tokens = self.batch_size * self.accumulation() == saved.batch_size * saved.accumulation();
+        let mut changes = Vec::new();
+        for (key, value) in now {
+            let old = then.get(key);
+            if old == Some(value) {
+                continue;
+            }
+            let (old, new) = (show(old), show(Some(value)));
+            if MAY_CHANGE_ON_RESUME.contains(&key.as_str()) || (batch.contains(&key.as_str()) && same_tokens) {
+                if !matches!(key.as_str(), "backend" | "out_dir") {
+                    changes.push(format!("{key} {old} → {new}"));
+                }
+                continue;
+            }
+            let why = if batch.contains(&key.as_str()) {
+                format!(
+                    "the tokens per optimizer step would change ({} → {}); keep batch_size × grad_accum",
+                    saved.batch_size * saved.accumulation() * saved.block_size,
+                    self.batch_size * self.accumulation() * self.block_size
+                )
+            } else {
+                "a resumed run keeps the model, the data split and the objective it was started with; resume with the run's own settings (`--config OUT_DIR/run.toml --resume`), or start a new run from the checkpoint with `--init-from`".to_string()
+            };
+            return Err(Error::Refused(format!("--resume: {key} is {new} here but {old} in the checkpoint; {why}")));
+        }
+        Ok(changes)
     }
 }
 

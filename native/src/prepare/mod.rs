@@ -6,6 +6,7 @@
 //! threads, however often it was interrupted.
 
 mod inputs;
+mod quality;
 mod shards;
 
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 pub use self::inputs::read_all;
 use self::inputs::{Input, documents, expand};
+use self::quality::{Pipeline, Report, Rules};
 use self::shards::{ShardWriter, SplitProgress};
 use crate::checkpoint::write_atomic;
 use crate::corpus::ShardMeta;
@@ -57,6 +59,18 @@ pub struct PrepareArgs {
     /// Continue the interrupted prepare in --out (the same command, with --resume).
     #[arg(long)]
     resume: bool,
+    /// Deduplicate, keeping the first document of each group in input order: `exact` (the same
+    /// text after Unicode NFC and whitespace folding), `minhash` (near-duplicates: word 5-grams,
+    /// 14 bands × 8 hashes, ~0.75 Jaccard, as FineWeb's datatrove setup). Comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    dedup: Vec<String>,
+    /// Quality filters, with datatrove's published thresholds: `gopher-repetition`, `gopher-quality`,
+    /// `c4` (C4's line rules: lines without terminal punctuation, javascript/cookie lines dropped;
+    /// lorem ipsum, curly braces, fewer than 5 sentences drop the document), `fineweb` (FineWeb's
+    /// three rules), `language=CODE` (lingua's top language with score ≥ 0.65). Comma-separated;
+    /// they run in FineWeb's order. What each removed goes to meta.json and samples to removed.jsonl.
+    #[arg(long, value_delimiter = ',')]
+    filter: Vec<String>,
 }
 
 /// What a prepare is: every setting that shapes the bytes. A resumed run must match it.
@@ -68,6 +82,9 @@ struct Settings {
     seed: u64,
     field: String,
     shard_tokens: u64,
+    /// The quality rules (absent in a state file from before them: none).
+    #[serde(default, skip_serializing_if = "Rules::is_empty")]
+    rules: Rules,
 }
 
 /// The state file: the settings and the position of the last commit.
@@ -78,12 +95,14 @@ struct State {
     documents: u64,
     train: SplitProgress,
     val: SplitProgress,
+    #[serde(default)]
+    report: Report,
 }
 
 const STATE: &str = ".prepare-state.json";
 
 /// The next document to read: input `input`, after `skip` of its documents.
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 struct Position {
     input: usize,
     skip: u64,
@@ -99,6 +118,8 @@ pub fn run(args: PrepareArgs) -> Result<(), Error> {
     if !(0.0..1.0).contains(&args.val_fraction) || args.shard_tokens == 0 || !(args.memory > 0.0) {
         return Err(Error::Config("--val-fraction lies in [0, 1), --shard-tokens and --memory are positive".into()));
     }
+    let rules = Rules { dedup: args.dedup.clone(), filter: args.filter.clone() };
+    let mut pipeline = Pipeline::new(&rules)?; // unknown rules refused before anything is written
     let inputs = expand(&args.inputs)?;
     let settings = Settings {
         inputs: inputs.iter().map(|i| (i.path.display().to_string(), i.bytes)).collect(),
@@ -107,6 +128,7 @@ pub fn run(args: PrepareArgs) -> Result<(), Error> {
         seed: args.seed,
         field: args.field.clone(),
         shard_tokens: args.shard_tokens,
+        rules: rules.clone(),
     };
     let state = claim_out(&args.out, settings, args.resume)?;
     let wide = tokenizer.vocab_size() > u16::MAX as usize + 1;
@@ -123,22 +145,38 @@ pub fn run(args: PrepareArgs) -> Result<(), Error> {
     );
     let chunk_bytes = ((args.memory * (1u64 << 30) as f64) / 16.0).max(4096.0) as usize;
     let threshold = (args.val_fraction * 2f64.powi(64)) as u64;
+    if !rules.is_empty() && state.position != Position::default() {
+        replay(&mut pipeline, &inputs, &args.field, state.position, chunk_bytes)?;
+        pipeline.report = state.report.clone();
+    }
     let mut stream = Stream::new(&inputs, &args.field, read.clone(), state.position)?;
     let (mut documents_done, start, start_tokens) =
         (state.documents, Instant::now(), state.train.tokens + state.val.tokens);
     let mut chunks = 0u64;
     loop {
-        let chunk = stream.chunk(chunk_bytes)?; // documents, about chunk_bytes of text
+        let chunk = stream.chunk(chunk_bytes, None).map_err(|e| stopped(e, &args.out, documents_done))?; // about chunk_bytes of text
         if chunk.is_empty() {
             break;
         }
-        let tokens: Vec<Vec<u32>> = chunk.par_iter().map(|doc| tokenizer.encode(doc)).collect::<Result<_, _>>()?; // every thread
-        for (doc, ids) in chunk.iter().zip(&tokens) {
+        // Judged and tokenized on every thread, decided in input order: the same on any threads.
+        let judged: Vec<(quality::Judged, Vec<u32>)> = chunk
+            .par_iter()
+            .map(|doc| {
+                let judged = pipeline.judge(doc);
+                let ids = tokenizer.encode(judged.verdict.as_deref().unwrap_or(doc.as_str()))?;
+                Ok((judged, ids))
+            })
+            .collect::<Result<_, Error>>()
+            .map_err(|e| stopped(e, &args.out, documents_done))?;
+        for (doc, (judged, ids)) in chunk.iter().zip(judged) {
+            if pipeline.decide(doc, judged, ids.len() as u64).is_none() {
+                continue;
+            }
             let split = if split_hash(doc, args.seed) < threshold { &mut val } else { &mut train };
-            split.push(ids)?;
+            split.push(&ids)?;
             split.push(&[eos])?;
+            documents_done += 1;
         }
-        documents_done += chunk.len() as u64;
         chunks += 1;
         crate::faults::before_prepare_commit(chunks); // tests only
         let state = State {
@@ -147,20 +185,31 @@ pub fn run(args: PrepareArgs) -> Result<(), Error> {
             documents: documents_done,
             train: train.commit()?,
             val: val.commit()?,
+            report: pipeline.report.clone(),
         };
         write_atomic(&args.out.join(STATE), serde_json::to_string_pretty(&state).expect("json").as_bytes())?;
         let tokens = state.train.tokens + state.val.tokens;
         bar.set_position(read.load(Ordering::Relaxed));
+        let removed = if rules.is_empty() { String::new() } else { format!(" ({})", pipeline.summary()) };
         bar.set_message(format!(
-            "{documents_done} documents, {tokens} tokens, {:.2}M tokens/s",
+            "{documents_done} documents{removed}, {tokens} tokens, {:.2}M tokens/s",
             (tokens - start_tokens) as f64 / start.elapsed().as_secs_f64().max(1e-9) / 1e6
         ));
     }
     bar.finish_and_clear();
-    if documents_done == 0 {
+    if documents_done == 0 && pipeline.report.read == 0 {
         return Err(Error::Input("the inputs hold no text; give files with at least one document".into()));
     }
-    let meta = finish(&args.out, train, val, &tokenizer, &tokenizer_json, eos, documents_done)?; // last shards, meta.json
+    if documents_done == 0 {
+        return Err(Error::Refused(format!(
+            "the rules removed all {} documents ({}); loosen --dedup/--filter (the state in {} resumes with the same ones)",
+            pipeline.report.read,
+            pipeline.summary(),
+            args.out.display()
+        )));
+    }
+    let quality = (!rules.is_empty()).then(|| (&rules, &pipeline.report));
+    let meta = finish(&args.out, train, val, &tokenizer, &tokenizer_json, eos, documents_done, quality)?; // last shards, meta.json
     let seconds = start.elapsed().as_secs_f64();
     let (train_tokens, val_tokens) = (meta.train_tokens as u64, meta.val_tokens as u64);
     println!(
@@ -175,10 +224,57 @@ pub fn run(args: PrepareArgs) -> Result<(), Error> {
         seconds,
         (train_tokens + val_tokens - start_tokens) as f64 / seconds.max(1e-9) / 1e6
     );
+    if !rules.is_empty() {
+        println!(
+            "{} documents read, {}: per rule in meta.json, samples in {}",
+            pipeline.report.read,
+            pipeline.summary(),
+            args.out.join("removed.jsonl").display()
+        );
+    }
     if val_tokens == 0 {
         eprintln!("warning: no document fell in the validation split; raise --val-fraction, or train with --val-data");
     }
     Ok(())
+}
+
+/// The duplicate sets of a resumed prepare, rebuilt by judging and deciding again (on every thread,
+/// in input order) the documents before `until`, the position it resumes from.
+fn replay(pipeline: &mut Pipeline, inputs: &[Input], field: &str, until: Position, bytes: usize) -> Result<(), Error> {
+    if !pipeline.names().iter().any(|n| matches!(*n, "exact" | "minhash")) {
+        return Ok(());
+    }
+    let mut stream = Stream::new(inputs, field, Arc::new(AtomicU64::new(0)), Position::default())?;
+    loop {
+        let chunk = stream.chunk(bytes, Some(until))?;
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        let judged: Vec<_> = chunk.par_iter().map(|doc| pipeline.judge(doc)).collect();
+        for (doc, judged) in chunk.iter().zip(judged) {
+            pipeline.replay(doc, judged);
+        }
+    }
+}
+
+/// A prepare stopped by its input: the folder keeps its last commit, and `--resume` goes on from
+/// there once the input is fixed (an input not yet read to its end may change; see [`resumable`]).
+fn stopped(e: Error, out: &Path, documents: u64) -> Error {
+    Error::Refused(format!(
+        "{e}; {} keeps the {documents} documents prepared before it: fix the input, then run the same command with --resume",
+        out.display()
+    ))
+}
+
+/// Whether a prepare started with `then` may go on with `now`: the same settings and inputs, where
+/// an input the last commit had not read to its end may have changed (a broken line fixed), but
+/// none that it had.
+fn resumable(then: &Settings, now: &Settings, position: Position) -> bool {
+    let names = |s: &Settings| s.inputs.iter().map(|(path, _)| path.clone()).collect::<Vec<_>>();
+    let read = position.input.min(then.inputs.len());
+    Settings { inputs: Vec::new(), ..then.clone() } == Settings { inputs: Vec::new(), ..now.clone() }
+        && names(then) == names(now)
+        && then.inputs[..read] == now.inputs[..read]
 }
 
 /// The prepared folder completed: the last shards finished, the tokenizer and `meta.json` written
@@ -191,6 +287,7 @@ fn finish(
     tokenizer_json: &[u8],
     eos: u32,
     documents: u64,
+    quality: Option<(&Rules, &Report)>,
 ) -> Result<ShardMeta, Error> {
     let (train_tokens, val_tokens) = (train.done.tokens, val.done.tokens);
     let meta = ShardMeta {
@@ -202,7 +299,26 @@ fn finish(
         documents: documents as usize,
         train_shards: train.finish()?,
         val_shards: val.finish()?,
+        quality: quality.map(|(rules, report)| {
+            serde_json::json!({
+                "dedup": rules.dedup,
+                "filter": rules.filter,
+                "documents_read": report.read,
+                "removed": report.removed,
+                "reasons": report.reasons,
+            })
+        }),
     };
+    if let Some((_, report)) = quality {
+        let lines: Vec<String> = report
+            .samples
+            .iter()
+            .flat_map(|(rule, texts)| {
+                texts.iter().map(move |t| serde_json::json!({"rule": rule, "text": t}).to_string())
+            })
+            .collect();
+        write_atomic(&out.join("removed.jsonl"), (lines.join("\n") + "\n").as_bytes())?;
+    }
     write_atomic(&out.join("tokenizer.json"), tokenizer_json)?;
     write_atomic(&out.join("meta.json"), serde_json::to_string_pretty(&meta).expect("json").as_bytes())?;
     std::fs::remove_file(out.join(STATE)).map_err(io("remove", out.join(STATE).display()))?;
@@ -230,13 +346,13 @@ fn claim_out(out: &Path, settings: Settings, resume: bool) -> Result<State, Erro
         })?;
         let state: State = serde_json::from_str(&text)
             .map_err(|e| Error::Input(format!("not a prepare state ({e})")).in_file(state_path.display()))?;
-        if state.settings != settings {
+        if !resumable(&state.settings, &settings, state.position) {
             return Err(Error::Refused(format!(
                 "--resume: the prepare in {} was started with other inputs, tokenizer or settings; run the same command with --resume",
                 out.display()
             )));
         }
-        return Ok(state);
+        return Ok(State { settings, ..state });
     }
     if state_path.exists() {
         return Err(Error::Refused(format!(
@@ -248,13 +364,17 @@ fn claim_out(out: &Path, settings: Settings, resume: bool) -> Result<State, Erro
         return Err(Error::Refused(format!("{} is not empty; choose a new or empty --out", out.display())));
     }
     std::fs::create_dir_all(out).map_err(io("create", out.display()))?;
-    Ok(State {
+    let state = State {
         settings,
         position: Position::default(),
         documents: 0,
         train: SplitProgress::default(),
         val: SplitProgress::default(),
-    })
+        report: Report::default(),
+    };
+    // Written before the first shard byte: whatever stops this prepare, `--resume` can go on.
+    write_atomic(&state_path, serde_json::to_string_pretty(&state).expect("json").as_bytes())?;
+    Ok(state)
 }
 
 /// The documents of every input in order, with the position of the next one.
@@ -286,10 +406,11 @@ impl<'a> Stream<'a> {
         self.position
     }
 
-    /// The next documents, about `bytes` of text (at least one, unless the inputs are done).
-    fn chunk(&mut self, bytes: usize) -> Result<Vec<String>, Error> {
+    /// The next documents, about `bytes` of text (at least one, unless the inputs are done or the
+    /// stream is at `until`).
+    fn chunk(&mut self, bytes: usize, until: Option<Position>) -> Result<Vec<String>, Error> {
         let (mut docs, mut size) = (Vec::new(), 0);
-        while size < bytes {
+        while size < bytes && until != Some(self.position) {
             let Some(doc) = self.next_doc()? else { break };
             size += doc.len();
             docs.push(doc);

@@ -16,8 +16,9 @@ use hearth_core::models::ModelConfig;
 use hearth_core::parallel::Collective;
 use hearth_core::readback::block_on;
 use hearth_core::tokenizer::Tokenizer;
-use hearth_core::train::TrainConfig;
-use hearth_core::train::run::{AnyTrainer, Resume, RunPlan, Start};
+use hearth_core::train::Trainer;
+use hearth_core::train::run::{Resume, RunPlan, Start};
+use hearth_core::train::{Precision, TrainConfig};
 use hearth_core::{Backend, Error, fit};
 
 use self::data::{Data, load_data, model_config};
@@ -56,6 +57,11 @@ fn run_file_keys_help() -> String {
 }
 
 pub fn load_config(file: Option<&Path>, overrides: &[String]) -> Result<TrainConfig, Error> {
+    TrainConfig::from_toml(&toml::to_string(&load_table(file, overrides)?).expect("a table serialises"))
+}
+
+/// The run file's table with the `--key value` settings applied.
+fn load_table(file: Option<&Path>, overrides: &[String]) -> Result<toml::Table, Error> {
     let mut table: toml::Table = match file {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(io("read", path.display()))?;
@@ -64,7 +70,42 @@ pub fn load_config(file: Option<&Path>, overrides: &[String]) -> Result<TrainCon
         None => Default::default(),
     };
     crate::overrides::apply(&mut table, overrides)?;
-    TrainConfig::from_toml(&toml::to_string(&table).expect("a table serialises"))
+    Ok(table)
+}
+
+/// Refuses a key this run sets that has no meaning for it (its objective, its precision, its
+/// tokenizer), naming why: a setting that does not apply is never silently ignored.
+fn refuse_inapplicable(set: &toml::Table, config: &TrainConfig, model_config: &ModelConfig) -> Result<(), Error> {
+    use hearth_core::train::Objective;
+    let objective = config.objective.unwrap_or(model_config.family().objectives()[0]);
+    let refuse = |key: &str, why: String| Err(Error::Refused(format!("{key} does not apply to this run: {why}")));
+    for key in set.keys() {
+        match key.as_str() {
+            "mask_rate" | "whole_word_masking" if objective != Objective::Masked => {
+                return refuse(key, format!("it sets the masked objective, and this run trains {}", objective.name()));
+            }
+            "noise_density" | "mean_span_length" if !matches!(objective, Objective::Span | Objective::Denoise) => {
+                return refuse(
+                    key,
+                    format!("it sets span corruption (span, denoise), and this run trains {}", objective.name()),
+                );
+            }
+            "tokenizer_vocab_size" if set.contains_key("tokenizer") => {
+                return refuse(key, "it sizes a tokenizer trained for the run, and --tokenizer gives one".into());
+            }
+            "loss_scale" | "loss_scale_growth_interval" if config.precision != Precision::F16 => {
+                return refuse(
+                    key,
+                    format!("loss scaling is f16's, and this run computes in {}", config.precision.name()),
+                );
+            }
+            "val_fraction" if set.contains_key("val_data") => {
+                return refuse(key, "it holds out part of data when val_data is not given, and val_data is".into());
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 pub fn run(mut args: Args) -> Result<(), Error> {
@@ -85,17 +126,35 @@ pub fn run(mut args: Args) -> Result<(), Error> {
             "--resume continues the run in out_dir and --overwrite replaces it; choose one".into(),
         ));
     }
-    let config = load_config(args.config.as_deref(), &args.overrides)?;
+    let set = load_table(args.config.as_deref(), &args.overrides)?;
+    let config = TrainConfig::from_toml(&toml::to_string(&set).expect("a table serialises"))?;
     let out_dir = PathBuf::from(&config.out_dir);
     // Data parallelism: the launcher (`hearth launch`, mpiexec, srun) says which rank this is.
     let (ranks, mut collective) = crate::ranks::join()?;
     let (rank, world) = (ranks.rank, ranks.world);
     let OutDir { earlier_run, resume_from } = claim_out_dir(&config, &out_dir, args.resume, args.overwrite, rank == 0)?;
 
+    // A resumed run goes on as it started: what it may change is said in the header, the rest refused.
+    let resume_changes = match &resume_from {
+        Some((step, dir)) => {
+            let state: hearth_core::train::TrainState =
+                serde_json::from_slice(&checkpoint::read(dir, "trainer_state.json")?).map_err(|e| {
+                    Error::Config(format!("trainer_state.json: not a Hearth trainer state ({e})"))
+                        .in_file(dir.display())
+                })?;
+            let changes = config.resume_changes(&state.config)?;
+            Some(match changes.is_empty() {
+                true => format!("settings: those of step {step}'s checkpoint, unchanged"),
+                false => format!("changed since step {step}'s checkpoint: {}", changes.join(", ")),
+            })
+        }
+        None => None,
+    };
     let model_config = match &resume_from {
         Some((_, dir)) => ModelConfig::from_json(&checkpoint::read(dir, "config.json")?)?,
         None => model_config(&config)?,
     };
+    refuse_inapplicable(&set, &config, &model_config)?;
     let resumed = resume_from.as_ref().map(|(_, d)| d.as_path());
     let data = shared_data(&config, &model_config, resumed, collective.as_mut())?;
     // Where the weights come from: the checkpoint resumed, init_from, or new from the seed.
@@ -106,7 +165,8 @@ pub fn run(mut args: Args) -> Result<(), Error> {
     };
     let start = match &saved {
         Some(weights) => Start::Saved(weights),
-        None => Start::New { vocab_from_tokenizer: data.tokenizer_trained_here },
+        // The embedding table follows the tokenizer (trained here or given) unless vocab_size is set.
+        None => Start::New { vocab_from_tokenizer: !config.model.contains_key("vocab_size") },
     };
     let mut plan = RunPlan::new(config, model_config, &data.tokenizer, start)?;
     let (backend, device) = crate::backend::choose_for_rank(&plan.config.backend, &ranks)?;
@@ -148,7 +208,11 @@ pub fn run(mut args: Args) -> Result<(), Error> {
             eprintln!("hearth: {notice}");
         }
         let resumed = resume_from.as_ref().map(|(_, d)| d.as_path());
-        summary::header(&trainer, &data, backend, &out_dir, &memory_line, resumed);
+        let device_line =
+            crate::backend::describe(backend, &device, trainer.config().fused_attention, trainer.precision());
+        let mut lines = vec![device_line.as_str(), memory_line.as_str()];
+        lines.extend(resume_changes.as_deref());
+        summary::header(&trainer, &data, backend, &out_dir, &lines, resumed);
         checkpoint::write_atomic(&out_dir.join("run.toml"), trainer.config().to_toml().as_bytes())?;
     }
     train(trainer, &data, backend, &device, &out_dir, resume_from.map(|(_, d)| d))
@@ -157,7 +221,7 @@ pub fn run(mut args: Args) -> Result<(), Error> {
 /// The loop, on every rank alike (nanoGPT's `train.py`): a step, then each periodic job, which
 /// decides itself whether it is due.
 fn train(
-    mut trainer: AnyTrainer,
+    mut trainer: Trainer,
     data: &Data,
     backend: Backend,
     device: &burn::tensor::Device,
@@ -173,15 +237,17 @@ fn train(
     let interrupt = Interrupt::install();
     while trainer.state().step < max_steps {
         faults::before_step(); // tests only: time to land a kill between checkpoints
-        let stats = trainer.step(data.train.as_ref()).map_err(|e| checkpoints.explain(e))?; // micro-batches, reduce, clip, AdamW
-        let mut record = log.record(&stats, trainer.state().tokens); // loss, lr, grad norm, speed
+        trainer.step(data.train.as_ref()).map_err(|e| checkpoints.explain(e))?; // micro-batches, reduce, clip, AdamW
+        let step = trainer.state().step;
+        let evaluating = validation.due(step, trainer.config()) || zero_shot.due(step, trainer.config());
+        let mut record = log.maybe_record(&mut trainer, evaluating).map_err(|e| checkpoints.explain(e))?; // loss, lr, grad norm, speed: read back only now
         validation.maybe_run(&mut trainer, data.val.as_ref(), &mut record, &log)?; // every eval_every, and last
         zero_shot.maybe_run(&trainer, &data.tokenizer, &mut record, &log)?; // every zero_shot_every, and last
         log.maybe_write(record)?; // metrics.jsonl: every log_every, and every evaluation
         let stop = interrupt.on_any_rank(&mut trainer)?; // Ctrl-C on any rank stops them all
-        checkpoints.maybe_save(&mut trainer, stop)?; // every checkpoint_every, last, and on a stop
-        if stop && stats.step < max_steps {
-            Interrupt::exit(&log, &checkpoints, stats.step, rank0);
+        checkpoints.maybe_save(&mut trainer, stop).map_err(|e| checkpoints.explain(e))?; // every checkpoint_every, last, and on a stop
+        if stop && step < max_steps {
+            Interrupt::exit(&log, &checkpoints, step, rank0);
         }
     }
     if !rank0 {

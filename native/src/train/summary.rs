@@ -6,11 +6,11 @@ use std::path::Path;
 
 use burn::tensor::Device;
 use hearth_core::generate::{Sampling, fill_mask, generate, text2text};
-use hearth_core::models::{Model, ModelConfig};
+use hearth_core::models::{LanguageModel, Model};
 use hearth_core::objectives::Rng;
 use hearth_core::readback::block_on;
 use hearth_core::tokenizer::Tokenizer;
-use hearth_core::train::run::AnyTrainer;
+use hearth_core::train::Trainer;
 use hearth_core::train::{Precision, TrainConfig};
 use hearth_core::{Backend, Error};
 use rand::SeedableRng;
@@ -23,25 +23,28 @@ use crate::report::{loss_curve_svg, read_curves};
 
 /// The lines before the first step.
 pub fn header(
-    trainer: &AnyTrainer,
+    trainer: &Trainer,
     data: &Data,
     backend: Backend,
     out_dir: &Path,
-    memory_line: &str,
+    lines: &[&str],
     resumed: Option<&Path>,
 ) {
     let config = trainer.config();
     let (_, world) = trainer.rank_and_world();
     let tokens_per_step = config.batch_size * config.block_size * config.accumulation();
     println!(
-        "hearth: {} ({:.2}M parameters) on {backend}, {}, data: {} ({} train / {} val tokens, vocabulary {})",
+        "hearth: {} ({:.2}M parameters) on {backend}, {}, data: {} ({} train / {} val tokens, {})",
         trainer.model_config().model_type(),
         trainer.num_params() as f64 / 1e6,
         trainer.objective_name(),
         data.source,
         data.train.len(),
         data.val.len(),
-        data.tokenizer.vocab_size()
+        match (data.tokenizer.vocab_size(), trainer.model_config().vocab_size()) {
+            (tokens, rows) if tokens == rows => format!("vocabulary {tokens}"),
+            (tokens, rows) => format!("vocabulary {tokens}, embedding table {rows} rows (vocab_size)"),
+        }
     );
     println!(
         "         {} steps × {tokens_per_step} tokens (batch {} × block {} × accumulation {}), lr {} → {}, out_dir {}",
@@ -53,7 +56,9 @@ pub fn header(
         config.min_lr,
         out_dir.display()
     );
-    println!("         {memory_line}");
+    for line in lines {
+        println!("         {line}");
+    }
     let precision = trainer.precision();
     if world > 1 || precision != Precision::F32 || config.gradient_checkpointing {
         println!(
@@ -76,7 +81,7 @@ pub fn header(
 
 /// The jobs' results after the last step, the loss curve, and a sample from the model.
 pub fn summary(
-    trainer: &AnyTrainer,
+    trainer: &Trainer,
     data: &Data,
     backend: Backend,
     device: &Device,
@@ -105,7 +110,8 @@ pub fn summary(
     if let Some(s) = log.last {
         println!("final train loss {:.4}", s.loss);
     }
-    if let (Some(val), ModelConfig::Gpt2(_)) = (validation.last, model_config) {
+    let causal = model_config.family().objectives()[0] == hearth_core::models::Objective::Causal;
+    if let (Some(val), true) = (validation.last, causal) {
         let baseline = unigram_baseline(data.train.as_ref(), data.val.as_ref(), data.tokenizer.vocab_size());
         println!(
             "validation loss {val:.4} (perplexity {:.2}); unigram baseline {baseline:.4} (perplexity {:.2})",
@@ -123,65 +129,42 @@ pub fn summary(
         crate::evaluate::print_zero_shot(results);
     }
     println!("metrics {}  loss curve {}", log.path.display(), curve.display());
-    show_what_it_learned(trainer.model(), model_config, &data.tokenizer, device, config.seed)
+    show_what_it_learned(trainer.inference_model(), &data.tokenizer, device, config.seed)
 }
 
-/// A sample (GPT), a filled [MASK] (BERT) or a filled span (T5) from the trained model.
-fn show_what_it_learned(
-    model: Model,
-    config: &ModelConfig,
-    tokenizer: &Tokenizer,
-    device: &Device,
-    seed: u64,
-) -> Result<(), Error> {
+/// What the trained model does, by what it can: a sample (a causal LM), a filled [MASK] (a masked
+/// LM) or a filled span (an encoder-decoder).
+fn show_what_it_learned(model: Model, tokenizer: &Tokenizer, device: &Device, seed: u64) -> Result<(), Error> {
     let mut rng = Rng::seed_from_u64(seed);
-    match (&model, config) {
-        (Model::Gpt2(m), ModelConfig::Gpt2(c)) => {
-            let prompt = "It is a truth universally acknowledged";
-            let ids = tokenizer.encode(prompt)?;
-            let out = block_on(generate(
-                m,
-                &ids,
-                80,
-                c.n_positions,
-                Sampling::default(),
-                tokenizer.eos_id(),
-                &mut rng,
-                device,
-            ))?;
-            println!("\nsample (temperature 0.8, top-k 40):\n  {prompt}{}", tokenizer.decode(&out)?);
-        }
-        (Model::Bert(m), _) => {
-            let mask = tokenizer.mask_id().ok_or_else(|| Error::Config("no [MASK] token".into()))?;
-            let (cls, sep) = (tokenizer.cls_id().unwrap_or(mask), tokenizer.eos_id().unwrap_or(mask));
-            let mut ids = vec![cls];
-            ids.extend(tokenizer.encode("it is a truth universally acknowledged that a single man")?);
-            let at = ids.len() - 2;
-            ids[at] = mask;
-            ids.push(sep);
-            let top = block_on(fill_mask(m, &ids, mask, 5, device))?;
-            let shown: Vec<String> =
-                top[0].iter().map(|&(t, p)| format!("{} {:.2}", tokenizer.token(t).unwrap_or_default(), p)).collect();
-            println!(
-                "\nfill-mask: \"it is a truth universally acknowledged that a [MASK] man\" → {}",
-                shown.join(", ")
-            );
-        }
-        (Model::T5(m), ModelConfig::T5(c)) => {
-            let s0 = tokenizer.sentinel_ids().first().copied().unwrap_or(0);
-            let mut ids = tokenizer.encode("It is a truth universally")?;
-            ids.push(s0);
-            ids.extend(tokenizer.encode("that a single man in possession of a good fortune")?);
-            let eos = tokenizer.eos_id().unwrap_or(1);
-            ids.push(eos);
-            let out =
-                block_on(text2text(m, &ids, c.decoder_start_token(), eos, 20, Sampling::GREEDY, &mut rng, device))?;
-            println!(
-                "\nspan filling: \"It is a truth universally <extra_id_0> that a single man …\" → {}",
-                tokenizer.decode(&out)?
-            );
-        }
-        _ => {}
+    if let Some(m) = model.causal_lm() {
+        let prompt = "It is a truth universally acknowledged";
+        let ids = tokenizer.encode(prompt)?;
+        let out = block_on(generate(m, &ids, 80, Sampling::default(), tokenizer.eos_id(), &mut rng, device))?;
+        println!("\nsample (temperature 0.8, top-k 40):\n  {prompt}{}", tokenizer.decode(&out)?);
+    } else if let Some(m) = model.masked_lm() {
+        let mask = tokenizer.mask_id().ok_or_else(|| Error::Config("no [MASK] token".into()))?;
+        let (cls, sep) = (tokenizer.cls_id().unwrap_or(mask), tokenizer.eos_id().unwrap_or(mask));
+        let mut ids = vec![cls];
+        ids.extend(tokenizer.encode("it is a truth universally acknowledged that a single man")?);
+        let at = ids.len() - 2;
+        ids[at] = mask;
+        ids.push(sep);
+        let top = block_on(fill_mask(m, &ids, mask, 5, device))?;
+        let shown: Vec<String> =
+            top[0].iter().map(|&(t, p)| format!("{} {:.2}", tokenizer.token(t).unwrap_or_default(), p)).collect();
+        println!("\nfill-mask: \"it is a truth universally acknowledged that a [MASK] man\" → {}", shown.join(", "));
+    } else if let Some(m) = model.seq2seq_lm() {
+        let s0 = tokenizer.sentinel_ids().first().copied().unwrap_or(0);
+        let mut ids = tokenizer.encode("It is a truth universally")?;
+        ids.push(s0);
+        ids.extend(tokenizer.encode("that a single man in possession of a good fortune")?);
+        let eos = tokenizer.eos_id().unwrap_or(1);
+        ids.push(eos);
+        let out = block_on(text2text(m, &ids, eos, 20, Sampling::GREEDY, &mut rng, device))?;
+        println!(
+            "\nspan filling: \"It is a truth universally <extra_id_0> that a single man …\" → {}",
+            tokenizer.decode(&out)?
+        );
     }
     Ok(())
 }
