@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -90,8 +91,8 @@ def main():
     ap.add_argument("--batch", type=int, default=1000)
     ap.add_argument("--workdir", default=tempfile.gettempdir())
     ap.add_argument("--json", help="write the results here")
-    ap.add_argument("--rules", nargs="*", metavar="ARG", help="also run hearth prepare with these arguments "
-                    "(e.g. --rules --dedup exact,minhash --filter gopher-quality,c4) and report its memory and speed")
+    ap.add_argument("--rules", metavar="ARGS", help="also run hearth prepare with these arguments "
+                    "(e.g. --rules='--dedup exact,minhash --filter gopher-quality,c4') and report its memory and speed")
     ap.add_argument("--no-reference", action="store_true", help="skip the tokenizers reference")
     args = ap.parse_args()
 
@@ -114,9 +115,10 @@ def main():
     if args.rules:
         ruled = work / "shards-rules"
         subprocess.run(["rm", "-rf", str(ruled)], check=True)
-        r = timed([args.hearth, "prepare", str(corpus), "-t", args.tokenizer, "-o", str(ruled), *args.rules])
+        rules = shlex.split(args.rules)
+        r = timed([args.hearth, "prepare", str(corpus), "-t", args.tokenizer, "-o", str(ruled), *rules])
         meta = json.loads((ruled / "meta.json").read_text())
-        rows.append((f"hearth prepare {' '.join(args.rules)}", r, meta["train_tokens"] + meta["val_tokens"]))
+        rows.append((f"hearth prepare {args.rules}", r, meta["train_tokens"] + meta["val_tokens"]))
         print(f"rules: {meta['quality']['documents_read']} documents read, kept {meta['documents']}, removed "
               + ", ".join(f"{k} {v['documents']}" for k, v in meta["quality"]["removed"].items()))
     ref, ref_tokens = None, 0

@@ -319,6 +319,32 @@ fn dedup_and_filters_remove_the_planted_copies_and_junk_on_any_threads() {
     ok(prepare(1, &[all.clone()], &tok, &single, &rules).output().unwrap());
     assert!(files(&single) == files(&out), "1 thread differs from 2");
 
+    // Thresholds other than datatrove's, by datatrove's names; a misspelt one is refused.
+    let config = dir.join("quality.toml");
+    std::fs::write(&config, "[gopher-quality]\nmax_doc_words = 150\n").unwrap();
+    let strict = dir.join("strict");
+    let c = s(&config);
+    ok(prepare(2, &[all.clone()], &tok, &strict, &["--filter", "gopher-quality", "--filter-config", &c])
+        .output()
+        .unwrap());
+    let q = quality_of(&strict);
+    assert!(q["reasons"]["gopher_long_doc"].as_u64().unwrap() > 10, "{q}");
+    assert_eq!(q["thresholds"]["gopher-quality"]["max_doc_words"], 150, "meta.json records the thresholds");
+    std::fs::write(&config, "[gopher-quality]\nmax_words = 150\n").unwrap();
+    let bad =
+        prepare(2, &[all.clone()], &tok, &dir.join("typo"), &["--filter", "gopher-quality", "--filter-config", &c])
+            .output()
+            .unwrap();
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success() && stderr.contains("[gopher-quality]: unknown field `max_words`"), "{stderr}");
+    std::fs::write(&config, "[c4]\nmin_num_sentences = 2\n").unwrap();
+    let bad =
+        prepare(2, &[all.clone()], &tok, &dir.join("other"), &["--filter", "gopher-quality", "--filter-config", &c])
+            .output()
+            .unwrap();
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success() && stderr.contains("[c4] sets no filter this prepare runs"), "{stderr}");
+
     // An unknown rule is refused before anything is written.
     let bad = prepare(2, &[all], &tok, &dir.join("bad"), &["--filter", "gopher"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&bad.stderr);

@@ -72,7 +72,8 @@ fn find_duplicates<'a>(items: impl IntoIterator<Item = &'a str>) -> (usize, usiz
 pub const GOPHER_STOP_WORDS: [&str; 8] = ["the", "be", "to", "of", "and", "that", "have", "with"];
 
 /// datatrove `GopherQualityFilter` (Gopher, Rae et al. 2021, appendix A1).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct GopherQuality {
     /// Fewer non-symbol words → `gopher_short_doc` (50).
     pub min_doc_words: Option<usize>,
@@ -210,7 +211,8 @@ impl GopherQuality {
 // ---------------------------------------------------------------------------------------------
 
 /// datatrove `GopherRepetitionFilter` (Gopher table A1 repetition thresholds).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct GopherRepetition {
     /// Duplicate paragraphs / paragraphs above → `dup_para_frac` (0.3).
     pub dup_para_frac: Option<f64>,
@@ -502,7 +504,8 @@ pub const POLICY_SUBSTRINGS: [&str; 6] =
 /// rejected for `lorem_ipsum`, `curly_bracket` (checked only on lines that reached that rule,
 /// in line order) or `too_few_sentences` (fewer than `min_num_sentences` sentences in the kept
 /// lines, counted with the spaCy sentencizer per line).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct C4Quality {
     /// `true` (C4): units are lines (`splitlines`); `false`: spaCy sentences, re-joined with " ".
     pub split_paragraph: bool,
@@ -613,7 +616,8 @@ impl C4Quality {
 // ---------------------------------------------------------------------------------------------
 
 /// datatrove `FineWebQualityFilter` (the FineWeb custom filters).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct FineWebQuality {
     /// Share of non-empty lines ending in a stop char below → `line_punct_ratio` (0.12).
     pub line_punct_thr: f64,

@@ -71,6 +71,12 @@ pub struct PrepareArgs {
     /// they run in FineWeb's order. What each removed goes to meta.json and samples to removed.jsonl.
     #[arg(long, value_delimiter = ',')]
     filter: Vec<String>,
+    /// Thresholds other than datatrove's: a TOML file with a table per filter of --filter and
+    /// datatrove's parameter names (`[gopher-quality]` `min_doc_words = 100`, `[c4]`
+    /// `filter_no_terminal_punct = false`, `[gopher-repetition]` `dup_line_frac = 0.2`,
+    /// `[fineweb]` `short_line_thr = 0.5`); unset keys keep datatrove's values.
+    #[arg(long)]
+    filter_config: Option<PathBuf>,
 }
 
 /// What a prepare is: every setting that shapes the bytes. A resumed run must match it.
@@ -118,7 +124,16 @@ pub fn run(args: PrepareArgs) -> Result<(), Error> {
     if !(0.0..1.0).contains(&args.val_fraction) || args.shard_tokens == 0 || !(args.memory > 0.0) {
         return Err(Error::Config("--val-fraction lies in [0, 1), --shard-tokens and --memory are positive".into()));
     }
-    let rules = Rules { dedup: args.dedup.clone(), filter: args.filter.clone() };
+    let thresholds = match &args.filter_config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(io("read", path.display()))?;
+            let table: toml::Table = toml::from_str(&text)
+                .map_err(|e| Error::Config(e.message().trim().to_string()).in_file(path.display()))?;
+            Some(table)
+        }
+        None => None,
+    };
+    let rules = Rules { dedup: args.dedup.clone(), filter: args.filter.clone(), thresholds };
     let mut pipeline = Pipeline::new(&rules)?; // unknown rules refused before anything is written
     let inputs = expand(&args.inputs)?;
     let settings = Settings {
@@ -159,17 +174,23 @@ pub fn run(args: PrepareArgs) -> Result<(), Error> {
             break;
         }
         // Judged and tokenized on every thread, decided in input order: the same on any threads.
-        let judged: Vec<(quality::Judged, Vec<u32>)> = chunk
+        // Without rules a document is only tokenized (no copy, nothing judged).
+        let judged: Vec<(Option<quality::Judged>, Vec<u32>)> = chunk
             .par_iter()
             .map(|doc| {
+                if rules.is_empty() {
+                    return Ok((None, tokenizer.encode(doc)?));
+                }
                 let judged = pipeline.judge(doc);
                 let ids = tokenizer.encode(judged.verdict.as_deref().unwrap_or(doc.as_str()))?;
-                Ok((judged, ids))
+                Ok((Some(judged), ids))
             })
             .collect::<Result<_, Error>>()
             .map_err(|e| stopped(e, &args.out, documents_done))?;
         for (doc, (judged, ids)) in chunk.iter().zip(judged) {
-            if pipeline.decide(doc, judged, ids.len() as u64).is_none() {
+            if let Some(judged) = judged
+                && pipeline.decide(doc, judged, ids.len() as u64).is_none()
+            {
                 continue;
             }
             let split = if split_hash(doc, args.seed) < threshold { &mut val } else { &mut train };
@@ -303,6 +324,7 @@ fn finish(
             serde_json::json!({
                 "dedup": rules.dedup,
                 "filter": rules.filter,
+                "thresholds": rules.thresholds,
                 "documents_read": report.read,
                 "removed": report.removed,
                 "reasons": report.reasons,

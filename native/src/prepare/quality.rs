@@ -25,11 +25,14 @@ pub struct Rules {
     pub dedup: Vec<String>,
     /// `gopher-quality`, `gopher-repetition`, `c4`, `fineweb`, `language=en`.
     pub filter: Vec<String>,
+    /// Thresholds other than datatrove's: a table per filter (`--filter-config`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thresholds: Option<toml::Table>,
 }
 
 impl Rules {
     pub fn is_empty(&self) -> bool {
-        self.dedup.is_empty() && self.filter.is_empty()
+        self.dedup.is_empty() && self.filter.is_empty() && self.thresholds.is_none()
     }
 }
 
@@ -100,6 +103,24 @@ impl Pipeline {
                 }
             }
         }
+        let known = ["gopher-quality", "gopher-repetition", "c4", "fineweb"];
+        for table in rules.thresholds.iter().flat_map(|t| t.keys()) {
+            if !known.contains(&table.as_str()) || !rules.filter.contains(table) {
+                return Err(Error::Config(format!(
+                    "--filter-config: [{table}] sets no filter this prepare runs; its tables are those of --filter ({})",
+                    rules.filter.join(", ")
+                )));
+            }
+        }
+        // A filter's thresholds: datatrove's, with the keys of its table in --filter-config.
+        fn thresholds<T: serde::de::DeserializeOwned + Default>(rules: &Rules, name: &str) -> Result<T, Error> {
+            match rules.thresholds.as_ref().and_then(|t| t.get(name)) {
+                None => Ok(T::default()),
+                Some(table) => table.clone().try_into().map_err(|e: toml::de::Error| {
+                    Error::Config(format!("--filter-config [{name}]: {}", e.message().trim()))
+                }),
+            }
+        }
         for name in &rules.filter {
             match name.split_once('=') {
                 Some(("language", code)) => {
@@ -113,10 +134,10 @@ impl Pipeline {
                     p.language = Some((id, code));
                 }
                 _ => match name.as_str() {
-                    "gopher-repetition" => p.gopher_repetition = Some(GopherRepetition::default()),
-                    "gopher-quality" => p.gopher_quality = Some(GopherQuality::default()),
-                    "c4" => p.c4 = Some(C4Quality::default()),
-                    "fineweb" => p.fineweb = Some(FineWebQuality::default()),
+                    "gopher-repetition" => p.gopher_repetition = Some(thresholds(rules, name)?),
+                    "gopher-quality" => p.gopher_quality = Some(thresholds(rules, name)?),
+                    "c4" => p.c4 = Some(thresholds::<C4Quality>(rules, name)?),
+                    "fineweb" => p.fineweb = Some(thresholds::<FineWebQuality>(rules, name)?),
                     other => {
                         return Err(Error::Config(format!(
                             "--filter {other}: unknown; choose from gopher-quality, gopher-repetition, c4, fineweb, language=CODE"
