@@ -238,3 +238,23 @@ fn inference_refuses_an_input_longer_than_the_model_or_the_machine() {
     assert!(e.contains("text2text: the input is") && e.contains("shorten it"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn text_to_text_settings_are_refused_for_a_classifier() {
+    let dir = scratch("trust-finetune");
+    let (text, gpt) = (corpus(&dir), dir.join("gpt"));
+    ok(run(&strs(&tiny(&gpt, &text, "2"))));
+    let train = dir.join("train.tsv");
+    std::fs::write(&train, "sentence\tlabel\nit is good\t1\nit is bad\t0\nvery good\t1\nvery bad\t0\n").unwrap();
+    let out = dir.join("tuned");
+    for (flag, value) in [("--max-target-len", "8"), ("--prefix", "sst2")] {
+        #[rustfmt::skip]
+        let e = fails(&[
+            "finetune", "-m", gpt.to_str().unwrap(), "--backend", "flex", "--train", train.to_str().unwrap(),
+            "--out-dir", out.to_str().unwrap(), flag, value,
+        ]);
+        assert!(e.contains(&format!("{flag} does not apply")) && e.contains("classification head"), "{e}");
+        assert!(!out.exists(), "nothing was written");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

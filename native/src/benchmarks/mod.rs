@@ -144,6 +144,7 @@ pub fn run(suite: Suite, args: Args) -> Result<(), Error> {
         }
     }
     let m = load(&args.model)?;
+    args.tuning.refuse_inapplicable(&m.model, &m.config, "")?;
     m.check_batch(args.tuning.batch_size.max(1), args.tuning.max_len, false, "fine-tuning")?;
     use hearth_core::models::LanguageModel;
     let how = if m.model.seq2seq_lm().is_some() { "text-to-text" } else { "with a task head" };

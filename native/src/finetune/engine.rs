@@ -41,11 +41,35 @@ pub struct Tuning {
     /// Tokens per example (longer ones are truncated, the longer text of a pair first).
     #[arg(long, default_value_t = 128)]
     pub max_len: usize,
-    /// T5: tokens of the target text (decoding stops there too; ReCoRD's answers are entity names).
-    #[arg(long, default_value_t = 16)]
-    pub max_target_len: usize,
+    /// T5: tokens of the target text (decoding stops there too; ReCoRD's answers are entity names)
+    /// [default: 16].
+    #[arg(long)]
+    pub max_target_len: Option<usize>,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+}
+
+impl Tuning {
+    /// The target length of a text-to-text fine-tune.
+    pub fn max_target(&self) -> usize {
+        self.max_target_len.unwrap_or(16)
+    }
+
+    /// Refuses the text-to-text settings (`--max-target-len`, a task `prefix`) for a model that is
+    /// fine-tuned with a classification head, before anything is written.
+    pub fn refuse_inapplicable(&self, model: &Model, config: &ModelConfig, prefix: &str) -> Result<(), Error> {
+        if model.seq2seq_lm().is_some() {
+            return Ok(());
+        }
+        let given = [("--max-target-len", self.max_target_len.is_some()), ("--prefix", !prefix.is_empty())];
+        match given.iter().find(|(_, on)| *on) {
+            Some((flag, _)) => Err(Error::Refused(format!(
+                "{flag} does not apply: it shapes a text-to-text fine-tune (T5), and this {} is fine-tuned with a classification head",
+                config.model_type()
+            ))),
+            None => Ok(()),
+        }
+    }
 }
 
 /// When a run looks at dev, and what it keeps.
@@ -141,7 +165,7 @@ pub fn fit(
     let start = Instant::now();
     let format = match pre.model.seq2seq_lm() {
         Some(_) => {
-            Format::Text2Text(Text2TextFormat::new(pre.config, pre.tokenizer, tuning.max_len, tuning.max_target_len)?)
+            Format::Text2Text(Text2TextFormat::new(pre.config, pre.tokenizer, tuning.max_len, tuning.max_target())?)
         }
         None => Format::Classifier(InputFormat::new(pre.config, pre.tokenizer, tuning.max_len)?, head(spec)),
     };

@@ -113,6 +113,7 @@ pub fn run(args: Args) -> Result<(), Error> {
     engine::claim_out_dir(&args.out_dir, args.overwrite)?;
     let m = load(&args.model)?;
     let tuning = &args.tuning;
+    tuning.refuse_inapplicable(&m.model, &m.config, &args.prefix)?;
     m.check_batch(tuning.batch_size.max(1), tuning.max_len, false, "fine-tuning")?;
     println!(
         "hearth finetune: {} from {} on {}: {} train / {} dev{} examples, labels {}, {} epochs × {} steps",
