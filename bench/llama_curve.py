@@ -13,7 +13,6 @@ first `eval_batches` batches of consecutive windows) and the final ratio; `--jso
 import argparse
 import glob
 import json
-import math
 import os
 import subprocess
 import tempfile
@@ -23,6 +22,8 @@ import numpy as np
 import torch
 import transformers
 
+from pytorch_reference import schedule  # Hearth's warm-up + cosine, beside this script
+
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 
@@ -31,16 +32,6 @@ def shards(folder, split):
     meta = json.load(open(os.path.join(folder, "meta.json")))
     dtype = np.uint32 if meta.get("vocab_size", 0) > 65535 else np.uint16
     return np.concatenate([np.fromfile(f, dtype=dtype) for f in files]).astype(np.int64)
-
-
-def schedule(step, lr, min_lr, warmup, total):
-    """Hearth's warm-up + cosine (core/src/train/schedule.rs), as bench/pytorch_reference.py."""
-    if step < warmup:
-        return lr * (step + 1) / (warmup + 1)
-    if step >= total:
-        return min_lr
-    progress = (step - warmup) / max(total - warmup, 1)
-    return min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (lr - min_lr)
 
 
 def evaluate(model, val, block, batch, batches):

@@ -83,8 +83,8 @@ impl Loaded {
                 "{work}: the input is {tokens} tokens, longer than the model's position table ({max}); shorten it"
             )));
         }
-        self.check_batch(1, tokens, true, work)?;
         let tensors = fit::activation_sizes(&self.config, 1, tokens, fused_attention(&self.device, true), false);
+        fit::check_tensors(&tensors, &self.limits, work)?;
         let total: u64 = tensors.iter().map(|t| t.bytes).sum();
         match self.limits.memory {
             Some(memory) if total > memory / 2 => Err(Error::Refused(format!(

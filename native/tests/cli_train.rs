@@ -6,7 +6,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{hearth, scratch};
+use common::{fails, hearth, scratch, snapshot};
 
 fn run(args: &[&str]) -> Output {
     hearth().args(args).output().expect("hearth runs")
@@ -525,19 +525,6 @@ fn each_family_trains_and_answers() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// Runs `hearth` expecting failure; returns its one-line stderr.
-fn fails(args: &[&str]) -> String {
-    let out = run(args);
-    let stderr: String = String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .filter(|l| !l.contains("XDG_RUNTIME_DIR"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    assert!(!out.status.success(), "{args:?} should fail");
-    assert_eq!(stderr.lines().filter(|l| l.starts_with("error: ")).count(), 1, "one error line: {stderr}");
-    stderr
-}
-
 #[test]
 fn bad_input_is_a_one_line_error_naming_the_problem() {
     let dir = scratch("bad");
@@ -675,21 +662,6 @@ fn parquet_and_jsonl_prepare_into_shards_that_train() {
     let e = fails(&["prepare", &s(&bad), "-t", &s(&tok), "-o", &s(&dir.join("x"))]);
     assert!(e.contains("no_text.parquet") && e.contains("not a readable Parquet file"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
-}
-
-/// Every file under `dir` with its bytes.
-fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(snapshot(&path));
-        } else {
-            out.push((path.clone(), std::fs::read(&path).unwrap()));
-        }
-    }
-    out.sort();
-    out
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -7,41 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 mod common;
-use common::{hearth, ok, scratch};
+use common::{fails, hearth, ok, scratch, snapshot};
 
 fn run(args: &[&str]) -> Output {
     hearth().args(args).output().expect("hearth runs")
-}
-
-/// Runs `hearth` expecting failure: its exit status is not 0 and its stderr one `error:` line.
-fn fails(args: &[&str]) -> String {
-    let out = run(args);
-    let stderr: String = String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .filter(|l| !l.contains("XDG_RUNTIME_DIR"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    assert!(!out.status.success(), "{args:?} should fail");
-    assert_eq!(stderr.lines().filter(|l| l.starts_with("error: ")).count(), 1, "one error line: {stderr}");
-    stderr
-}
-
-/// Every file below `dir` with its bytes, sorted.
-fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut all = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                all.push((path.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&path).unwrap()));
-            }
-        }
-    }
-    all.sort();
-    all
 }
 
 fn corpus(dir: &Path) -> PathBuf {

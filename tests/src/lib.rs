@@ -18,3 +18,15 @@ pub fn oracle(family: &str) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
         |name: &str| std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{}: {e}", dir.join(name).display()));
     (read("config.json"), read("model.safetensors"), read("io.safetensors"))
 }
+
+/// `n` random token ids below `vocab` from a fixed generator seeded with `seed` (a step's cost
+/// and numbers do not depend on the text).
+pub fn random_tokens(seed: u64, vocab: u32, n: usize) -> Vec<u32> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            ((s >> 33) % vocab as u64) as u32
+        })
+        .collect()
+}

@@ -19,15 +19,8 @@ fn config() -> TrainConfig {
     TrainConfig { batch_size: 4, block_size: 48, max_steps: STEPS as u64, warmup_steps: 2, ..TrainConfig::default() }
 }
 
-/// Random tokens from a fixed generator (the step's numbers do not depend on the text).
 fn tokens(vocab: u32) -> Vec<u32> {
-    let mut s = 7u64;
-    (0..20_000)
-        .map(|_| {
-            s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-            ((s >> 33) % vocab as u64) as u32
-        })
-        .collect()
+    hearth_tests::random_tokens(7, vocab, 20_000)
 }
 
 fn model_config(name: &str) -> hearth_core::ModelConfig {

@@ -12,15 +12,8 @@ use hearth_core::readback::reads;
 use hearth_core::train::{Precision, TrainConfig, Trainer};
 use hearth_core::{Backend, Error};
 
-/// Random tokens from a fixed generator.
 fn tokens(vocab: u32) -> Vec<u32> {
-    let mut s = 11u64;
-    (0..20_000)
-        .map(|_| {
-            s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-            ((s >> 33) % vocab as u64) as u32
-        })
-        .collect()
+    hearth_tests::random_tokens(11, vocab, 20_000)
 }
 
 fn trainer(backend: Backend, config: TrainConfig) -> Trainer {

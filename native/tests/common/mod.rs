@@ -3,7 +3,7 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The `hearth` built for these tests (Mesa wants a runtime dir for Vulkan).
@@ -30,4 +30,37 @@ pub fn ok(output: Output) -> Output {
         String::from_utf8_lossy(&output.stderr)
     );
     output
+}
+
+/// Runs `hearth args` expecting failure: its exit status is not 0 and its stderr holds one
+/// `error:` line (Mesa's runtime-dir warning aside), which it returns.
+pub fn fails(args: &[&str]) -> String {
+    let out = hearth().args(args).output().expect("hearth runs");
+    let stderr: String = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| !l.contains("XDG_RUNTIME_DIR"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(!out.status.success(), "{args:?} should fail");
+    assert_eq!(stderr.lines().filter(|l| l.starts_with("error: ")).count(), 1, "one error line: {stderr}");
+    stderr
+}
+
+/// Every file below `dir` (its path relative to `dir`) with its bytes, sorted: two folders, or one
+/// before and after a command, compare equal when they hold the same bytes.
+pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut all = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                all.push((path.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    all.sort();
+    all
 }
