@@ -135,20 +135,22 @@ pub fn run(mut args: Args) -> Result<(), Error> {
     let OutDir { earlier_run, resume_from } = claim_out_dir(&config, &out_dir, args.resume, args.overwrite, rank == 0)?;
 
     // A resumed run goes on as it started: what it may change is said in the header, the rest refused.
-    let resume_changes = match &resume_from {
-        Some((step, dir)) => {
-            let state: hearth_core::train::TrainState =
-                serde_json::from_slice(&checkpoint::read(dir, "trainer_state.json")?).map_err(|e| {
-                    Error::Config(format!("trainer_state.json: not a Hearth trainer state ({e})"))
-                        .in_file(dir.display())
-                })?;
+    let state_json = match &resume_from {
+        Some((_, dir)) => Some(String::from_utf8_lossy(&checkpoint::read(dir, "trainer_state.json")?).into_owned()),
+        None => None,
+    };
+    let resume_changes = match (&resume_from, &state_json) {
+        (Some((step, dir)), Some(json)) => {
+            let state: hearth_core::train::TrainState = serde_json::from_str(json).map_err(|e| {
+                Error::Config(format!("trainer_state.json: not a Hearth trainer state ({e})")).in_file(dir.display())
+            })?;
             let changes = config.resume_changes(&state.config)?;
             Some(match changes.is_empty() {
                 true => format!("settings: those of step {step}'s checkpoint, unchanged"),
                 false => format!("changed since step {step}'s checkpoint: {}", changes.join(", ")),
             })
         }
-        None => None,
+        _ => None,
     };
     let model_config = match &resume_from {
         Some((_, dir)) => ModelConfig::from_json(&checkpoint::read(dir, "config.json")?)?,
@@ -173,13 +175,11 @@ pub fn run(mut args: Args) -> Result<(), Error> {
     plan.config.backend = backend.to_string();
     let memory_line = check_memory(&plan, backend, &device, &ranks)?;
 
-    let resume = match &resume_from {
-        Some((_, dir)) => Some((
-            String::from_utf8_lossy(&checkpoint::read(dir, "trainer_state.json")?).into_owned(),
-            checkpoint::read_optimizer(dir, rank, world, plan.config.zero_stage)?,
-            dir,
-        )),
-        None => None,
+    let resume = match (&resume_from, state_json) {
+        (Some((_, dir)), Some(state_json)) => {
+            Some((state_json, checkpoint::read_optimizer(dir, rank, world, plan.config.zero_stage)?, dir))
+        }
+        _ => None,
     };
     let mut trainer = match resume {
         Some((state_json, optimizer, dir)) => plan
