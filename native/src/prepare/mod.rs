@@ -189,7 +189,7 @@ pub fn run(args: PrepareArgs) -> Result<(), Error> {
             .map_err(|e| stopped(e, &args.out, documents_done))?;
         for (doc, (judged, ids)) in chunk.iter().zip(judged) {
             if let Some(judged) = judged
-                && pipeline.decide(doc, judged, ids.len() as u64).is_none()
+                && !pipeline.decide(doc, judged, ids.len() as u64)
             {
                 continue;
             }

@@ -197,32 +197,28 @@ impl Pipeline {
         Ok(text)
     }
 
-    /// `judged`'s final fate, in input order: the text to keep, or `None` (counted in the report
-    /// with `tokens`, the document's token count).
-    pub fn decide(&mut self, doc: &str, judged: Judged, tokens: u64) -> Option<String> {
+    /// `judged`'s final fate, in input order: `true` to keep it (its text is `judged.verdict`),
+    /// `false` when a rule removed it (counted in the report with `tokens`, its token count).
+    pub fn decide(&mut self, doc: &str, judged: Judged, tokens: u64) -> bool {
         self.report.read += 1;
         let exact_dup = match (judged.exact, &mut self.exact) {
             (Some(key), Some(seen)) => !seen.insert(key),
             _ => false,
         };
-        let removed = if exact_dup {
-            Some(("exact", "exact_duplicate"))
-        } else {
-            match judged.verdict {
-                Err(rule) => Some(rule),
-                Ok(text) => {
-                    let near = match (judged.bands, &mut self.minhash) {
-                        (Some(bands), Some((_, seen))) => seen.check_and_insert(&bands),
-                        _ => false,
-                    };
-                    if !near {
-                        return Some(text);
-                    }
-                    Some(("minhash", "near_duplicate"))
+        let (rule, reason) = match judged.verdict {
+            _ if exact_dup => ("exact", "exact_duplicate"),
+            Err(rule) => rule,
+            Ok(_) => {
+                let near = match (judged.bands, &mut self.minhash) {
+                    (Some(bands), Some((_, seen))) => seen.check_and_insert(&bands),
+                    _ => false,
+                };
+                if !near {
+                    return true;
                 }
+                ("minhash", "near_duplicate")
             }
         };
-        let (rule, reason) = removed.expect("removed");
         let r = self.report.removed.entry(rule.to_string()).or_default();
         r.documents += 1;
         r.tokens += tokens;
@@ -231,7 +227,7 @@ impl Pipeline {
         if samples.len() < SAMPLES {
             samples.push(doc.chars().take(2000).collect());
         }
-        None
+        false
     }
 
     /// The duplicate sets of a resumed prepare are rebuilt by deciding the documents before its
