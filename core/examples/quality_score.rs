@@ -47,7 +47,7 @@ fn main() {
     let c4f = C4Quality::fineweb();
     let fw = FineWebQuality::default();
     let mh = Minhasher::new(&MinhashConfig::default());
-    let mut dedup = NearDedup::with_capacity(docs.len(), 14);
+    let mut dedup = NearDedup::new(1 << 30); // exact for any corpus this script sees
     let lid = lang.map(|l| LanguageId::new(&l.split(',').collect::<Vec<_>>()).expect("languages"));
 
     let (mut t_tok, mut t_filters, mut t_mh, mut t_lang) =

@@ -121,6 +121,32 @@ pub fn check_model(
     check_tensors(&tensors, limits, work)
 }
 
+/// An inference input of `tokens` against the model and the device, before its forward: the
+/// model's position table, one buffer per activation, and all of them together at most half the
+/// memory (a T5's relative positions have no table, so a long input is stopped here, not by the
+/// allocator). `work` names the command in the refusal.
+pub fn check_input(config: &ModelConfig, tokens: usize, fused: bool, limits: &DeviceLimits, work: &str) -> Result<()> {
+    if let Some(max) = config.max_positions()
+        && tokens > max
+    {
+        return Err(Error::Refused(format!(
+            "{work}: the input is {tokens} tokens, longer than the model's position table ({max}); shorten it"
+        )));
+    }
+    let tensors = activation_sizes(config, 1, tokens, fused, false);
+    check_tensors(&tensors, limits, work)?;
+    let total: u64 = tensors.iter().map(|t| t.bytes).sum();
+    match limits.memory {
+        Some(memory) if total > memory / 2 => Err(Error::Refused(format!(
+            "{work}: the input is {tokens} tokens, whose forward needs about {} of the {} {} has; shorten it",
+            human(total),
+            human(memory),
+            limits.device
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// A training step's estimated peak memory, in bytes, by part.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PeakEstimate {

@@ -9,7 +9,7 @@ use hearth_core::fit::DeviceLimits;
 use hearth_core::train::Precision;
 use hearth_core::{Backend, Error};
 
-use crate::ranks::Ranks;
+use crate::distributed::Ranks;
 
 /// The global `--fusion` and `--autotune` options (`None`: what pays on the adapter).
 #[derive(Clone, Copy, Debug, Default)]

@@ -1,37 +1,25 @@
 #![recursion_limit = "256"]
 //! `hearth`: the command-line program.
 
-mod attention_cmd;
+//!
+//! The floors (ARCHITECTURE.md): `commands` (one module per subcommand) over `storage` (what is
+//! kept on disk) and `distributed` (ranks, the TCP ring, MPI), over `backend`, `report`,
+//! `overrides` and `faults`, over hearth-core.
+
 mod backend;
-mod bench;
-mod bench_device;
-mod bench_memory;
-mod bench_train;
-mod benchmarks;
-mod checkpoint;
-mod corpus;
-mod evaluate;
+mod commands;
+mod distributed;
 mod faults;
-mod finetune;
-mod infer;
-mod labeled_data;
-mod launch;
-#[cfg(feature = "mpi")]
-mod mpi_collective;
 mod overrides;
-mod parity;
-mod prepare;
-mod ranks;
 mod report;
-mod tcp;
-mod tokenizer_cmd;
-mod train;
-mod zero_shot_tasks;
+mod storage;
 
 use std::alloc::GlobalAlloc;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use commands::{attention, bench, eval, finetune, infer, launch, parity, prepare, suites, tokenizer, train};
 
 #[derive(Parser)]
 #[command(name = "hearth", version, about = "Pretraining of transformer language models on any GPU, through WebGPU")]
@@ -73,7 +61,7 @@ enum Command {
     Finetune(finetune::Args),
     /// What a model attends to for a text: one layer's and head's weights as a heat map (text, SVG),
     /// every map as JSON.
-    Attention(attention_cmd::Args),
+    Attention(attention::Args),
     /// Continue a prompt with a causal model (greedy, temperature, top-k, top-p).
     Generate(infer::GenerateArgs),
     /// Fill [MASK] with a masked model: top-k tokens and probabilities.
@@ -114,21 +102,21 @@ struct LaunchArgs {
 enum EvalCommand {
     /// Perplexity with a sliding window and bits per byte (causal); masked-LM accuracy and
     /// pseudo-perplexity (BERT); span-corruption loss (T5).
-    Perplexity(evaluate::PerplexityArgs),
+    Perplexity(eval::PerplexityArgs),
     /// Zero-shot and few-shot tasks: JSONL (multiple choice by log-likelihood, cloze by greedy
     /// completion), MMLU's CSV folders, HellaSwag's and LAMBADA's released JSONL.
-    ZeroShot(evaluate::ZeroShotArgs),
+    ZeroShot(eval::ZeroShotArgs),
     /// GLUE: fine-tunes the checkpoint on every task in the folder and reports the official metrics.
-    Glue(benchmarks::Args),
+    Glue(suites::Args),
     /// SuperGLUE: fine-tunes the checkpoint on every task in the folder and reports the official
     /// metrics.
-    Superglue(benchmarks::Args),
+    Superglue(suites::Args),
 }
 
 #[derive(Subcommand)]
 enum TokenizerCommand {
     /// Train a tokenizer on text files.
-    Train(tokenizer_cmd::TokenizerTrainArgs),
+    Train(tokenizer::TokenizerTrainArgs),
 }
 
 /// The system allocator, which says what to change when the machine runs out of memory: a run that
@@ -264,19 +252,17 @@ fn main() -> ExitCode {
         Command::Parity(args) => parity::run(args),
         Command::Train(args) => train::run(args).map(|()| ExitCode::SUCCESS),
         Command::Tokenizer(TokenizerCommand::Train(args)) => {
-            tokenizer_cmd::run_tokenizer_train(args).map(|()| ExitCode::SUCCESS)
+            tokenizer::run_tokenizer_train(args).map(|()| ExitCode::SUCCESS)
         }
         Command::Prepare(args) => prepare::run(args).map(|()| ExitCode::SUCCESS),
-        Command::Eval(EvalCommand::Perplexity(args)) => evaluate::run_perplexity(args).map(|()| ExitCode::SUCCESS),
-        Command::Eval(EvalCommand::ZeroShot(args)) => evaluate::run_zero_shot(args).map(|()| ExitCode::SUCCESS),
-        Command::Eval(EvalCommand::Glue(args)) => {
-            benchmarks::run(benchmarks::Suite::Glue, args).map(|()| ExitCode::SUCCESS)
-        }
+        Command::Eval(EvalCommand::Perplexity(args)) => eval::run_perplexity(args).map(|()| ExitCode::SUCCESS),
+        Command::Eval(EvalCommand::ZeroShot(args)) => eval::run_zero_shot(args).map(|()| ExitCode::SUCCESS),
+        Command::Eval(EvalCommand::Glue(args)) => suites::run(suites::Suite::Glue, args).map(|()| ExitCode::SUCCESS),
         Command::Eval(EvalCommand::Superglue(args)) => {
-            benchmarks::run(benchmarks::Suite::Superglue, args).map(|()| ExitCode::SUCCESS)
+            suites::run(suites::Suite::Superglue, args).map(|()| ExitCode::SUCCESS)
         }
         Command::Finetune(args) => finetune::run(args).map(|()| ExitCode::SUCCESS),
-        Command::Attention(args) => attention_cmd::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Attention(args) => attention::run(args).map(|()| ExitCode::SUCCESS),
         Command::Generate(args) => infer::run_generate(args).map(|()| ExitCode::SUCCESS),
         Command::FillMask(args) => infer::run_fill_mask(args).map(|()| ExitCode::SUCCESS),
         Command::Text2text(args) => infer::run_text2text(args).map(|()| ExitCode::SUCCESS),

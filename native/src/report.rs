@@ -7,6 +7,14 @@ use std::path::Path;
 use hearth_core::Error;
 use hearth_core::error::io;
 
+/// The peak resident set of this process (Linux's `VmHWM`), bytes.
+pub fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
 /// The progress bar of a loop of optimizer steps (`msg`: loss, learning rate, speed…).
 pub fn steps_bar(steps: u64) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(steps);

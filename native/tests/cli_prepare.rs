@@ -378,3 +378,92 @@ fn a_killed_prepare_with_dedup_resumes_to_the_same_bytes() {
     assert!(files(&killed) == files(&whole), "killed and resumed differs from uninterrupted");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `n` documents of 30 words drawn from 5000 made-up ones (no two alike by chance), every 50th
+/// an exact copy of the one 25 before it.
+fn random_documents(n: usize) -> (Vec<String>, usize) {
+    let words: Vec<String> = (0..5000).map(|i| format!("w{i:x}q")).collect();
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut docs: Vec<String> = Vec::with_capacity(n);
+    let mut copies = 0;
+    for i in 0..n {
+        if i % 50 == 49 {
+            docs.push(docs[i - 25].clone());
+            copies += 1;
+            continue;
+        }
+        let doc: Vec<&str> = (0..30)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                words[(state % 5000) as usize].as_str()
+            })
+            .collect();
+        docs.push(doc.join(" ") + ".");
+    }
+    (docs, copies)
+}
+
+/// The peak memory `hearth prepare` reports in its summary, MiB.
+fn peak_mib(stdout: &[u8]) -> u64 {
+    let text = String::from_utf8_lossy(stdout);
+    let tail = text.split("peak memory ").nth(1).unwrap_or_else(|| panic!("no peak memory in {text}"));
+    tail.split(' ').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn dedup_memory_stays_within_its_budget_whatever_the_corpus_size() {
+    let dir = scratch("prepare-dedup-memory");
+    let tok = tokenizer(&dir);
+    // 4 MiB for the sets: a hash set of 200k documents' 15 keys would need over 30 MB.
+    let budget = 4.0 * (1u64 << 20) as f64;
+    let rules = ["--dedup", "exact,minhash", "--dedup-memory", "0.00390625"];
+    let mut peaks = Vec::new();
+    for n in [40_000, 200_000] {
+        let (docs, copies) = random_documents(n);
+        let input = dir.join(format!("random-{n}.jsonl"));
+        std::fs::write(&input, jsonl(&docs)).unwrap();
+        let out = dir.join(format!("out-{n}"));
+        // Chunks of 640 kB of text (--memory 0.01), shards of 10M tokens.
+        let mut prepare = hearth();
+        prepare.args(["--threads", "2", "prepare", &s(&input), "-t", &s(&tok), "-o", &s(&out)]);
+        prepare.args(["--shard-tokens", "10000000", "--memory", "0.01", "--val-fraction", "0.1"]).args(rules);
+        let run = ok(prepare.output().unwrap());
+        let q = quality_of(&out);
+        let sets = &q["dedup_sets"];
+
+        // Every planted copy is found (a set never forgets a key); beyond them, the unique
+        // documents taken for duplicates stay within what meta.json states (its final rate, the
+        // highest the filter had, on every document, plus five deviations).
+        let removed = |rule: &str| q["removed"][rule]["documents"].as_u64().unwrap_or(0) as f64;
+        let within = |rule: &str, planted: f64| {
+            let expected = sets[rule]["false_positive_rate"].as_f64().unwrap() * n as f64;
+            let extra = removed(rule) - planted;
+            assert!(extra >= 0.0 && extra <= expected + 5.0 * expected.sqrt() + 3.0, "{rule}: {extra} extra: {q}");
+        };
+        within("exact", copies as f64);
+        within("minhash", 0.0);
+        let memory: f64 = ["exact", "minhash"].iter().map(|s| sets[*s]["memory_bytes"].as_f64().unwrap()).sum();
+        assert!(memory <= budget, "the sets hold {memory} bytes: {q}");
+        if n == 200_000 {
+            assert_eq!(sets["minhash"]["bloom_filter"], true, "200k documents outgrow 4 MiB exactly: {q}");
+            let stdout = String::from_utf8_lossy(&run.stdout);
+            assert!(stdout.contains("--dedup-memory reached: ") && stdout.contains("Bloom filter"), "{stdout}");
+        }
+        peaks.push(peak_mib(&run.stdout));
+    }
+    eprintln!("peak memory: {} MiB for 40k documents, {} MiB for 200k", peaks[0], peaks[1]);
+    // Five times the documents, the same memory (the sets alone would grow by over 25 MB).
+    assert!(peaks[1] <= peaks[0] + 8, "peak memory {} MiB for 40k documents, {} MiB for 200k", peaks[0], peaks[1]);
+
+    // Without --dedup there is nothing to size.
+    let (docs, _) = random_documents(100);
+    let input = dir.join("few.jsonl");
+    std::fs::write(&input, jsonl(&docs)).unwrap();
+    let bad = prepare(2, &[input], &tok, &dir.join("refused"), &["--dedup-memory", "1"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success() && stderr.contains("--dedup-memory does not apply"), "{stderr}");
+    assert!(!dir.join("refused").exists());
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -194,6 +194,11 @@ fn inference_refuses_an_input_longer_than_the_model_or_the_machine() {
     let long = "It is a truth universally acknowledged. ".repeat(40);
     let e = fails(&["generate", "-m", gpt.to_str().unwrap(), "--backend", "flex", &long]);
     assert!(e.contains("generate: the input is") && e.contains("longer than the model's position table (32)"), "{e}");
+    let svg = dir.join("attention.svg");
+    let e =
+        fails(&["attention", "-m", gpt.to_str().unwrap(), "--backend", "flex", &long, "--svg", svg.to_str().unwrap()]);
+    assert!(e.contains("attention: the input is") && e.contains("position table (32)"), "{e}");
+    assert!(!svg.exists(), "nothing was written");
 
     // A T5 has no position table: a long input is measured against the machine's memory.
     let t5 = dir.join("t5");
@@ -225,5 +230,38 @@ fn text_to_text_settings_are_refused_for_a_classifier() {
         assert!(e.contains(&format!("{flag} does not apply")) && e.contains("classification head"), "{e}");
         assert!(!out.exists(), "nothing was written");
     }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn sampling_and_evaluation_settings_that_do_not_apply_are_refused() {
+    let dir = scratch("trust-eval");
+    let text = corpus(&dir);
+    let gpt = dir.join("gpt");
+    ok(run(&strs(&tiny(&gpt, &text, "2"))));
+    let g = gpt.to_str().unwrap();
+    // Greedy decoding draws nothing: the sampling settings have no meaning there.
+    for flag in [["--top-k", "5"], ["--top-p", "0.5"], ["--seed", "3"]] {
+        let e = fails(&["generate", "-m", g, "--backend", "flex", "Mr. Darcy", "--temperature", "0", flag[0], flag[1]]);
+        assert!(e.contains(&format!("{} does not apply", flag[0])) && e.contains("--temperature 0"), "{e}");
+    }
+    ok(run(&["generate", "-m", g, "--backend", "flex", "Mr. Darcy", "--max-new-tokens", "2", "--top-k", "5"]));
+    // A causal model is scored without masks or spans to draw.
+    let t = text.to_str().unwrap();
+    let e = fails(&["eval", "perplexity", "-m", g, "--backend", "flex", t, "--seed", "3"]);
+    assert!(e.contains("--seed does not apply") && e.contains("is a gpt2"), "{e}");
+    // Nothing to draw without few-shot examples.
+    let e = fails(&["eval", "zero-shot", "-m", g, "--backend", "flex", "--fewshot-seed", "7"]);
+    assert!(e.contains("--fewshot-seed does not apply") && e.contains("--num-fewshot"), "{e}");
+
+    // A masked model's pseudo-perplexity slides no windows.
+    let bert = dir.join("bert");
+    let mut args = tiny(&bert, &text, "2");
+    let i = args.iter().position(|a| a == "--model.n_layer").unwrap();
+    args.drain(i..i + 4); // GPT-2's keys
+    args.extend(["--preset", "bert-tiny"].map(String::from));
+    ok(run(&strs(&args)));
+    let e = fails(&["eval", "perplexity", "-m", bert.to_str().unwrap(), "--backend", "flex", t, "--stride", "16"]);
+    assert!(e.contains("--stride does not apply") && e.contains("is a bert"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }

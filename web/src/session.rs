@@ -5,8 +5,8 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use burn::tensor::Device;
-use hearth_core::attention_maps::text_attention;
-use hearth_core::fit::DeviceLimits;
+use hearth_core::attention_maps::{prompt_ids, text_attention};
+use hearth_core::fit::{DeviceLimits, check_input, fused_attention};
 use hearth_core::generate::{
     Sampling, fill_mask, generate, max_new_tokens as max_new_tokens_checked, next_token_logits, text2text, top_k,
 };
@@ -35,6 +35,8 @@ struct Inner {
     /// The plain device (training runs on its autodiff decorator inside the trainer).
     device: Device,
     backend: BackendInfo,
+    /// What the device holds: one binding per tensor (the browser states no memory size).
+    limits: DeviceLimits,
     /// Sampling's random source.
     rng: Rng,
     /// Wall time spent in `train`, ms.
@@ -134,11 +136,18 @@ impl Inner {
             Some(file) => js_err(e.in_file(file)),
             None => js_err(e),
         })?;
-        Ok(Self { trainer, model_config, tokenizer, train, val, device, backend, rng, train_ms: 0.0 })
+        Ok(Self { trainer, model_config, tokenizer, train, val, device, backend, limits, rng, train_ms: 0.0 })
     }
 
     fn config(&self) -> &TrainConfig {
         self.trainer.config()
+    }
+
+    /// An input of `tokens` must fit the model's position table and the device, as `hearth
+    /// generate` and the others check it (core's `fit::check_input`).
+    fn check_input(&self, tokens: usize, work: &str) -> Result<(), JsValue> {
+        let fused = fused_attention(&self.device, true);
+        check_input(&self.model_config, tokens, fused, &self.limits, work).map_err(js_err)
     }
 
     /// The model as it stands, for inference (no autodiff, dropout off).
@@ -204,6 +213,7 @@ impl Inner {
             ));
         };
         let ids = self.tokenizer.encode(prompt).map_err(js_err)?;
+        self.check_input(ids.len(), "next token")?;
         let logits = next_token_logits(model, &ids, &self.device).await.map_err(js_err)?;
         Ok(self.ranked(top_k(&logits, k)))
     }
@@ -218,11 +228,7 @@ impl Inner {
         ids.extend(self.tokenizer.cls_id());
         ids.extend(self.tokenizer.encode(text).map_err(js_err)?);
         ids.extend(self.tokenizer.eos_id());
-        if let Some(max) = self.model_config.max_positions()
-            && ids.len() > max
-        {
-            return Err(js_err(format!("the text is {} tokens, longer than the model's {max}; shorten it", ids.len())));
-        }
+        self.check_input(ids.len(), "fill-mask")?;
         let filled = fill_mask(model, &ids, mask, k, &self.device).await.map_err(js_err)?;
         Ok(filled.into_iter().map(|top| self.ranked(top)).collect())
     }
@@ -232,11 +238,13 @@ impl Inner {
         let ids = self.tokenizer.encode(prompt).map_err(js_err)?;
         let model = self.model();
         let out = if let Some(m) = model.causal_lm() {
+            self.check_input(ids.len(), "generate")?;
             let eos = self.tokenizer.eos_id();
             generate(m, &ids, max_new, sampling, eos, &mut self.rng, &self.device).await
         } else if let Some(m) = model.seq2seq_lm() {
             let eos = self.tokenizer.eos_id().unwrap_or(1);
             let input: Vec<u32> = ids.into_iter().chain([eos]).collect();
+            self.check_input(input.len(), "generate")?;
             text2text(m, &input, eos, max_new, sampling, &mut self.rng, &self.device).await
         } else {
             return Err(js_err("generation needs a causal or an encoder-decoder model; use fill-mask for BERT"));
@@ -405,6 +413,7 @@ impl Session {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let s = inner.try_borrow().map_err(|_| js_err("the session is busy; await the call in flight"))?;
+            s.check_input(prompt_ids(&s.model(), &s.tokenizer, &text).map_err(js_err)?.len(), "attention")?;
             let maps =
                 text_attention(&s.model(), &s.model_config, &s.tokenizer, &text, &s.device).await.map_err(js_err)?;
             to_js(&maps)

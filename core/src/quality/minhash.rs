@@ -14,10 +14,10 @@
 //! one 64-bit key (XXH3 of the bucket's values, seeded with the bucket index), so "some band key
 //! equal" is the same test up to a 2^-64 collision chance.
 
-use std::collections::HashSet;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::Hasher;
 
 use crate::quality::mt19937::RandomState;
+use crate::quality::seen::SeenKeys;
 use crate::quality::text;
 
 /// 2^61 - 1, the Mersenne prime datatrove reduces permuted hashes by.
@@ -231,24 +231,20 @@ impl Hasher for IdentityHasher {
 /// then bridges two such kept documents, datatrove would drop one of them and this filter keeps
 /// both. Documents with an empty signature are always kept and insert nothing.
 ///
-/// Memory: one `u64` per band per document in a hash set — `num_buckets × 8` bytes payload
-/// (112 B for FineWeb's 14 buckets), about 130–260 B per document with hash-table overhead
-/// (load factor 7/8 and a control byte per slot, and up to 2× slack right after a resize).
-#[derive(Debug, Default, Clone)]
+/// Memory: the band keys in a [`SeenKeys`] of a given budget — exact (about 10 bytes a key,
+/// `num_buckets` keys a document) until the budget is reached, then a Bloom filter of the budget
+/// whose false-positive rate [`NearDedup::false_positive_rate`] states.
+#[derive(Debug, Clone)]
 pub struct NearDedup {
-    seen: HashSet<u64, BuildHasherDefault<IdentityHasher>>,
+    seen: SeenKeys,
     docs: u64,
     dups: u64,
 }
 
 impl NearDedup {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Pre-size for `docs` documents of `bands` bands each.
-    pub fn with_capacity(docs: usize, bands: usize) -> Self {
-        NearDedup { seen: HashSet::with_capacity_and_hasher(docs * bands, Default::default()), docs: 0, dups: 0 }
+    /// A filter holding at most `budget_bytes`.
+    pub fn new(budget_bytes: usize) -> Self {
+        Self { seen: SeenKeys::new(budget_bytes), docs: 0, dups: 0 }
     }
 
     /// Returns `true` when the document is a near-duplicate of an earlier one (drop it),
@@ -257,19 +253,10 @@ impl NearDedup {
         self.docs += 1;
         let mut dup = false;
         for &k in band_keys {
-            if !self.seen.insert(k) {
-                dup = true;
-            }
+            dup |= self.seen.insert(k);
         }
-        if dup {
-            self.dups += 1;
-        }
+        self.dups += dup as u64;
         dup
-    }
-
-    /// Whether any of these keys was seen, without inserting.
-    pub fn contains_any(&self, band_keys: &[u64]) -> bool {
-        band_keys.iter().any(|k| self.seen.contains(k))
     }
 
     /// Documents checked so far.
@@ -282,9 +269,15 @@ impl NearDedup {
         self.dups
     }
 
-    /// Distinct band keys stored.
-    pub fn keys_stored(&self) -> usize {
-        self.seen.len()
+    /// The keys seen, with their memory and false-positive rate.
+    pub fn keys(&self) -> &SeenKeys {
+        &self.seen
+    }
+
+    /// The chance that a new document with `bands` band keys is taken for a near-duplicate
+    /// (any of its keys a false positive): 0 while the keys are held exactly.
+    pub fn false_positive_rate(&self, bands: usize) -> f64 {
+        1.0 - (1.0 - self.seen.false_positive_rate()).powi(bands as i32)
     }
 }
 
@@ -341,21 +334,27 @@ pub fn datatrove_removals(sigs: &[Vec<u64>], num_buckets: usize, hashes_per_buck
     (0..n).map(|i| touched[i] && find(&mut parent, i) != i).collect()
 }
 
-/// Streaming exact-duplicate filter over [`text::exact_key`] (16 B per distinct document plus
-/// hash-table overhead).
-#[derive(Debug, Default, Clone)]
+/// Streaming exact-duplicate filter over [`text::exact_key`] (its low 64 bits: two different
+/// documents share them with probability 2^-64), in a [`SeenKeys`] of a given budget.
+#[derive(Debug, Clone)]
 pub struct ExactDedup {
-    seen: HashSet<u128>,
+    seen: SeenKeys,
 }
 
 impl ExactDedup {
-    pub fn new() -> Self {
-        Self::default()
+    /// A filter holding at most `budget_bytes`.
+    pub fn new(budget_bytes: usize) -> Self {
+        Self { seen: SeenKeys::new(budget_bytes) }
     }
 
-    /// `true` when an exact duplicate (after [`text::normalize_for_exact`]) was seen before.
-    pub fn check_and_insert(&mut self, text: &str) -> bool {
-        !self.seen.insert(text::exact_key(text))
+    /// `true` when a document with this [`text::exact_key`] was seen before.
+    pub fn check_and_insert(&mut self, key: u128) -> bool {
+        self.seen.insert(key as u64)
+    }
+
+    /// The keys seen, with their memory and false-positive rate.
+    pub fn keys(&self) -> &SeenKeys {
+        &self.seen
     }
 }
 
@@ -427,8 +426,8 @@ mod tests {
         let base = words(600, 7);
         // exact jaccard of 5-gram shingle sets
         let jac = |x: &[String], y: &[String]| {
-            let sx: HashSet<_> = x.windows(5).collect();
-            let sy: HashSet<_> = y.windows(5).collect();
+            let sx: std::collections::HashSet<_> = x.windows(5).collect();
+            let sy: std::collections::HashSet<_> = y.windows(5).collect();
             sx.intersection(&sy).count() as f64 / sx.union(&sy).count() as f64
         };
         let mut high_detected = 0;
@@ -448,7 +447,7 @@ mod tests {
             let (jh, jl) = (jac(&base, &hi), jac(&base, &lo));
             assert!(jh > 0.8 && jh < 0.95, "{jh}");
             assert!(jl < 0.4, "{jl}");
-            let mut d = NearDedup::new();
+            let mut d = NearDedup::new(1 << 20);
             let kb = m.band_keys(&m.signature(&base.join(" ")));
             assert!(!d.check_and_insert(&kb));
             let mut d2 = d.clone();
@@ -466,7 +465,7 @@ mod tests {
         assert!(high_detected >= trials - 2, "high {high_detected}/{trials}");
         assert_eq!(low_detected, 0);
         // exact copies are always duplicates, unrelated text never
-        let mut d = NearDedup::new();
+        let mut d = NearDedup::new(1 << 20);
         let k = m.band_keys(&m.signature(&base.join(" ")));
         assert!(!d.check_and_insert(&k));
         assert!(d.check_and_insert(&k));
@@ -484,7 +483,7 @@ mod tests {
         let mut c = b.clone();
         c.drain(..20);
         c.extend(words(20, 3));
-        let mut d = NearDedup::new();
+        let mut d = NearDedup::new(1 << 20);
         for (doc, want) in [(&a, false), (&b, true), (&c, true)] {
             assert_eq!(d.check_and_insert(&m.band_keys(&m.signature(&doc.join(" ")))), want);
         }
@@ -500,16 +499,16 @@ mod tests {
         let sigs: Vec<Vec<u64>> = docs.iter().map(|d| m.signature(d)).collect();
         let rm = datatrove_removals(&sigs, 14, 8);
         assert_eq!(rm, vec![false, false, true, false, true, true]);
-        let mut nd = NearDedup::new();
+        let mut nd = NearDedup::new(1 << 20);
         let st: Vec<bool> = sigs.iter().map(|s| nd.check_and_insert(&m.band_keys(s))).collect();
         assert_eq!(st, rm);
     }
 
     #[test]
     fn exact_dedup() {
-        let mut e = ExactDedup::new();
-        assert!(!e.check_and_insert("Hello  world\n"));
-        assert!(e.check_and_insert("Hello world"));
-        assert!(!e.check_and_insert("hello world"));
+        let mut e = ExactDedup::new(1 << 20);
+        assert!(!e.check_and_insert(text::exact_key("Hello  world\n")));
+        assert!(e.check_and_insert(text::exact_key("Hello world")));
+        assert!(!e.check_and_insert(text::exact_key("hello world")));
     }
 }

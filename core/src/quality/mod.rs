@@ -11,6 +11,8 @@
 //! * [`filters`]: `GopherQuality`, `GopherRepetition`, `C4Quality`, `FineWebQuality` with
 //!   datatrove's defaults and `filter_reason` strings.
 //! * [`language`]: language identification (lingua) restricted to a configured set.
+//! * [`seen`]: the keys a deduplication has seen, exact within a memory budget and a Bloom filter
+//!   of that budget (with its false-positive rate stated) beyond it.
 //!
 //! ```
 //! use hearth_core::quality::{filters, minhash, text};
@@ -21,7 +23,7 @@
 //! assert_eq!(text::word_tokenize("I don't know."), vec!["I", "do", "n't", "know", "."]);
 //!
 //! let mh = minhash::Minhasher::new(&minhash::MinhashConfig::default());
-//! let mut dedup = minhash::NearDedup::new();
+//! let mut dedup = minhash::NearDedup::new(1 << 20); // at most 1 MiB
 //! let keys = mh.band_keys(&mh.signature(doc));
 //! assert!(!dedup.check_and_insert(&keys)); // first time: keep
 //! assert!(dedup.check_and_insert(&keys)); // again: near-duplicate
@@ -36,6 +38,7 @@ pub mod language;
 pub mod minhash;
 mod mt19937;
 mod pyutil;
+pub mod seen;
 pub mod text;
 mod tokenizer;
 mod tokenizer_data;

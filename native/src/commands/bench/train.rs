@@ -23,7 +23,7 @@ use hearth_core::{Backend, Error};
 use hearth_shaders::memory;
 use rand::{Rng as _, SeedableRng};
 
-use crate::ranks::Ranks;
+use crate::distributed::Ranks;
 
 #[derive(clap::Args)]
 pub struct TrainArgs {
@@ -109,14 +109,6 @@ pub fn rank_json(path: &std::path::Path, rank: usize) -> PathBuf {
     PathBuf::from(format!("{}.rank{rank}", path.display()))
 }
 
-/// The peak resident set of this process (`VmHWM`), bytes.
-fn peak_rss() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
 /// Nanoseconds this thread has run on a CPU (Linux `schedstat`): on a busy machine the time a
 /// single-threaded backend really spent, beside the wall clock.
 fn thread_cpu_ns() -> Option<u64> {
@@ -141,7 +133,7 @@ pub fn flops_per_token(n_params_no_positions: usize, n_layer: usize, seq: usize,
 
 pub fn run(mut args: TrainArgs) -> Result<(), Error> {
     let config = bench_config(&mut args)?; // the run config `hearth train` would use for this shape
-    let (ranks, collective) = crate::ranks::join()?; // one of several data-parallel ranks, or alone
+    let (ranks, collective) = crate::distributed::join()?; // one of several data-parallel ranks, or alone
     let (trainer, gpt, backend, device) = build(config, &ranks, collective)?; // the model hearth train builds
     let say = |line: String| {
         if ranks.rank == 0 {
@@ -216,7 +208,7 @@ fn bench_config(args: &mut TrainArgs) -> Result<TrainConfig, Error> {
     .flat_map(|(k, v)| [format!("--{k}"), v])
     .collect();
     settings.extend(rest);
-    crate::train::load_config(None, &settings)
+    crate::commands::train::load_config(None, &settings)
 }
 
 /// The GPT-2 of the config, checked and built as `hearth train` builds it (core's `build_model`),
@@ -362,7 +354,7 @@ impl Report {
         let step_ms_mean = timed_s / timing.times.len() as f64 * 1e3;
         let achieved_tflops = flops_tok * tokens_per_s / 1e12;
         let (peak_memory, memory_source) = match backend {
-            Backend::Flex => (peak_rss(), "process RSS high-water mark (VmHWM)"),
+            Backend::Flex => (crate::report::peak_rss(), "process RSS high-water mark (VmHWM)"),
             _ => (
                 memory::reading(device).map(|m| m.reserved),
                 "cubecl allocator: bytes the device pools reserved (high-water mark)",

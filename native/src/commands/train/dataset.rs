@@ -13,11 +13,11 @@ use hearth_core::train::corpus::{paragraphs, split_validation, tokenizer_kind};
 use hearth_core::train::run::document_separator;
 use hearth_core::train::{TokenSource, TrainConfig};
 
-use crate::checkpoint;
-use crate::corpus;
+use crate::storage::checkpoint;
+use crate::storage::{documents, shards};
 
 /// The corpus the default run trains on: Jane Austen's *Pride and Prejudice* (public domain).
-pub const BUNDLED_CORPUS: &str = include_str!("../../../data/pride_and_prejudice.txt");
+pub const BUNDLED_CORPUS: &str = include_str!("../../../../data/pride_and_prejudice.txt");
 
 /// Training and validation tokens, and the tokenizer, from what the config names.
 pub struct Data {
@@ -45,7 +45,7 @@ pub fn load_data(
     };
     // A folder from `hearth prepare`.
     if let Some(dir) = config.data.as_deref().map(Path::new).filter(|p| p.join("meta.json").exists()) {
-        let (meta, train, val, tok_path) = corpus::open_prepared(dir)?;
+        let (meta, train, val, tok_path) = shards::open_prepared(dir)?;
         let tokenizer = match given_tokenizer {
             Some(t) => t,
             None => Tokenizer::from_json(&checkpoint::read(dir, "tokenizer.json")?)
@@ -67,11 +67,11 @@ pub fn load_data(
         });
     }
     let (docs, source) = match &config.data {
-        Some(path) => (corpus::read_documents(Path::new(path))?, path.clone()),
+        Some(path) => (documents::read_all(Path::new(path))?, path.clone()),
         None => (paragraphs(BUNDLED_CORPUS), "bundled Pride and Prejudice".to_string()),
     };
     let (train_docs, val_docs): (Vec<String>, Vec<String>) = match &config.val_data {
-        Some(path) => (docs, corpus::read_documents(Path::new(path))?),
+        Some(path) => (docs, documents::read_all(Path::new(path))?),
         None => split_validation(docs, config.val_fraction, &source)?,
     };
     let (tokenizer, trained) = match given_tokenizer {
@@ -84,8 +84,8 @@ pub fn load_data(
         }
     };
     let eos = document_separator(&tokenizer)?;
-    let train = corpus::tokenize_documents(&tokenizer, &train_docs, eos)?;
-    let val = corpus::tokenize_documents(&tokenizer, &val_docs, eos)?;
+    let train = documents::tokenize_with_progress(&tokenizer, &train_docs, eos)?;
+    let val = documents::tokenize_with_progress(&tokenizer, &val_docs, eos)?;
     Ok(Data { tokenizer, tokenizer_trained_here: trained, train: Box::new(train), val: Box::new(val), source })
 }
 

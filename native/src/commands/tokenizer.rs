@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use hearth_core::Error;
 use hearth_core::tokenizer::{Tokenizer, TokenizerKind};
 
-use crate::corpus;
+use crate::storage::documents;
 
 #[derive(clap::Args)]
 pub struct TokenizerTrainArgs {
@@ -28,11 +28,11 @@ pub struct TokenizerTrainArgs {
 pub fn run_tokenizer_train(args: TokenizerTrainArgs) -> Result<(), Error> {
     let mut docs = Vec::new();
     for f in &args.files {
-        docs.extend(corpus::read_documents(f)?);
+        docs.extend(documents::read_all(f)?);
     }
     let specials = args.special_tokens.unwrap_or_else(|| args.kind.default_special_tokens());
     let tok = Tokenizer::train(args.kind, args.vocab_size, &specials, docs.iter())?;
-    crate::checkpoint::write_atomic(&args.out, tok.to_json()?.as_bytes())?;
+    crate::storage::checkpoint::write_atomic(&args.out, tok.to_json()?.as_bytes())?;
     println!("{:?} tokenizer with {} tokens written to {}", args.kind, tok.vocab_size(), args.out.display());
     Ok(())
 }

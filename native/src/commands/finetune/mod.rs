@@ -3,7 +3,7 @@
 //! warmup and decay), evaluated on a dev split during training with early stopping, the best
 //! model kept in HF format.
 
-pub mod engine;
+pub mod tuning;
 
 use std::path::PathBuf;
 
@@ -15,11 +15,11 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use serde_json::json;
 
-use crate::checkpoint::write_atomic;
-use crate::infer::{ModelArgs, load};
-use crate::labeled_data::{self, Columns, Row};
 use crate::report::Metrics;
-use engine::{Checks, Evaluation, Pretrained, Tuning, fit};
+use crate::storage::checkpoint::write_atomic;
+use crate::storage::labeled::{self, Columns, Row};
+use crate::storage::model::{ModelArgs, load};
+use tuning::{Checks, Evaluation, Pretrained, Tuning, fit};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -75,10 +75,10 @@ pub fn run(args: Args) -> Result<(), Error> {
         .ok_or_else(|| Error::Config(format!("--metric {}: choose accuracy, f1 or mcc", args.metric)))?;
     let columns =
         Columns { text: args.text_column.clone(), pair: args.pair_column.clone(), label: args.label_column.clone() };
-    let mut train_rows = labeled_data::read(&args.train, &columns)?;
+    let mut train_rows = labeled::read(&args.train, &columns)?;
     let mut rng = Rng::seed_from_u64(args.tuning.seed);
     let dev_rows = match &args.dev {
-        Some(p) => labeled_data::read(p, &columns)?,
+        Some(p) => labeled::read(p, &columns)?,
         None => {
             train_rows.shuffle(&mut rng);
             let n = (train_rows.len() / 10).max(1);
@@ -89,10 +89,10 @@ pub fn run(args: Args) -> Result<(), Error> {
         }
     };
     let test_rows = match &args.test {
-        Some(p) => Some(labeled_data::read(p, &columns)?),
+        Some(p) => Some(labeled::read(p, &columns)?),
         None => None,
     };
-    let labels = labeled_data::label_set(&train_rows);
+    let labels = labeled::label_set(&train_rows);
     if labels.len() < 2 {
         return Err(Error::Input(format!(
             "--train has a single label ({}); classification needs two or more",
@@ -110,7 +110,7 @@ pub fn run(args: Args) -> Result<(), Error> {
         None => None,
     };
 
-    engine::claim_out_dir(&args.out_dir, args.overwrite)?;
+    tuning::claim_out_dir(&args.out_dir, args.overwrite)?;
     let m = load(&args.model)?;
     let tuning = &args.tuning;
     tuning.refuse_inapplicable(&m.model, &m.config, &args.prefix)?;

@@ -15,7 +15,7 @@ use mpi::environment::Universe;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
 
-use crate::ranks::Ranks;
+use super::ranks::Ranks;
 
 pub struct MpiCollective {
     world: SimpleCommunicator,

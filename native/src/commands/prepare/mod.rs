@@ -5,9 +5,8 @@
 //! interrupted run continues with `--resume`; the output is the same bytes for any number of
 //! threads, however often it was interrupted.
 
-mod inputs;
 mod quality;
-mod shards;
+mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,12 +19,11 @@ use hearth_core::tokenizer::Tokenizer;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-pub use self::inputs::read_all;
-use self::inputs::{Input, documents, expand};
 use self::quality::{Pipeline, Report, Rules};
-use self::shards::{ShardWriter, SplitProgress};
-use crate::checkpoint::write_atomic;
-use crate::corpus::ShardMeta;
+use self::writer::{ShardWriter, SplitProgress};
+use crate::storage::checkpoint::write_atomic;
+use crate::storage::documents::{Input, documents, expand};
+use crate::storage::shards::ShardMeta;
 
 #[derive(clap::Args)]
 pub struct PrepareArgs {
@@ -64,6 +62,13 @@ pub struct PrepareArgs {
     /// 14 bands × 8 hashes, ~0.75 Jaccard, as FineWeb's datatrove setup). Comma-separated.
     #[arg(long, value_delimiter = ',')]
     dedup: Vec<String>,
+    /// Memory for --dedup's sets of seen documents, in GiB, whatever the corpus size: exact while
+    /// they fit, then a Bloom filter of this size whose false-positive rate (unique documents
+    /// taken for duplicates) the summary and meta.json state. Exact, a set takes about 10 bytes a
+    /// key (one a document for exact, 14 for minhash) and room to double: the default keeps about
+    /// 2 million documents exact under minhash.
+    #[arg(long)]
+    dedup_memory: Option<f64>,
     /// Quality filters, with datatrove's published thresholds: `gopher-repetition`, `gopher-quality`,
     /// `c4` (C4's line rules: lines without terminal punctuation, javascript/cookie lines dropped;
     /// lorem ipsum, curly braces, fewer than 5 sentences drop the document), `fineweb` (FineWeb's
@@ -133,7 +138,16 @@ pub fn run(args: PrepareArgs) -> Result<(), Error> {
         }
         None => None,
     };
-    let rules = Rules { dedup: args.dedup.clone(), filter: args.filter.clone(), thresholds };
+    let dedup_memory_gib = match (args.dedup_memory, args.dedup.is_empty()) {
+        (Some(_), true) => {
+            return Err(Error::Refused(
+                "--dedup-memory does not apply: it sizes --dedup's sets, and no --dedup is given".into(),
+            ));
+        }
+        (Some(gib), false) if !(gib > 0.0) => return Err(Error::Config("--dedup-memory is positive (GiB)".into())),
+        (gib, _) => gib,
+    };
+    let rules = Rules { dedup: args.dedup.clone(), filter: args.filter.clone(), thresholds, dedup_memory_gib };
     let mut pipeline = Pipeline::new(&rules)?; // unknown rules refused before anything is written
     let inputs = expand(&args.inputs)?;
     let settings = Settings {
@@ -229,12 +243,12 @@ pub fn run(args: PrepareArgs) -> Result<(), Error> {
             args.out.display()
         )));
     }
-    let quality = (!rules.is_empty()).then(|| (&rules, &pipeline.report));
+    let quality = (!rules.is_empty()).then(|| (&rules, &pipeline.report, pipeline.dedup_sets()));
     let meta = finish(&args.out, train, val, &tokenizer, &tokenizer_json, eos, documents_done, quality)?; // last shards, meta.json
     let seconds = start.elapsed().as_secs_f64();
     let (train_tokens, val_tokens) = (meta.train_tokens as u64, meta.val_tokens as u64);
     println!(
-        "{} documents → {} train / {} val tokens ({}) in {} + {} shards in {}; {:.1}s, {:.2}M tokens/s",
+        "{} documents → {} train / {} val tokens ({}) in {} + {} shards in {}; {:.1}s, {:.2}M tokens/s{}",
         meta.documents,
         meta.train_tokens,
         meta.val_tokens,
@@ -243,7 +257,8 @@ pub fn run(args: PrepareArgs) -> Result<(), Error> {
         meta.val_shards.len(),
         args.out.display(),
         seconds,
-        (train_tokens + val_tokens - start_tokens) as f64 / seconds.max(1e-9) / 1e6
+        (train_tokens + val_tokens - start_tokens) as f64 / seconds.max(1e-9) / 1e6,
+        crate::report::peak_rss().map_or(String::new(), |b| format!(", peak memory {} MiB", b >> 20))
     );
     if !rules.is_empty() {
         println!(
@@ -252,6 +267,9 @@ pub fn run(args: PrepareArgs) -> Result<(), Error> {
             pipeline.summary(),
             args.out.join("removed.jsonl").display()
         );
+        if let Some(line) = pipeline.dedup_memory_line() {
+            println!("{line}");
+        }
     }
     if val_tokens == 0 {
         eprintln!("warning: no document fell in the validation split; raise --val-fraction, or train with --val-data");
@@ -308,7 +326,7 @@ fn finish(
     tokenizer_json: &[u8],
     eos: u32,
     documents: u64,
-    quality: Option<(&Rules, &Report)>,
+    quality: Option<(&Rules, &Report, serde_json::Value)>,
 ) -> Result<ShardMeta, Error> {
     let (train_tokens, val_tokens) = (train.done.tokens, val.done.tokens);
     let meta = ShardMeta {
@@ -320,7 +338,7 @@ fn finish(
         documents: documents as usize,
         train_shards: train.finish()?,
         val_shards: val.finish()?,
-        quality: quality.map(|(rules, report)| {
+        quality: quality.as_ref().map(|(rules, report, dedup_sets)| {
             serde_json::json!({
                 "dedup": rules.dedup,
                 "filter": rules.filter,
@@ -328,10 +346,11 @@ fn finish(
                 "documents_read": report.read,
                 "removed": report.removed,
                 "reasons": report.reasons,
+                "dedup_sets": dedup_sets,
             })
         }),
     };
-    if let Some((_, report)) = quality {
+    if let Some((_, report, _)) = quality {
         let lines: Vec<String> = report
             .samples
             .iter()

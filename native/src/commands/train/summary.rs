@@ -10,16 +10,15 @@ use hearth_core::models::{LanguageModel, Model};
 use hearth_core::objectives::Rng;
 use hearth_core::readback::block_on;
 use hearth_core::tokenizer::Tokenizer;
-use hearth_core::train::Trainer;
 use hearth_core::train::{Precision, TrainConfig};
+use hearth_core::train::{TokenSource, Trainer};
 use hearth_core::{Backend, Error};
 use rand::SeedableRng;
 
-use super::data::Data;
+use super::dataset::Data;
 use super::jobs::{Checkpointer, StepLog, Validation, ZeroShot};
-use crate::checkpoint;
-use crate::corpus::unigram_baseline;
 use crate::report::{loss_curve_svg, read_curves};
+use crate::storage::checkpoint;
 
 /// The lines before the first step.
 pub fn header(
@@ -126,7 +125,7 @@ pub fn summary(
     }
     if let Some(results) = &zero_shot.last {
         println!("zero-shot ({} examples per task at most):", config.zero_shot_limit);
-        crate::evaluate::print_zero_shot(results);
+        crate::commands::eval::print_zero_shot(results);
     }
     println!("metrics {}  loss curve {}", log.path.display(), curve.display());
     show_what_it_learned(trainer.inference_model(), &data.tokenizer, device, config.seed)
@@ -167,4 +166,30 @@ fn show_what_it_learned(model: Model, tokenizer: &Tokenizer, device: &Device, se
         );
     }
     Ok(())
+}
+
+/// Cross-entropy (nats/token) of `val` under the unigram distribution of `train` (add-one
+/// smoothed): the loss of a model that ignores context, the baseline a trained model must beat.
+fn unigram_baseline(train: &dyn TokenSource, val: &dyn TokenSource, vocab: usize) -> f64 {
+    let mut counts = vec![1.0f64; vocab];
+    let mut buf = vec![0u32; 1 << 16];
+    let mut start = 0;
+    while start < train.len() {
+        let n = buf.len().min(train.len() - start);
+        train.read(start, &mut buf[..n]);
+        for &t in &buf[..n] {
+            counts[(t as usize).min(vocab - 1)] += 1.0;
+        }
+        start += n;
+    }
+    let total: f64 = counts.iter().sum();
+    let mut nll = 0.0;
+    let mut start = 0;
+    while start < val.len() {
+        let n = buf.len().min(val.len() - start);
+        val.read(start, &mut buf[..n]);
+        nll -= buf[..n].iter().map(|&t| (counts[(t as usize).min(vocab - 1)] / total).ln()).sum::<f64>();
+        start += n;
+    }
+    nll / val.len().max(1) as f64
 }

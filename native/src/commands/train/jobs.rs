@@ -16,8 +16,8 @@ use hearth_core::tokenizer::Tokenizer;
 use hearth_core::train::Trainer;
 use hearth_core::train::{Precision, StepStats, TokenSource, TrainConfig};
 
-use crate::checkpoint;
 use crate::report::{Metrics, steps_bar};
+use crate::storage::checkpoint;
 
 /// Whether `step` is a multiple of `every` (0: never), or the run's last step.
 fn due(every: u64, step: u64, config: &TrainConfig) -> bool {
@@ -215,7 +215,7 @@ pub struct ZeroShot {
 impl ZeroShot {
     pub fn new(config: &TrainConfig, device: &Device) -> Result<Self, Error> {
         Ok(Self {
-            tasks: crate::evaluate::load_tasks(&config.zero_shot)?,
+            tasks: crate::commands::eval::load_tasks(&config.zero_shot)?,
             every: config.zero_shot_every,
             limit: config.zero_shot_limit,
             device: device.clone(),
@@ -238,7 +238,8 @@ impl ZeroShot {
         let step = trainer.state().step;
         let Some(record) = record.as_mut().filter(|_| self.due(step, trainer.config())) else { return Ok(()) };
         let model = trainer.inference_model();
-        let results = crate::evaluate::zero_shot_suite(&model, tokenizer, &self.tasks, self.limit, 32, &self.device)?;
+        let results =
+            crate::commands::eval::zero_shot_suite(&model, tokenizer, &self.tasks, self.limit, 32, &self.device)?;
         let shown: Vec<String> = results.iter().map(|r| format!("{} {:.3}", r.task, r.metrics["acc"])).collect();
         log.println(format!("step {step:>6}  zero-shot acc: {}", shown.join(", ")));
         record["zero_shot"] = results.iter().map(|r| (r.task.clone(), serde_json::json!(r.metrics))).collect();

@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use hearth_core::Error;
 use hearth_core::error::io;
+use hearth_core::tokenizer::Tokenizer;
+use rayon::prelude::*;
 
 /// How a file's documents are laid out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -335,4 +337,29 @@ pub fn read_all(path: &Path) -> Result<Vec<String>, Error> {
         return Err(bad(path, "holds no text; give a corpus with at least one non-empty line"));
     }
     Ok(docs)
+}
+
+/// Every document tokenized (in parallel, with a progress bar), each followed by `eos`, as one stream.
+pub fn tokenize_with_progress(tokenizer: &Tokenizer, docs: &[String], eos: u32) -> Result<Vec<u32>, Error> {
+    let bar = indicatif::ProgressBar::new(docs.len() as u64).with_style(
+        indicatif::ProgressStyle::with_template(
+            "tokenizing {bar:30} {pos}/{len} documents [{elapsed_precise} < {eta_precise}]",
+        )
+        .expect("template"),
+    );
+    let encoded: Vec<Vec<u32>> = docs
+        .par_iter()
+        .map(|d| {
+            bar.inc(1);
+            tokenizer.encode(d)
+        })
+        .collect::<Result<_, _>>()?;
+    bar.finish_and_clear();
+    Ok(encoded
+        .into_iter()
+        .flat_map(|mut ids| {
+            ids.push(eos);
+            ids
+        })
+        .collect())
 }

@@ -5,16 +5,18 @@
 //!
 //! Each document is judged on every thread ([`Pipeline::judge`]: the filters, the exact key, the
 //! MinHash band keys), then decided in input order ([`Pipeline::decide`]: the duplicate sets), so
-//! the result is the same on any number of threads. The sets hold 16 bytes per distinct document
-//! (exact) and 14 × 8 bytes per document (MinHash bands), plus the hash tables' slack: about 300
-//! bytes a document, 300 MB for a million.
+//! the result is the same on any number of threads. The duplicate sets hold at most
+//! `--dedup-memory` (a fifteenth for exact, the rest for MinHash's 14 bands), whatever the corpus
+//! size: exact while they fit (about 10 bytes a key: one a document for exact, 14 for MinHash),
+//! then a Bloom filter of that size whose false-positive rate the summary and meta.json state.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use hearth_core::Error;
 use hearth_core::quality::filters::{C4Quality, FineWebQuality, GopherQuality, GopherRepetition};
 use hearth_core::quality::language::LanguageId;
-use hearth_core::quality::minhash::{MinhashConfig, Minhasher, NearDedup};
+use hearth_core::quality::minhash::{ExactDedup, MinhashConfig, Minhasher, NearDedup};
+use hearth_core::quality::seen::SeenKeys;
 use hearth_core::quality::text::exact_key;
 use serde::{Deserialize, Serialize};
 
@@ -28,7 +30,13 @@ pub struct Rules {
     /// Thresholds other than datatrove's: a table per filter (`--filter-config`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thresholds: Option<toml::Table>,
+    /// `--dedup-memory` (GiB), when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedup_memory_gib: Option<f64>,
 }
+
+/// The duplicate sets' memory unless `--dedup-memory` says otherwise.
+pub const DEDUP_MEMORY_GIB: f64 = 0.5;
 
 impl Rules {
     pub fn is_empty(&self) -> bool {
@@ -67,7 +75,7 @@ pub struct Judged {
 }
 
 pub struct Pipeline {
-    exact: Option<HashSet<u128>>,
+    exact: Option<ExactDedup>,
     language: Option<(LanguageId, &'static str)>,
     gopher_repetition: Option<GopherRepetition>,
     gopher_quality: Option<GopherQuality>,
@@ -94,10 +102,20 @@ impl Pipeline {
             minhash: None,
             report: Report::default(),
         };
+        // The budget split by keys a document: one for exact, a band's each for MinHash.
+        let budget = rules.dedup_memory_gib.unwrap_or(DEDUP_MEMORY_GIB) * (1u64 << 30) as f64;
+        let minhash = MinhashConfig::default();
+        let keys = |name: &str| match name {
+            "exact" => 1,
+            "minhash" => minhash.num_buckets,
+            _ => 0,
+        };
+        let all_keys: usize = rules.dedup.iter().map(|n| keys(n)).sum();
+        let share = |name: &str| (budget * keys(name) as f64 / all_keys.max(1) as f64) as usize;
         for name in &rules.dedup {
             match name.as_str() {
-                "exact" => p.exact = Some(Default::default()),
-                "minhash" => p.minhash = Some((Minhasher::new(&MinhashConfig::default()), NearDedup::new())),
+                "exact" => p.exact = Some(ExactDedup::new(share(name))),
+                "minhash" => p.minhash = Some((Minhasher::new(&minhash), NearDedup::new(share(name)))),
                 other => {
                     return Err(Error::Config(format!("--dedup {other}: unknown; choose from exact, minhash")));
                 }
@@ -202,7 +220,7 @@ impl Pipeline {
     pub fn decide(&mut self, doc: &str, judged: Judged, tokens: u64) -> bool {
         self.report.read += 1;
         let exact_dup = match (judged.exact, &mut self.exact) {
-            (Some(key), Some(seen)) => !seen.insert(key),
+            (Some(key), Some(seen)) => seen.check_and_insert(key),
             _ => false,
         };
         let (rule, reason) = match judged.verdict {
@@ -236,6 +254,47 @@ impl Pipeline {
         let report = std::mem::take(&mut self.report);
         self.decide(doc, judged, 0);
         self.report = report;
+    }
+
+    /// The duplicate sets (for meta.json): per set, the keys it holds, its memory, whether it
+    /// became a Bloom filter, and the chance that a unique document was taken for a duplicate.
+    pub fn dedup_sets(&self) -> serde_json::Value {
+        let set = |keys: &SeenKeys, per_document: f64| {
+            serde_json::json!({
+                "keys": keys.keys(),
+                "memory_bytes": keys.memory_bytes(),
+                "bloom_filter": keys.is_filter(),
+                "false_positive_rate": per_document,
+            })
+        };
+        let mut sets = serde_json::Map::new();
+        if let Some(exact) = &self.exact {
+            sets.insert("exact".into(), set(exact.keys(), exact.keys().false_positive_rate()));
+        }
+        if let Some((hasher, near)) = &self.minhash {
+            let bands = hasher.config().num_buckets;
+            sets.insert("minhash".into(), set(near.keys(), near.false_positive_rate(bands)));
+        }
+        sets.into()
+    }
+
+    /// A line for the summary once a duplicate set outgrew exactness: its memory and the chance
+    /// that a unique document was removed.
+    pub fn dedup_memory_line(&self) -> Option<String> {
+        let sets = self.dedup_sets();
+        let filters: Vec<String> = sets
+            .as_object()?
+            .iter()
+            .filter(|(_, s)| s["bloom_filter"].as_bool() == Some(true))
+            .map(|(name, s)| {
+                format!(
+                    "{name} a {:.0} MiB Bloom filter (a unique document taken for a duplicate with probability {:.1e})",
+                    s["memory_bytes"].as_f64().unwrap_or(0.0) / (1u64 << 20) as f64,
+                    s["false_positive_rate"].as_f64().unwrap_or(0.0)
+                )
+            })
+            .collect();
+        (!filters.is_empty()).then(|| format!("--dedup-memory reached: {}", filters.join("; ")))
     }
 
     /// One line for the progress bar and the summary: `removed 12 exact, 40 gopher-quality`.

@@ -19,7 +19,7 @@ use hearth_core::tokenizer::Tokenizer;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 
-use crate::checkpoint::write_atomic;
+use crate::storage::checkpoint::write_atomic;
 
 /// The optimisation settings of one fine-tuning run (`hearth finetune`'s and the suites' flags).
 #[derive(clap::Args, Clone, Debug)]

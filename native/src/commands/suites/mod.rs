@@ -12,8 +12,8 @@ use hearth_core::Error;
 use hearth_core::eval::downstream::{Metric, TaskSpec, Unit, mean_score};
 use serde_json::json;
 
-use crate::finetune::engine::{Checks, Pretrained, Tuning, fit};
-use crate::infer::{ModelArgs, load};
+use crate::commands::finetune::tuning::{Checks, Pretrained, Tuning, fit};
+use crate::storage::model::{ModelArgs, load};
 
 /// A task read from its files: what it is, its training units, and its evaluation sets (the
 /// prefix their metrics get: MNLI's `m_` and `mm_`).
@@ -140,7 +140,7 @@ pub fn run(suite: Suite, args: Args) -> Result<(), Error> {
     }
     if let Some(dir) = &args.save {
         for t in &tasks {
-            crate::finetune::engine::claim_out_dir(&dir.join(t.spec.name), args.overwrite)?;
+            crate::commands::finetune::tuning::claim_out_dir(&dir.join(t.spec.name), args.overwrite)?;
         }
     }
     let m = load(&args.model)?;
@@ -241,7 +241,7 @@ pub fn run(suite: Suite, args: Args) -> Result<(), Error> {
                 "seed": tuning.seed, "limit": args.limit,
             },
         });
-        crate::checkpoint::write_atomic(
+        crate::storage::checkpoint::write_atomic(
             path,
             serde_json::to_string_pretty(&value).expect("JSON serialises").as_bytes(),
         )?;

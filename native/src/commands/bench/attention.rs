@@ -1,6 +1,5 @@
 //! `hearth bench attention`: the fused WGSL attention against burn's composition, forward +
-//! backward, time and device memory per sequence length. `hearth bench train`: the speed of real
-//! training steps (tokens/s, TFLOP/s, MFU, peak memory), to set beside `bench/pytorch_reference.py`.
+//! backward, time and device memory per sequence length.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -11,22 +10,6 @@ use hearth_core::error::io;
 use hearth_core::nn::attention::{AttentionBias, composed_attention, fused_attention, fused_launches};
 use hearth_core::{Backend, Error};
 use hearth_shaders::memory;
-
-#[derive(clap::Subcommand)]
-pub enum BenchCommand {
-    /// Fused attention vs burn's composition: forward + backward time and peak device memory per T.
-    Attention(AttentionArgs),
-    /// Training speed: warm-up, then timed optimizer steps of the real trainer on random tokens;
-    /// tokens/s, step time, TFLOP/s, MFU and peak memory.
-    Train(crate::bench_train::TrainArgs),
-    /// Peak memory per rank under each combination of mixed precision, activation checkpointing
-    /// and data parallelism (replicated or ZeRO-1 optimizer state); the largest GPT in a budget.
-    Memory(crate::bench_memory::MemoryArgs),
-    /// The GPU adapters wgpu finds (and whether CUDA is built in); `--require NVIDIA` fails fast.
-    Adapters(crate::bench_device::AdaptersArgs),
-    /// A GPT on a GPU backend against flex: logits and loss on the same weights and tokens.
-    Parity(crate::bench_device::ParityArgs),
-}
 
 #[derive(clap::Args)]
 pub struct AttentionArgs {
@@ -58,16 +41,6 @@ pub struct AttentionArgs {
     /// (each measurement runs in a fresh process, so the allocator's high-water mark is its own).
     #[arg(long, hide = true, value_parser = ["fused", "composed"])]
     one: Option<String>,
-}
-
-pub fn run(command: BenchCommand) -> Result<(), Error> {
-    match command {
-        BenchCommand::Attention(args) => attention(args),
-        BenchCommand::Train(args) => crate::bench_train::run(args),
-        BenchCommand::Memory(args) => crate::bench_memory::run(args),
-        BenchCommand::Adapters(args) => crate::bench_device::adapters_cmd(args),
-        BenchCommand::Parity(args) => crate::bench_device::parity_cmd(args),
-    }
 }
 
 /// One measurement in a fresh `hearth` process (see `--one`).
@@ -128,7 +101,7 @@ struct Row {
     speedup: Option<f64>,
 }
 
-fn attention(args: AttentionArgs) -> Result<(), Error> {
+pub fn run(args: AttentionArgs) -> Result<(), Error> {
     if let Some(path) = &args.one {
         let device = if args.forward_only { Backend::WebGpu.device() } else { Backend::WebGpu.device().autodiff() };
         let t = *args.seq.first().ok_or_else(|| Error::Input("--one needs a --seq".into()))?;

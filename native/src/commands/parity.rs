@@ -8,7 +8,7 @@ use hearth_core::hf::weights::SafetensorsFile;
 use hearth_core::parity::{ParityReport, check};
 use hearth_core::{Backend, Error, ModelConfig, fit};
 
-use crate::checkpoint::read;
+use crate::storage::checkpoint::read;
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -324,7 +324,7 @@ fn measure(
         return Err(last.unwrap_or("exited unsuccessfully").trim().to_string());
     }
     let files: Vec<PathBuf> =
-        if c.ranks > 1 { (0..c.ranks).map(|r| crate::bench_train::rank_json(&json, r)).collect() } else { vec![json] };
+        if c.ranks > 1 { (0..c.ranks).map(|r| super::train::rank_json(&json, r)).collect() } else { vec![json] };
     let mut m = Measured::default();
     for file in files {
         let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;

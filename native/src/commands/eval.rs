@@ -11,11 +11,11 @@ use hearth_core::objectives::{Collator, Noise};
 use hearth_core::tokenizer::Tokenizer;
 use serde_json::json;
 
-use crate::infer::{Loaded, ModelArgs, load};
+use crate::storage::model::{Loaded, ModelArgs, load};
 
 /// Tasks named by `specs` (`bundled`, a .jsonl file, a folder of them, MMLU's folder), zero-shot.
 pub fn load_tasks(specs: &[String]) -> Result<Vec<Task>, Error> {
-    Ok(crate::zero_shot_tasks::load(specs, 0, 0)?.into_iter().map(|p| p.task).collect())
+    Ok(crate::storage::tasks::load(specs, 0, 0)?.into_iter().map(|p| p.task).collect())
 }
 
 /// Scores every task (the first `limit` examples of each; 0: all).
@@ -55,7 +55,7 @@ pub fn print_zero_shot(results: &[TaskResult]) {
 fn write_json(path: &Option<PathBuf>, value: &serde_json::Value) -> Result<(), Error> {
     if let Some(path) = path {
         let text = serde_json::to_string_pretty(value).expect("JSON serialises");
-        crate::checkpoint::write_atomic(path, text.as_bytes())?;
+        crate::storage::checkpoint::write_atomic(path, text.as_bytes())?;
         println!("json {}", path.display());
     }
     Ok(())
@@ -74,9 +74,9 @@ pub struct ZeroShotArgs {
     /// first K of the subject's dev file, other tasks' are drawn from the task (seeded).
     #[arg(long, default_value_t = 0)]
     num_fewshot: usize,
-    /// Seed of the few-shot draw (the harness's default).
-    #[arg(long, default_value_t = 1234)]
-    fewshot_seed: u64,
+    /// Seed of the few-shot draw [default: 1234, the harness's].
+    #[arg(long)]
+    fewshot_seed: Option<u64>,
     /// Examples per task (0: all).
     #[arg(long, default_value_t = 0)]
     limit: usize,
@@ -88,7 +88,12 @@ pub struct ZeroShotArgs {
 }
 
 pub fn run_zero_shot(args: ZeroShotArgs) -> Result<(), Error> {
-    let prompted = crate::zero_shot_tasks::load(&args.tasks, args.num_fewshot, args.fewshot_seed)?;
+    if args.num_fewshot == 0 && args.fewshot_seed.is_some() {
+        return Err(Error::Refused(
+            "--fewshot-seed does not apply: it draws the examples of --num-fewshot, which is 0".into(),
+        ));
+    }
+    let prompted = crate::storage::tasks::load(&args.tasks, args.num_fewshot, args.fewshot_seed.unwrap_or(1234))?;
     let groups: Vec<Option<&str>> = prompted.iter().map(|p| p.group).collect();
     let tasks: Vec<Task> = prompted.into_iter().map(|p| p.task).collect();
     let m = load(&args.model)?;
@@ -147,9 +152,10 @@ pub struct PerplexityArgs {
     /// Score at most this many tokens (0: all). Pseudo-perplexity costs one forward row per token.
     #[arg(long, default_value_t = 0)]
     max_tokens: usize,
-    /// Masks and spans for the masked-LM and span-corruption numbers are drawn from this seed.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    /// Masked and encoder-decoder models: the masks and spans of the masked-LM and
+    /// span-corruption numbers are drawn from this seed [default: 0].
+    #[arg(long)]
+    seed: Option<u64>,
     /// Also write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -157,10 +163,26 @@ pub struct PerplexityArgs {
 
 pub fn run_perplexity(args: PerplexityArgs) -> Result<(), Error> {
     let m = load(&args.model)?;
-    let docs = crate::corpus::read_documents(&args.file)?;
+    let causal = m.model.causal_lm().is_some();
+    let refused = match (causal, args.stride.is_some(), args.seed.is_some()) {
+        (false, true, _) => Some(("--stride", "it slides a causal model's windows")),
+        (true, _, true) => {
+            Some(("--seed", "it draws the masks and spans of a masked or encoder-decoder model's numbers"))
+        }
+        _ => None,
+    };
+    if let Some((flag, why)) = refused {
+        return Err(Error::Refused(format!(
+            "{flag} does not apply: {why}, and {} is a {}",
+            m.dir.display(),
+            m.config.model_type()
+        )));
+    }
+    let seed = args.seed.unwrap_or(0);
+    let docs = crate::storage::documents::read_all(&args.file)?;
     let bytes: usize = docs.iter().map(String::len).sum();
     let eos = m.tokenizer.eos_id().ok_or_else(|| Error::Config("the tokenizer has no end-of-text token".into()))?;
-    let all = crate::corpus::tokenize_documents(&m.tokenizer, &docs, eos)?;
+    let all = crate::storage::documents::tokenize_with_progress(&m.tokenizer, &docs, eos)?;
     let n = if args.max_tokens == 0 { all.len() } else { args.max_tokens.min(all.len()) };
     let tokens = &all[..n];
     // Bytes of the scored part (exact when the whole text is scored).
@@ -183,7 +205,7 @@ pub fn run_perplexity(args: PerplexityArgs) -> Result<(), Error> {
     } else if let Some(b) = model.masked_lm() {
         {
             let collator = Collator::new(None, Noise::default(), config, tokenizer)?;
-            let e = objective_eval(model, &collator, tokens, block, args.batch_size, usize::MAX, args.seed, device)?;
+            let e = objective_eval(model, &collator, tokens, block, args.batch_size, usize::MAX, seed, device)?;
             rows.push(("masked-LM targets", e.targets as f64));
             rows.push(("masked-LM loss (nats/target)", e.loss));
             rows.push(("masked-LM accuracy", e.accuracy));
@@ -198,7 +220,7 @@ pub fn run_perplexity(args: PerplexityArgs) -> Result<(), Error> {
     } else {
         // An encoder-decoder: its own objective's loss (span corruption for T5).
         let collator = Collator::new(None, Noise::default(), config, tokenizer)?;
-        let e = objective_eval(model, &collator, tokens, block, args.batch_size, usize::MAX, args.seed, device)?;
+        let e = objective_eval(model, &collator, tokens, block, args.batch_size, usize::MAX, seed, device)?;
         rows.push(("span targets", e.targets as f64));
         rows.push(("span-corruption loss (nats/target)", e.loss));
         rows.push(("span-corruption perplexity", e.loss.exp()));

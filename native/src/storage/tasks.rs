@@ -13,10 +13,10 @@ use serde_json::Value;
 /// Zero-shot tasks built from *Persuasion*, which the default run never trains on
 /// (`data/make_eval_data.py` rebuilds them).
 pub const BUNDLED_TASKS: [(&str, &str); 4] = [
-    ("persuasion_next_sentence", include_str!("../../data/tasks/persuasion_next_sentence.jsonl")),
-    ("persuasion_sentence_ending", include_str!("../../data/tasks/persuasion_sentence_ending.jsonl")),
-    ("persuasion_word_order", include_str!("../../data/tasks/persuasion_word_order.jsonl")),
-    ("persuasion_last_word", include_str!("../../data/tasks/persuasion_last_word.jsonl")),
+    ("persuasion_next_sentence", include_str!("../../../data/tasks/persuasion_next_sentence.jsonl")),
+    ("persuasion_sentence_ending", include_str!("../../../data/tasks/persuasion_sentence_ending.jsonl")),
+    ("persuasion_word_order", include_str!("../../../data/tasks/persuasion_word_order.jsonl")),
+    ("persuasion_last_word", include_str!("../../../data/tasks/persuasion_last_word.jsonl")),
 ];
 
 /// MMLU's answer letters, as the harness's `doc_to_choice` gives them.

@@ -1,50 +1,17 @@
-//! Text in, token ids out: plain text, JSONL (a "text" field per line) and `hearth prepare` shards
-//! (memory-mapped u16/u32 token streams, documents separated by EOS).
+//! The shards `hearth prepare` writes, read back: memory-mapped u16/u32 token streams, documents
+//! separated by EOS, and the `meta.json` beside them.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use hearth_core::Error;
 use hearth_core::error::io;
-use hearth_core::tokenizer::Tokenizer;
 use hearth_core::train::TokenSource;
 use memmap2::Mmap;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 fn io_error(path: &Path, what: impl std::fmt::Display) -> Error {
     Error::Input(what.to_string()).in_file(path.display())
-}
-
-/// The documents of a file, a folder or a pattern (see `prepare::inputs`): `.parquet` and `.jsonl`
-/// rows' "text", or paragraphs; none at all is an error.
-pub fn read_documents(path: &Path) -> Result<Vec<String>, Error> {
-    crate::prepare::read_all(path)
-}
-
-/// Every document tokenized (in parallel, with a progress bar), each followed by `eos`, as one stream.
-pub fn tokenize_documents(tokenizer: &Tokenizer, docs: &[String], eos: u32) -> Result<Vec<u32>, Error> {
-    let bar = indicatif::ProgressBar::new(docs.len() as u64).with_style(
-        indicatif::ProgressStyle::with_template(
-            "tokenizing {bar:30} {pos}/{len} documents [{elapsed_precise} < {eta_precise}]",
-        )
-        .expect("template"),
-    );
-    let encoded: Vec<Vec<u32>> = docs
-        .par_iter()
-        .map(|d| {
-            bar.inc(1);
-            tokenizer.encode(d)
-        })
-        .collect::<Result<_, _>>()?;
-    bar.finish_and_clear();
-    Ok(encoded
-        .into_iter()
-        .flat_map(|mut ids| {
-            ids.push(eos);
-            ids
-        })
-        .collect())
 }
 
 /// What `hearth prepare` writes beside the shards.
@@ -164,30 +131,4 @@ pub fn open_prepared(dir: &Path) -> Result<(ShardMeta, ShardSet, ShardSet, PathB
         }
     }
     Ok((meta, train, val, dir.join("tokenizer.json")))
-}
-
-/// Cross-entropy (nats/token) of `val` under the unigram distribution of `train` (add-one
-/// smoothed): the loss of a model that ignores context, the baseline a trained model must beat.
-pub fn unigram_baseline(train: &dyn TokenSource, val: &dyn TokenSource, vocab: usize) -> f64 {
-    let mut counts = vec![1.0f64; vocab];
-    let mut buf = vec![0u32; 1 << 16];
-    let mut start = 0;
-    while start < train.len() {
-        let n = buf.len().min(train.len() - start);
-        train.read(start, &mut buf[..n]);
-        for &t in &buf[..n] {
-            counts[(t as usize).min(vocab - 1)] += 1.0;
-        }
-        start += n;
-    }
-    let total: f64 = counts.iter().sum();
-    let mut nll = 0.0;
-    let mut start = 0;
-    while start < val.len() {
-        let n = buf.len().min(val.len() - start);
-        val.read(start, &mut buf[..n]);
-        nll -= buf[..n].iter().map(|&t| (counts[(t as usize).min(vocab - 1)] / total).ln()).sum::<f64>();
-        start += n;
-    }
-    nll / val.len().max(1) as f64
 }

@@ -5,20 +5,13 @@
 use hearth_core::Error;
 use hearth_core::parallel::Collective;
 
-use crate::tcp::TcpCollective;
+#[cfg(feature = "mpi")]
+mod mpi;
+mod ranks;
+pub mod tcp;
 
-/// This process's place: its rank among `world`, and among the `local_world` ranks on its machine.
-#[derive(Clone, Copy, Debug)]
-pub struct Ranks {
-    pub rank: usize,
-    pub world: usize,
-    pub local_rank: usize,
-    pub local_world: usize,
-}
-
-impl Ranks {
-    pub const ALONE: Ranks = Ranks { rank: 0, world: 1, local_rank: 0, local_world: 1 };
-}
+pub use self::ranks::Ranks;
+use self::tcp::TcpCollective;
 
 /// Whether an MPI launcher started this process (MPICH's Hydra, Open MPI, PMIx under Slurm) and
 /// `hearth launch` did not.
@@ -31,7 +24,7 @@ fn mpi_launched() -> bool {
 pub fn join() -> Result<(Ranks, Option<Box<dyn Collective>>), Error> {
     if mpi_launched() {
         #[cfg(feature = "mpi")]
-        return crate::mpi_collective::join();
+        return self::mpi::join();
         #[cfg(not(feature = "mpi"))]
         return Err(Error::Distributed(
             "an MPI launcher started this process, but this hearth was built without MPI; build it with `cargo build --release -p hearth --features mpi` (an MPI and libclang installed, see the README), or start the ranks with `hearth launch`".into(),

@@ -5,12 +5,12 @@
 use std::path::PathBuf;
 
 use hearth_core::Error;
-use hearth_core::attention_maps::{AttentionMap, Stack, text_attention};
+use hearth_core::attention_maps::{AttentionMap, Stack, prompt_ids, text_attention};
 use hearth_core::models::LanguageModel;
 use hearth_core::readback::block_on;
 
-use crate::checkpoint::write_atomic;
-use crate::infer::{ModelArgs, load};
+use crate::storage::checkpoint::write_atomic;
+use crate::storage::model::{ModelArgs, load};
 
 #[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
 enum Which {
@@ -42,6 +42,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<(), Error> {
     let m = load(&args.model)?;
+    m.check_input(prompt_ids(&m.model, &m.tokenizer, &args.text)?.len(), "attention")?;
     let text = block_on(text_attention(&m.model, &m.config, &m.tokenizer, &args.text, &m.device))?;
     let encoder_decoder = m.model.seq2seq_lm().is_some();
     let stack = match (encoder_decoder, args.attention) {

@@ -5,7 +5,7 @@
 //! then runs the loop, which every rank runs alike: the periodic jobs live in `jobs`, what is
 //! printed around the loop in `summary`, the data in `data`.
 
-mod data;
+mod dataset;
 mod jobs;
 mod summary;
 
@@ -21,11 +21,11 @@ use hearth_core::train::run::{Resume, RunPlan, Start};
 use hearth_core::train::{Precision, TrainConfig};
 use hearth_core::{Backend, Error, fit};
 
-use self::data::{Data, load_data, model_config};
+use self::dataset::{Data, load_data, model_config};
 use self::jobs::{Checkpointer, Interrupt, StepLog, Validation, ZeroShot};
-use crate::checkpoint;
+use crate::distributed::Ranks;
 use crate::faults;
-use crate::ranks::Ranks;
+use crate::storage::checkpoint;
 
 #[derive(clap::Args)]
 #[command(after_long_help = run_file_keys_help())]
@@ -130,7 +130,7 @@ pub fn run(mut args: Args) -> Result<(), Error> {
     let config = TrainConfig::from_toml(&toml::to_string(&set).expect("a table serialises"))?;
     let out_dir = PathBuf::from(&config.out_dir);
     // Data parallelism: the launcher (`hearth launch`, mpiexec, srun) says which rank this is.
-    let (ranks, mut collective) = crate::ranks::join()?;
+    let (ranks, mut collective) = crate::distributed::join()?;
     let (rank, world) = (ranks.rank, ranks.world);
     let OutDir { earlier_run, resume_from } = claim_out_dir(&config, &out_dir, args.resume, args.overwrite, rank == 0)?;
 
