@@ -38,7 +38,7 @@ PRESETS = {
 }
 
 # Dense peaks, TFLOP/s, by device name: (name, FP32 without tensor cores, bf16/f16 tensor cores);
-# the same table as Hearth's (native/src/bench_train.rs).
+# the same table as Hearth's (native/src/commands/bench/train.rs).
 KNOWN_PEAKS = [
     ("H200", 67.0, 989.4), ("H100 PCIe", 51.2, 756.0), ("H100", 67.0, 989.4), ("A100", 19.5, 312.0),
     ("L40S", 91.6, 362.1), ("L4", 30.3, 121.0), ("A10", 31.2, 125.0), ("T4", 8.1, 65.0), ("V100", 15.7, 125.0),

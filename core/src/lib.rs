@@ -8,7 +8,7 @@ pub mod device;
 pub mod error;
 pub mod eval;
 pub mod finetune;
-pub mod fit;
+pub mod footprint;
 pub mod generate;
 pub mod hf;
 pub mod models;

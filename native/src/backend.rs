@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use burn::tensor::wgpu::wgpu;
 use burn::tensor::{Device, DeviceKind};
 use hearth_core::device::{Autotune, GpuSettings, adapters, apply_gpu_settings};
-use hearth_core::fit::DeviceLimits;
+use hearth_core::footprint::DeviceLimits;
 use hearth_core::train::Precision;
 use hearth_core::{Backend, Error};
 
@@ -145,7 +145,7 @@ pub fn adapter_name() -> Option<String> {
     found.iter().find(|(_, software)| !software).or(found.first()).map(|(name, _)| name.clone())
 }
 
-/// What `device` can hold (see `hearth_core::fit`): on a GPU the opened device's largest binding,
+/// What `device` can hold (see `hearth_core::footprint`): on a GPU the opened device's largest binding,
 /// on flex the machine's RAM (sysinfo: the same call on Linux, macOS and Windows).
 pub fn limits(backend: Backend, device: &Device) -> DeviceLimits {
     let name = match backend {

@@ -1,11 +1,11 @@
 //! wgpu devices are opened with the adapter's own limits (cubecl requests `adapter.limits()`), not
 //! WebGPU's defaults: the opened device states the adapter's largest storage binding and workgroup
 //! memory (lavapipe in CI: 128 MiB and 32 KiB, where WebGPU's defaults are 128 MiB and 16 KiB), and
-//! `hearth_core::fit` checks tensors against that binding.
+//! `hearth_core::footprint` checks tensors against that binding.
 
 use burn::tensor::wgpu::wgpu;
 use burn::tensor::{Device, DeviceKind};
-use hearth_core::fit::{DeviceLimits, check_tensors, param_sizes};
+use hearth_core::footprint::{DeviceLimits, check_tensors, param_sizes};
 use hearth_core::models::presets::preset;
 
 #[test]

@@ -70,5 +70,5 @@ pub async fn choose(want: &str) -> Result<(Device, BackendInfo), String> {
 }
 
 fn max_binding(device: &Device) -> Option<u64> {
-    hearth_core::fit::DeviceLimits::of(device, "", None).max_binding
+    hearth_core::footprint::DeviceLimits::of(device, "", None).max_binding
 }

@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use burn::tensor::Device;
 use hearth_core::attention_maps::{prompt_ids, text_attention};
-use hearth_core::fit::{DeviceLimits, check_input, fused_attention};
+use hearth_core::footprint::{DeviceLimits, check_input, fused_attention};
 use hearth_core::generate::{
     Sampling, fill_mask, generate, max_new_tokens as max_new_tokens_checked, next_token_logits, text2text, top_k,
 };
@@ -144,7 +144,7 @@ impl Inner {
     }
 
     /// An input of `tokens` must fit the model's position table and the device, as `hearth
-    /// generate` and the others check it (core's `fit::check_input`).
+    /// generate` and the others check it (core's `footprint::check_input`).
     fn check_input(&self, tokens: usize, work: &str) -> Result<(), JsValue> {
         let fused = fused_attention(&self.device, true);
         check_input(&self.model_config, tokens, fused, &self.limits, work).map_err(js_err)

@@ -52,7 +52,7 @@ impl Objective {
     }
 }
 
-/// The sizes a family's training step depends on (the memory model of `crate::fit`).
+/// The sizes a family's training step depends on (the memory model of `crate::footprint`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MemoryDims {
     pub layers: usize,

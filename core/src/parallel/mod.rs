@@ -6,7 +6,7 @@
 //! them; flex and wgpu do not, and there is no multi-process or multi-machine transport (the
 //! `burn-collective` crate with one stops at 0.21). So the trainer talks to a [`Collective`], which the
 //! front end supplies: the CLI's is a ring all-reduce over TCP between processes on one or many
-//! machines (`native/src/tcp.rs`, started by `hearth launch` or any launcher that sets torchrun's
+//! machines (`native/src/distributed/tcp.rs`, started by `hearth launch` or any launcher that sets torchrun's
 //! variables). Gradients cross it as host f32 vectors, which works for every backend; the socket
 //! transport lives with the CLI, so this crate does no I/O.
 

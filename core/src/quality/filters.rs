@@ -345,8 +345,7 @@ impl GopherRepetition {
 }
 
 /// Map keyed by already-mixed 64-bit hashes.
-type IdMap<V> =
-    std::collections::HashMap<u64, V, std::hash::BuildHasherDefault<crate::quality::minhash::IdentityHasher>>;
+type IdMap<V> = std::collections::HashMap<u64, V, std::hash::BuildHasherDefault<crate::quality::seen::IdentityHasher>>;
 
 #[inline]
 fn fmix(mut x: u64) -> u64 {

@@ -14,8 +14,6 @@
 //! one 64-bit key (XXH3 of the bucket's values, seeded with the bucket index), so "some band key
 //! equal" is the same test up to a 2^-64 collision chance.
 
-use std::hash::Hasher;
-
 use crate::quality::mt19937::RandomState;
 use crate::quality::seen::SeenKeys;
 use crate::quality::text;
@@ -200,24 +198,6 @@ pub fn estimated_jaccard(a: &[u64], b: &[u64]) -> f64 {
         return 0.0;
     }
     a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / a.len() as f64
-}
-
-/// Hasher for keys that already are uniform 64-bit hashes.
-#[derive(Default, Clone, Copy)]
-pub struct IdentityHasher(u64);
-
-impl Hasher for IdentityHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | b as u64;
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
-    }
 }
 
 /// Streaming keep-first near-duplicate filter over band keys.

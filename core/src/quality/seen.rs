@@ -12,9 +12,7 @@
 //! 512-bit block (one cache line), so an insert or a lookup costs one memory access, not eight.
 
 use std::collections::HashSet;
-use std::hash::BuildHasherDefault;
-
-use super::minhash::IdentityHasher;
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// 64-bit words in a block (512 bits: one cache line).
 const BLOCK_WORDS: usize = 8;
@@ -138,6 +136,24 @@ impl SeenKeys {
             *w |= m;
         }
         seen
+    }
+}
+
+/// Hasher for keys that already are uniform 64-bit hashes.
+#[derive(Default, Clone, Copy)]
+pub struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | b as u64;
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
     }
 }
 

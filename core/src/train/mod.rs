@@ -6,6 +6,7 @@
 pub mod config;
 pub mod corpus;
 pub mod data;
+pub mod footprint;
 pub mod keys;
 pub mod optim;
 pub mod precision;

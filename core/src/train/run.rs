@@ -7,10 +7,11 @@ use burn::tensor::Device;
 
 use super::{TrainConfig, Trainer};
 use crate::error::{Error, Result};
-use crate::fit::{self, DeviceLimits, PeakEstimate};
+use crate::footprint::{self, DeviceLimits};
 use crate::models::LanguageModel;
 use crate::objectives::Collator;
 use crate::tokenizer::Tokenizer;
+use crate::train::footprint::{PeakEstimate, check_training};
 use crate::{Model, ModelConfig};
 
 /// Where a run's weights come from.
@@ -56,8 +57,8 @@ impl<'a> RunPlan<'a> {
     /// Before anything is built: every tensor fits one binding of `limits`, and the step's estimated
     /// peak fits its memory, for one of `world` data-parallel ranks on `device`.
     pub fn check_fits(&self, device: &Device, world: usize, limits: &DeviceLimits) -> Result<PeakEstimate> {
-        let fused = fit::fused_attention(device, self.config.fused_attention);
-        fit::check_training(&self.model_config, &self.config, world, fused, limits)
+        let fused = footprint::fused_attention(device, self.config.fused_attention);
+        check_training(&self.model_config, &self.config, world, fused, limits)
     }
 
     /// The model built on `device` ([`build_model`]) in a trainer: at step 0, or continuing from

@@ -3,10 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use hearth_core::fit::fused_attention;
+use hearth_core::footprint::fused_attention;
 use hearth_core::hf::weights::SafetensorsFile;
 use hearth_core::parity::{ParityReport, check};
-use hearth_core::{Backend, Error, ModelConfig, fit};
+use hearth_core::{Backend, Error, ModelConfig, footprint};
 
 use crate::storage::checkpoint::read;
 
@@ -46,7 +46,7 @@ fn check_fits(config: &[u8], io: &[u8], backend: Backend, device: &burn::tensor:
         Ok(s) if s.len() == 2 => (s[0], s[1]),
         _ => (1, config.max_positions().unwrap_or(512)),
     };
-    fit::check_model(
+    footprint::check_model(
         &config,
         (batch, seq),
         fused_attention(device, true),

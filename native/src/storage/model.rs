@@ -5,10 +5,10 @@
 use std::path::PathBuf;
 
 use burn::tensor::Device;
-use hearth_core::fit::fused_attention;
+use hearth_core::footprint::fused_attention;
 use hearth_core::models::{Model, ModelConfig};
 use hearth_core::tokenizer::Tokenizer;
-use hearth_core::{Error, fit};
+use hearth_core::{Error, footprint};
 
 use crate::storage::checkpoint;
 
@@ -28,8 +28,8 @@ pub struct Loaded {
     pub tokenizer: Tokenizer,
     pub device: Device,
     pub backend: hearth_core::Backend,
-    /// What the device can hold (read once; see `hearth_core::fit`).
-    pub limits: fit::DeviceLimits,
+    /// What the device can hold (read once; see `hearth_core::footprint`).
+    pub limits: footprint::DeviceLimits,
     pub dir: PathBuf,
 }
 
@@ -54,7 +54,7 @@ pub fn load(args: &ModelArgs) -> Result<Loaded, Error> {
     // Every parameter, and a one-sequence forward, must fit the device before anything is loaded.
     let seq = config.max_positions().unwrap_or(512);
     let limits = crate::backend::limits(backend, &device);
-    fit::check_model(&config, (1, seq), fused_attention(&device, true), false, &limits, "loading the model")?;
+    footprint::check_model(&config, (1, seq), fused_attention(&device, true), false, &limits, "loading the model")?;
     let model = Model::from_hf(&config, &checkpoint::read(&dir, "model.safetensors")?, &device)
         .map_err(|e| e.in_file(dir.join("model.safetensors").display()))?;
     Ok(Loaded { config, model, tokenizer, device, backend, limits, dir })
@@ -64,14 +64,15 @@ impl Loaded {
     /// The activations of `batch` sequences of `seq` tokens must fit one buffer of the device
     /// (`lm_logits`: the language-model head runs, as in evaluation; not in classification).
     pub fn check_batch(&self, batch: usize, seq: usize, lm_logits: bool, work: &str) -> Result<(), Error> {
-        let mut tensors = fit::activation_sizes(&self.config, batch, seq, fused_attention(&self.device, true), false);
+        let mut tensors =
+            footprint::activation_sizes(&self.config, batch, seq, fused_attention(&self.device, true), false);
         tensors.retain(|t| lm_logits || t.name != "logits");
-        fit::check_tensors(&tensors, &self.limits, work)
+        footprint::check_tensors(&tensors, &self.limits, work)
     }
 
     /// An input of `tokens` must fit the model's position table and the device (core's
-    /// [`fit::check_input`], as the page checks it).
+    /// [`footprint::check_input`], as the page checks it).
     pub fn check_input(&self, tokens: usize, work: &str) -> Result<(), Error> {
-        fit::check_input(&self.config, tokens, fused_attention(&self.device, true), &self.limits, work)
+        footprint::check_input(&self.config, tokens, fused_attention(&self.device, true), &self.limits, work)
     }
 }

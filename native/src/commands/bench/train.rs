@@ -245,10 +245,10 @@ fn build(
     let (backend, device) = crate::backend::choose_for_rank(&config.backend, ranks)?;
     config.backend = backend.to_string();
     // Every tensor must fit one binding (the memory itself is what this benchmark measures).
-    let fused = hearth_core::fit::fused_attention(&device, config.fused_attention);
+    let fused = hearth_core::footprint::fused_attention(&device, config.fused_attention);
     let local = ((config.batch_size / ranks.world).max(1), config.block_size);
     let limits = crate::backend::limits(backend, &device);
-    hearth_core::fit::check_model(&model_config, local, fused, true, &limits, "training")?;
+    hearth_core::footprint::check_model(&model_config, local, fused, true, &limits, "training")?;
     let start = Start::New { vocab_from_tokenizer: false };
     let model = build_model(&config, &model_config, start, &device)?;
     let mut trainer = Trainer::new(model, model_config, config, Collator::Causal, &device);

@@ -19,7 +19,7 @@ use hearth_core::tokenizer::Tokenizer;
 use hearth_core::train::Trainer;
 use hearth_core::train::run::{Resume, RunPlan, Start};
 use hearth_core::train::{Precision, TrainConfig};
-use hearth_core::{Backend, Error, fit};
+use hearth_core::{Backend, Error, footprint};
 
 use self::dataset::{Data, load_data, model_config};
 use self::jobs::{Checkpointer, Interrupt, StepLog, Validation, ZeroShot};
@@ -355,10 +355,10 @@ fn check_memory(
     Ok(match limits.memory {
         Some(m) => format!(
             "estimated peak memory {} per process ({} has {})",
-            fit::human(peak.total),
+            footprint::human(peak.total),
             limits.device,
-            fit::human(m)
+            footprint::human(m)
         ),
-        None => format!("estimated peak memory {} per process", fit::human(peak.total)),
+        None => format!("estimated peak memory {} per process", footprint::human(peak.total)),
     })
 }
