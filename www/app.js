@@ -61,7 +61,6 @@ const SHAPES = { tiny: { block_size: 64, batch_size: 8, vocab: 512 }, small: { b
 // The page's choice for a model family and objective (an opened checkpoint, a starter).
 const CHOICE = (modelType, objective) =>
   Object.keys(MODELS).find((k) => MODELS[k].preset.startsWith(modelType === 'gpt2' ? 'gpt' : modelType) && MODELS[k].objective === objective);
-const EVAL_EVERY = 50;
 const SAVE_EVERY = 100;
 
 const state = {
@@ -83,6 +82,9 @@ function settings() {
     batch_size: SHAPES[size].batch_size,
     tokenizer_vocab_size: SHAPES[size].vocab,
     lr, min_lr: lr / 10, warmup_steps: 20, max_steps: 3000,
+    // eval_every: the run's validation cadence, kept by core as hearth train keeps it (0: at the
+    // last step only).
+    eval_every: Math.max(0, Math.round(Number($('eval-every').value) || 0)),
     dropout: 0.0, val_fraction: 0.1, eval_batches: 4, seed: 1337,
   };
 }
@@ -317,7 +319,7 @@ async function trainLoop() {
       $('tps').textContent = Math.round(state.tokensPerS).toLocaleString();
       state.info = await state.session.info();
       renderInfo(); drawChart(); drawLr();
-      if (r.step % EVAL_EVERY === 0) await exclusive(evaluate);
+      if (r.evaluate) await exclusive(evaluate); // the run's eval_every, as hearth train
       if (r.step % SAVE_EVERY === 0) await exclusive(save);
       await new Promise((resolve) => setTimeout(resolve, 0)); // let the page paint and take clicks
     }

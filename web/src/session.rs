@@ -61,6 +61,9 @@ struct TrainReport {
     /// This call's steps: tokens per second of wall time, and milliseconds per step.
     tokens_per_s: f64,
     ms_per_step: f64,
+    /// Whether validation is due after this call's steps (the run's `eval_every`, and its last
+    /// step), as `hearth train` evaluates.
+    evaluate: bool,
 }
 
 #[derive(Serialize)]
@@ -178,7 +181,7 @@ impl Inner {
 
     async fn train(&mut self, steps: u32) -> Result<TrainReport, JsValue> {
         let start = now_ms();
-        let tokens_before = self.trainer.state().tokens;
+        let (tokens_before, step_before) = (self.trainer.state().tokens, self.trainer.state().step);
         for _ in 0..steps.max(1) {
             self.trainer.step_async(&self.train).await.map_err(js_err)?; // nothing read back yet
         }
@@ -195,6 +198,7 @@ impl Inner {
             tokens: self.trainer.state().tokens,
             tokens_per_s: tokens as f64 / (elapsed / 1000.0),
             ms_per_step: elapsed / steps.max(1) as f64,
+            evaluate: self.config().evaluation_due_between(step_before, last.step),
         })
     }
 

@@ -236,8 +236,15 @@ try {
 
   step(`masked LM (BERT) on the CPU fallback, ${CPU_STEPS} steps`);
   await choose('masked', 'cpu');
+  await page.fill('#eval-every', '10');
   let s = await trainFor(CPU_STEPS, 600_000);
   check((await page.getAttribute('#backend-line', 'data-backend')) === 'cpu', 'ran on the CPU backend');
+  // Validation follows the run's eval_every (10 here), then once more where the loop stopped.
+  const evaluated = await hearth((h) => h.vals.map((v) => v[0]));
+  const due = evaluated.slice(0, -1);
+  check(due.length >= 4 && due.every((st, i) => st === 10 * (i + 1)) && evaluated.at(-1) === s.info.step,
+    `validation every 10 steps as set, then at the pause: steps ${evaluated.join(', ')}`);
+  await page.fill('#eval-every', '50');
   // Masked LM predicts 15% of the tokens, so its loss is noisier, and the page's WordPiece
   // training is not deterministic (huggingface/tokenizers#1794): over 40 steps it fell by 0.50 to
   // 0.70 in eight runs, so it must fall by 0.35 (ln 512 = 6.24 at the start).

@@ -19,11 +19,6 @@ use hearth_core::train::{Precision, StepStats, TokenSource, TrainConfig};
 use crate::report::{Metrics, steps_bar};
 use crate::storage::checkpoint;
 
-/// Whether `step` is a multiple of `every` (0: never), or the run's last step.
-fn due(every: u64, step: u64, config: &TrainConfig) -> bool {
-    (every > 0 && step % every == 0) || step == config.max_steps
-}
-
 /// The progress bar and `metrics.jsonl`: a record per step, written every `log_every` steps and
 /// whenever it holds an evaluation, which is also printed.
 pub struct StepLog {
@@ -177,7 +172,7 @@ impl Validation {
 
     /// Whether it runs after `step`.
     pub fn due(&self, step: u64, config: &TrainConfig) -> bool {
-        due(self.every, step, config)
+        config.due(self.every, step)
     }
 
     pub fn maybe_run(
@@ -225,7 +220,7 @@ impl ZeroShot {
 
     /// Whether it runs after `step`.
     pub fn due(&self, step: u64, config: &TrainConfig) -> bool {
-        !self.tasks.is_empty() && due(self.every, step, config)
+        !self.tasks.is_empty() && config.due(self.every, step)
     }
 
     pub fn maybe_run(
@@ -278,7 +273,7 @@ impl Checkpointer {
     /// Saves when due or when `stop`; on a stop every rank then waits until the checkpoint is on disk.
     pub fn maybe_save(&mut self, trainer: &mut Trainer, stop: bool) -> Result<(), Error> {
         let step = trainer.state().step;
-        if (due(self.every, step, trainer.config()) || stop)
+        if (trainer.config().due(self.every, step) || stop)
             && let Some(ckpt) = trainer.checkpoint()?
         {
             self.last = Some(checkpoint::save(&self.out_dir, step, &ckpt, &self.tokenizer_json, self.keep_last)?);
