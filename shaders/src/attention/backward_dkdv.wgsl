@@ -6,7 +6,6 @@
 //   p = exp(s - lse_i), dV += p·dO_i, dS = p·(dO_i·v - delta_i), dK += dS·q_i·scale.
 // Fully masked query rows (LSE sentinel) put 1/tk on every key: they add dO_i/tk to every dV row
 // (a last pass), and nothing to dK. `//@unroll` lines: see forward.wgsl.
-{{ enable_f16 }}
 @group(0) @binding(0) var<storage, read_write> q: array<vec4<{{ elem }}>>;
 @group(0) @binding(1) var<storage, read_write> k: array<vec4<{{ elem }}>>;
 @group(0) @binding(2) var<storage, read_write> v: array<vec4<{{ elem }}>>;
@@ -15,11 +14,6 @@
 @group(0) @binding(5) var<storage, read_write> dk: array<vec4<{{ elem }}>>;
 @group(0) @binding(6) var<storage, read_write> dv: array<vec4<{{ elem }}>>;
 @group(0) @binding(7) var<storage, read_write> info: array<u32>;
-
-const C: u32 = {{ chunks }}u;
-const ROWS: u32 = {{ rows }}u;
-const THREADS: u32 = {{ threads }}u;
-const TILE: u32 = {{ tile }}u;
 
 var<workgroup> qs: array<vec4<f32>, {{ tile_chunks }}>;
 var<workgroup> dos: array<vec4<f32>, {{ tile_chunks }}>;
@@ -100,7 +94,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         }
         for (var r = lid; r < TILE; r += THREADS) {
             let i = i0 + r;
-            var lv = 3.0e38;
+            var lv = MASKED_ROW;
             var dl = 0.0;
             if i < TQ {
                 lv = aux[bh * TQ + i];
@@ -117,7 +111,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             //@tile-begin workgroup-memory addresses, which lavapipe loads without a per-lane gather)
                 //@group let qi$ = i0 + r + $u;
                 //@group let lse$ = ls[r + $u]; let dl$ = dls[r + $u];
-                //@rows //@group let vis~$ = key_visible~ && lse$ < 1.0e38 && !(causal && i32(j~) > i32(qi$) + off);
+                //@rows //@group let vis~$ = key_visible~ && lse$ < MASKED_ROW_MIN && !(causal && i32(j~) > i32(qi$) + off);
                 //@group var any$ = false;
                 //@rows //@group any$ = any$ || vis~$;
                 if any0 || any1 || any2 || any3 {
@@ -137,7 +131,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         if has_pad || (causal && off < 0) {
             let inv = 1.0 / f32(TK);
             for (var i = 0u; i < TQ; i++) {
-                if aux[bh * TQ + i] >= 1.0e38 {
+                if aux[bh * TQ + i] >= MASKED_ROW_MIN {
                     let rb = db + i * dst;
                     //@unroll gv~[#] += vec4<f32>(dout[rb + #]) * inv;
                 }

@@ -6,7 +6,6 @@
 //   dS = exp(s - lse)·(dO·v - delta), dQ += dS·k·scale.
 // Fully masked rows (LSE sentinel) have dQ = 0: every score of theirs was replaced by a constant.
 // `//@unroll` lines: see forward.wgsl.
-{{ enable_f16 }}
 @group(0) @binding(0) var<storage, read_write> q: array<vec4<{{ elem }}>>;
 @group(0) @binding(1) var<storage, read_write> k: array<vec4<{{ elem }}>>;
 @group(0) @binding(2) var<storage, read_write> v: array<vec4<{{ elem }}>>;
@@ -14,11 +13,6 @@
 @group(0) @binding(4) var<storage, read_write> aux: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dq: array<vec4<{{ elem }}>>;
 @group(0) @binding(6) var<storage, read_write> info: array<u32>;
-
-const C: u32 = {{ chunks }}u;
-const ROWS: u32 = {{ rows }}u;
-const THREADS: u32 = {{ threads }}u;
-const TILE: u32 = {{ tile }}u;
 
 var<workgroup> ks: array<vec4<f32>, {{ tile_chunks }}>;
 var<workgroup> vs: array<vec4<f32>, {{ tile_chunks }}>;
@@ -48,13 +42,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     //@rows-begin
     let i~ = row0 + lid + ~u * THREADS;
     let valid~ = i~ < TQ;
-    var lse~ = 3.0e38;
+    var lse~ = MASKED_ROW;
     var dl~ = 0.0;
     if valid~ {
         lse~ = aux[bh * TQ + i~];
         dl~ = aux[n + bh * TQ + i~];
     }
-    let row_on~ = valid~ && lse~ < 1.0e38;
+    let row_on~ = valid~ && lse~ < MASKED_ROW_MIN;
     var qr~: array<vec4<f32>, C>;
     var dor~: array<vec4<f32>, C>;
     var gq~: array<vec4<f32>, C>;

@@ -2,16 +2,12 @@
 // It also gathers what the two gradient kernels read into one `aux` buffer, which keeps those at
 // eight storage bindings (WebGPU's default limit): aux = [lse (bh·tq), delta (bh·tq), key padding
 // as f32 (b·tk)].
-{{ enable_f16 }}
 @group(0) @binding(0) var<storage, read_write> o: array<vec4<{{ elem }}>>;
 @group(0) @binding(1) var<storage, read_write> dout: array<vec4<{{ elem }}>>;
 @group(0) @binding(2) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(3) var<storage, read_write> pad: array<i32>;
 @group(0) @binding(4) var<storage, read_write> aux: array<f32>;
 @group(0) @binding(5) var<storage, read_write> info: array<u32>;
-
-const C: u32 = {{ chunks }}u;
-const ROWS: u32 = {{ rows }}u;
 
 @compute @workgroup_size({{ rows }}, 1, 1)
 fn main(

@@ -14,7 +14,6 @@
 // contributes exactly 0 to a row that sees at least one key, and a row that sees no key at all gets
 // the UNIFORM distribution over all tk keys. Such "fully masked" rows are finished by a second pass
 // (mean of V) and get the sentinel LSE `MASKED_ROW`, which the backward kernels recognise.
-{{ enable_f16 }}
 @group(0) @binding(0) var<storage, read_write> q: array<vec4<{{ elem }}>>;
 @group(0) @binding(1) var<storage, read_write> k: array<vec4<{{ elem }}>>;
 @group(0) @binding(2) var<storage, read_write> v: array<vec4<{{ elem }}>>;
@@ -22,13 +21,6 @@
 @group(0) @binding(4) var<storage, read_write> o: array<vec4<{{ elem }}>>;
 @group(0) @binding(5) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(6) var<storage, read_write> info: array<u32>;
-
-const C: u32 = {{ chunks }}u;
-const ROWS: u32 = {{ rows }}u;
-const THREADS: u32 = {{ threads }}u;
-const TILE: u32 = {{ tile }}u;
-const NEG: f32 = -3.0e38;
-const MASKED_ROW: f32 = 3.0e38;
 
 var<workgroup> ks: array<vec4<f32>, {{ tile_chunks }}>;
 var<workgroup> vs: array<vec4<f32>, {{ tile_chunks }}>;

@@ -1,6 +1,7 @@
 //! Fused scaled-dot-product attention (FlashAttention-2 style) in WGSL, forward and backward,
 //! registered as a burn custom operation on the wgpu (Cube) backend with a real Autodiff backward.
 //!
+//! - `prologue.wgsl`: what every kernel starts with (the f16 switch, the sizes, the sentinels).
 //! - `forward.wgsl`: O and the per-row log-sum-exp, online softmax over key tiles.
 //! - `backward_prep.wgsl`: delta = rowsum(dO ∘ O) (and the aux buffer the next two read).
 //! - `backward_dkdv.wgsl`: dK, dV, one workgroup per key tile looping over query tiles.
@@ -305,12 +306,14 @@ struct AttentionKernel {
 
 impl KernelSource for AttentionKernel {
     fn source(&self) -> SourceTemplate {
-        let text = match self.stage {
+        let kernel = match self.stage {
             Stage::Forward => include_str!("forward.wgsl"),
             Stage::Prep => include_str!("backward_prep.wgsl"),
             Stage::DkDv => include_str!("backward_dkdv.wgsl"),
             Stage::Dq => include_str!("backward_dq.wgsl"),
         };
+        // One prologue for all four (the f16 switch, the sizes, the shared sentinels).
+        let text = &[include_str!("prologue.wgsl"), kernel].concat();
         let tile = tile_rows(self.head_dim);
         let chunks = self.head_dim / 4;
         let per = rows_per_invocation(self.stage, self.head_dim);
