@@ -20,8 +20,8 @@ use burn::backend::flex::{Flex, FlexTensor};
 use burn::backend::tensor::{FloatTensor, IntTensor};
 
 use super::par::*;
+use super::plumbing::{SharedMut, ints, tensor};
 use super::simd::{exp, max, sum_map, sum_zip};
-use super::{SharedMut, ints, tensor};
 use crate::multiversion;
 
 /// Queries per block.
@@ -392,7 +392,7 @@ impl Backward<Flex, 3> for AttentionBackward {
         let dout = grads.consume::<Flex>(&ops.node);
         let s = ops.state;
         let dqkv = backward(&s.params, &s.q, &s.k, &s.v, s.pad.as_deref(), &s.o, &s.lse, &dout);
-        super::register(grads, ops.parents, dqkv, |n| n.id);
+        super::plumbing::register(grads, ops.parents, dqkv, |n| n.id);
     }
 }
 

@@ -11,8 +11,8 @@ use burn::backend::flex::{Flex, FlexTensor};
 use burn::backend::tensor::{FloatTensor, IntTensor};
 
 use super::par::*;
+use super::plumbing::{contiguous, ints, rows_per_task, tensor, values};
 use super::simd::{exp, max, sum_map};
-use super::{contiguous, ints, rows_per_task, tensor, values};
 use crate::multiversion;
 
 /// The loss per row (`0` for ignored rows) and the log-sum-exp per row.

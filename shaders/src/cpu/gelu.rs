@@ -10,8 +10,8 @@ use burn::backend::tensor::FloatTensor;
 
 use super::memory_bound::{self, Kernel};
 use super::par::*;
+use super::plumbing::{contiguous, tensor, values};
 use super::simd::exp;
-use super::{contiguous, tensor, values};
 use crate::multiversion;
 
 /// `2·√(2/π)`

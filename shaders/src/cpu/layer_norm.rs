@@ -8,8 +8,8 @@ use burn::backend::tensor::FloatTensor;
 
 use super::memory_bound::{self, Kernel};
 use super::par::*;
+use super::plumbing::{contiguous, rows_backward, rows_per_task, tensor, values};
 use super::simd::{sum_map, sum_zip, sum_zip3};
-use super::{contiguous, rows_backward, rows_per_task, tensor, values};
 use crate::multiversion;
 
 /// A row's mean and `1/√(var + eps)` (biased variance), two passes over the row.
