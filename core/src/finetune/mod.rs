@@ -22,26 +22,31 @@ use burn::tensor::{Device, Tensor};
 use crate::error::{Error, Result};
 use crate::hf::params::{trainable, with_stable_ids};
 use crate::readback::block_on;
-use crate::train::TrainConfig;
-use crate::train::optim::{adamw, clip_grads, sum_of_squares};
+use crate::train::optim::{OptimizerConfig, sum_of_squares};
 use crate::train::schedule::{Decay, Schedule};
 
-/// Optimisation settings of a fine-tuning run.
+/// Optimisation settings of a fine-tuning run: the optimizer bundle pretraining uses, with a
+/// linear schedule, and the seed of its dropout.
 #[derive(Clone, Debug)]
 pub struct FinetuneConfig {
-    pub lr: f64,
-    pub weight_decay: f64,
-    pub warmup_steps: u64,
-    pub total_steps: u64,
-    pub grad_clip: f64,
+    pub optimizer: OptimizerConfig,
     pub seed: u64,
+}
+
+impl FinetuneConfig {
+    /// HF's fine-tuning setup: linear warmup over `warmup_steps` then linear decay to 0 at
+    /// `total_steps`, AdamW with `weight_decay` (pretraining's betas and epsilon), clipping at
+    /// `grad_clip`.
+    pub fn linear(lr: f64, warmup_steps: u64, total_steps: u64, weight_decay: f64, grad_clip: f64, seed: u64) -> Self {
+        let schedule = Schedule { lr, min_lr: 0.0, warmup_steps, total_steps, decay: Decay::Linear };
+        Self { optimizer: OptimizerConfig { schedule, weight_decay, grad_clip, ..Default::default() }, seed }
+    }
 }
 
 /// The fine-tuning loop's state: the model (on the autodiff device), AdamW, a linear schedule.
 pub struct Finetuner<M: Module + Clone + Send + 'static> {
     pub model: M,
     optim: ModuleOptimizer,
-    schedule: Schedule,
     config: FinetuneConfig,
     pub step: u64,
     device: Device,
@@ -51,16 +56,8 @@ impl<M: Module + Clone + Send + 'static> Finetuner<M> {
     pub fn new(model: M, config: FinetuneConfig, device: &Device) -> Self {
         let device = device.clone().autodiff();
         let model = trainable(with_stable_ids(model.to_device(&device)));
-        let train = TrainConfig { weight_decay: config.weight_decay, ..Default::default() };
-        let optim = adamw(&train, &model);
-        let schedule = Schedule {
-            lr: config.lr,
-            min_lr: 0.0,
-            warmup_steps: config.warmup_steps,
-            total_steps: config.total_steps,
-            decay: Decay::Linear,
-        };
-        Self { model, optim, schedule, config, step: 0, device }
+        let optim = config.optimizer.adamw(&model);
+        Self { model, optim, config, step: 0, device }
     }
 
     /// One optimizer step on the loss `loss_of` computes (dropout seeded per step); its value.
@@ -73,9 +70,9 @@ impl<M: Module + Clone + Send + 'static> Finetuner<M> {
         }
         let mut grads = GradientsParams::from_grads(loss.backward(), &self.model);
         if let Some(sumsq) = sum_of_squares(&self.model, &grads) {
-            clip_grads(&self.model, &mut grads, &sumsq, self.config.grad_clip);
+            self.config.optimizer.clip(&self.model, &mut grads, &sumsq);
         }
-        let lr = self.schedule.lr(self.step);
+        let lr = self.config.optimizer.schedule.lr(self.step);
         self.model = self.optim.step(lr, self.model.clone(), grads);
         self.step += 1;
         Ok(value)

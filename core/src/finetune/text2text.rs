@@ -137,8 +137,7 @@ mod tests {
             Seq2Seq { input: vec![5, 6, 7, 1], target: vec![20, 21, 1] },
             Seq2Seq { input: vec![8, 9, 1], target: vec![30, 1] },
         ];
-        let tune =
-            FinetuneConfig { lr: 3e-3, weight_decay: 0.0, warmup_steps: 0, total_steps: 60, grad_clip: 1.0, seed: 0 };
+        let tune = FinetuneConfig::linear(3e-3, 0, 60, 0.0, 1.0, 0);
         let mut tuner = Finetuner::new(model, tune, &device);
         let refs: Vec<&Seq2Seq> = pairs.iter().collect();
         let first = tuner.step(|m, d| seq2seq_loss(m, &refs, &format, d)).unwrap();

@@ -4,6 +4,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::optim::OptimizerConfig;
 use super::schedule::{Decay, Schedule};
 use crate::error::{Error, Result};
 pub use crate::objectives::Objective;
@@ -216,6 +217,18 @@ impl TrainConfig {
             whole_word_masking: self.whole_word_masking,
             noise_density: self.noise_density,
             mean_span_length: self.mean_span_length,
+        }
+    }
+
+    /// The run's optimizer bundle: schedule, AdamW, clipping.
+    pub fn optimizer(&self) -> OptimizerConfig {
+        OptimizerConfig {
+            schedule: self.schedule(),
+            weight_decay: self.weight_decay,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+            grad_clip: self.grad_clip,
         }
     }
 

@@ -1,15 +1,52 @@
-//! The optimizer: AdamW (burn's, decoupled weight decay) with decay on rank-2 parameters only
-//! (matrices and embeddings; never biases or norm scales, as nanoGPT and the HF Trainer do), and
-//! clipping by the *global* gradient norm (burn clips per tensor).
+//! The optimizer bundle pretraining and fine-tuning share ([`OptimizerConfig`]): the learning-rate
+//! schedule, AdamW (burn's, decoupled weight decay) with decay on rank-2 parameters only (matrices
+//! and embeddings; never biases or norm scales, as nanoGPT and the HF Trainer do), and clipping by
+//! the *global* gradient norm (burn clips per tensor).
 
 use burn::module::{Module, ModuleVisitor, Param, ParamGroup, ParamId};
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::Tensor;
 
 use super::TrainConfig;
+use super::schedule::Schedule;
 use crate::hf::params::param_ids_of_rank;
 
-pub fn adamw<M: Module>(config: &TrainConfig, model: &M) -> ModuleOptimizer {
+/// Everything that decides how gradients move the weights, built from one config: a pretraining
+/// run's ([`TrainConfig::optimizer`]) or a fine-tuning run's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OptimizerConfig {
+    /// The learning rate at each step: warmup, then decay.
+    pub schedule: Schedule,
+    /// AdamW's decoupled weight decay, on rank-2 parameters only.
+    pub weight_decay: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    /// Clip the global gradient norm to this (0: no clipping).
+    pub grad_clip: f64,
+}
+
+impl Default for OptimizerConfig {
+    /// A pretraining run's defaults (`TrainConfig::default()`).
+    fn default() -> Self {
+        TrainConfig::default().optimizer()
+    }
+}
+
+impl OptimizerConfig {
+    /// AdamW over `model` with its two decay groups.
+    pub fn adamw<M: Module>(&self, model: &M) -> ModuleOptimizer {
+        adamw(self, model)
+    }
+
+    /// Clips `grads` to [`OptimizerConfig::grad_clip`] by their global norm (`sum_of_squares`:
+    /// its square, on the device).
+    pub fn clip<M: Module>(&self, model: &M, grads: &mut GradientsParams, sum_of_squares: &Tensor<1>) {
+        clip_grads(model, grads, sum_of_squares, self.grad_clip)
+    }
+}
+
+fn adamw<M: Module>(config: &OptimizerConfig, model: &M) -> ModuleOptimizer {
     let base = base(config);
     let no_decay = ParamGroup::from_ids(param_ids_of_rank(model, 1));
     base.clone().with_weight_decay(config.weight_decay as f32).init().with_group(
@@ -19,7 +56,7 @@ pub fn adamw<M: Module>(config: &TrainConfig, model: &M) -> ModuleOptimizer {
     )
 }
 
-fn base(config: &TrainConfig) -> AdamWConfig {
+fn base(config: &OptimizerConfig) -> AdamWConfig {
     AdamWConfig::new().with_beta_1(config.beta1 as f32).with_beta_2(config.beta2 as f32).with_epsilon(config.eps as f32)
 }
 
@@ -28,7 +65,7 @@ fn base(config: &TrainConfig) -> AdamWConfig {
 /// the same settings, so the parameters stay optimised as before if they get gradients again.
 pub fn without_state_for<M: Module>(
     optim: ModuleOptimizer,
-    config: &TrainConfig,
+    config: &OptimizerConfig,
     model: &M,
     drop: impl Fn(ParamId) -> bool,
 ) -> ModuleOptimizer {
@@ -69,7 +106,7 @@ pub fn sum_of_squares<M: Module>(model: &M, grads: &GradientsParams) -> Option<T
 /// `min(1, max_norm / (norm + 1e-6))`, where `norm = sqrt(sum_of_squares)` (see [`sum_of_squares`];
 /// `max_norm` 0 turns clipping off). Below the threshold the factor is exactly 1, which leaves
 /// every gradient's bits as they were; nothing is read back to decide.
-pub fn clip_grads<M: Module>(model: &M, grads: &mut GradientsParams, sum_of_squares: &Tensor<1>, max_norm: f64) {
+fn clip_grads<M: Module>(model: &M, grads: &mut GradientsParams, sum_of_squares: &Tensor<1>, max_norm: f64) {
     if max_norm <= 0.0 {
         return;
     }

@@ -54,6 +54,13 @@ impl<'a> RunPlan<'a> {
         Ok(Self { config, model_config, collator, start })
     }
 
+    /// A run on token ids its caller makes up (`hearth bench train`'s random tokens): no tokenizer
+    /// to fit, the same position-table and dropout rules as every other run, a new model.
+    pub fn synthetic(config: TrainConfig, mut model_config: ModelConfig, collator: Collator) -> Result<Self> {
+        fit_to_run(&config, &mut model_config)?;
+        Ok(Self { config, model_config, collator, start: Start::New { vocab_from_tokenizer: false } })
+    }
+
     /// Before anything is built: every tensor fits one binding of `limits`, and the step's estimated
     /// peak fits its memory, for one of `world` data-parallel ranks on `device`.
     pub fn check_fits(&self, device: &Device, world: usize, limits: &DeviceLimits) -> Result<PeakEstimate> {
@@ -94,6 +101,12 @@ pub fn fit_model_config(
         model_config.set_special_tokens(tokenizer);
     }
     tokenizer.check_fits(model_config.vocab_size())?;
+    fit_to_run(config, model_config)
+}
+
+/// The rules of every run, tokenizer or not: `block_size` within the position table, the run's
+/// `dropout` (when set) in place of the model's.
+fn fit_to_run(config: &TrainConfig, model_config: &mut ModelConfig) -> Result<()> {
     if let Some(max) = model_config.max_positions()
         && config.block_size > max
     {

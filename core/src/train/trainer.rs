@@ -11,7 +11,7 @@ use rand::SeedableRng;
 
 use super::TrainConfig;
 use super::data::{Cursor, TokenSource, Windows};
-use super::optim::{adamw, clip_grads, sum_of_squares, without_state_for};
+use super::optim::{sum_of_squares, without_state_for};
 use super::precision::{LossScaler, Precision, apply_or_fail, grads_to_f32, half_copy};
 use super::state::{Checkpoint, StepStats, TrainState};
 use crate::error::{Error, Result};
@@ -58,7 +58,7 @@ impl Trainer {
     ) -> Self {
         let device = device.clone().autodiff();
         let model = trainable(with_stable_ids(model));
-        let optim = adamw(&config, &model);
+        let optim = config.optimizer().adamw(&model);
         let windows = Windows::new(collator.window(config.block_size), config.seed);
         let (precision, notice) = config.precision.supported_on(&device);
         let loss_scaler = LossScaler::for_run(precision, &config, None);
@@ -127,8 +127,9 @@ impl Trainer {
         let mut parallel = DataParallel::new(collective, self.config().zero_stage == 1, &self.model);
         if self.config().zero_stage == 1 {
             // State resumed from an unsharded checkpoint: keep only this rank's share.
-            self.optim =
-                without_state_for(self.optim.clone(), &self.state.config, &self.model, |id| !parallel.owns(id));
+            self.optim = without_state_for(self.optim.clone(), &self.state.config.optimizer(), &self.model, |id| {
+                !parallel.owns(id)
+            });
         }
         // A rank that resumed from another checkpoint than rank 0 would train on other rows: refuse.
         let shared = parallel.broadcast(&self.state)?;
@@ -261,11 +262,11 @@ impl Trainer {
             stats.grad_norm = sumsq_value.sqrt();
             stats.skipped = !apply_or_fail(self.state.loss_scaler.as_mut(), step, stats.loss, stats.grad_norm)?;
             if !stats.skipped {
-                clip_grads(&self.model, &mut grads, &sumsq, config.grad_clip);
+                config.optimizer().clip(&self.model, &mut grads, &sumsq);
                 self.update(grads, lr).await?;
             }
         } else {
-            clip_grads(&self.model, &mut grads, &sumsq, config.grad_clip);
+            config.optimizer().clip(&self.model, &mut grads, &sumsq);
             self.update(grads, lr).await?;
         }
         self.pending.push(Pending { stats, values });

@@ -17,7 +17,7 @@ use hearth_core::models::{Gpt2Config, ModelConfig};
 use hearth_core::objectives::{Collator, Rng};
 use hearth_core::parallel::Collective;
 use hearth_core::readback;
-use hearth_core::train::run::{Start, build_model};
+use hearth_core::train::run::RunPlan;
 use hearth_core::train::{Precision, TrainConfig, Trainer};
 use hearth_core::{Backend, Error};
 use hearth_shaders::memory;
@@ -211,14 +211,14 @@ fn bench_config(args: &mut TrainArgs) -> Result<TrainConfig, Error> {
     crate::commands::train::load_config(None, &settings)
 }
 
-/// The GPT-2 of the config, checked and built as `hearth train` builds it (core's `build_model`),
+/// The GPT-2 of the config, checked and built as `hearth train` builds it (core's `RunPlan`),
 /// in a trainer joined to the other ranks.
 fn build(
     mut config: TrainConfig,
     ranks: &Ranks,
     collective: Option<Box<dyn Collective>>,
 ) -> Result<(Trainer, Gpt2Config, Backend, Device), Error> {
-    let mut model_config = preset(&config.preset, &config.model)?;
+    let model_config = preset(&config.preset, &config.model)?;
     let ModelConfig::Gpt2(gpt) = &model_config else {
         return Err(Error::Config(format!(
             "bench train measures GPT-2 models; {} is a {}",
@@ -227,15 +227,6 @@ fn build(
         )));
     };
     let gpt = gpt.clone();
-    if config.block_size > gpt.n_positions {
-        return Err(Error::Config(format!(
-            "--seq {} is longer than the preset's position table ({}); pass --model.n_positions",
-            config.block_size, gpt.n_positions
-        )));
-    }
-    if let Some(p) = config.dropout {
-        model_config.set_dropout(p);
-    }
     if config.batch_size % ranks.world != 0 {
         return Err(Error::Config(format!(
             "--batch-size {} does not split over {} ranks",
@@ -245,13 +236,13 @@ fn build(
     let (backend, device) = crate::backend::choose_for_rank(&config.backend, ranks)?;
     config.backend = backend.to_string();
     // Every tensor must fit one binding (the memory itself is what this benchmark measures).
-    let fused = hearth_core::footprint::fused_attention(&device, config.fused_attention);
-    let local = ((config.batch_size / ranks.world).max(1), config.block_size);
+    // The run checked and built as `hearth train` builds one (core's RunPlan), on random tokens.
+    let plan = RunPlan::synthetic(config, model_config, Collator::Causal)?;
+    let fused = hearth_core::footprint::fused_attention(&device, plan.config.fused_attention);
+    let local = ((plan.config.batch_size / ranks.world).max(1), plan.config.block_size);
     let limits = crate::backend::limits(backend, &device);
-    hearth_core::footprint::check_model(&model_config, local, fused, true, &limits, "training")?;
-    let start = Start::New { vocab_from_tokenizer: false };
-    let model = build_model(&config, &model_config, start, &device)?;
-    let mut trainer = Trainer::new(model, model_config, config, Collator::Causal, &device);
+    hearth_core::footprint::check_model(&plan.model_config, local, fused, true, &limits, "training")?;
+    let mut trainer = plan.trainer(&device, None)?;
     if let Some(c) = collective {
         trainer = hearth_core::readback::block_on(trainer.with_parallel(c))?;
     }

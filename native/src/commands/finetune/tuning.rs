@@ -173,14 +173,15 @@ pub fn fit(
     let dev_enc = encode(&format, pre.tokenizer, spec, dev)?;
     let steps_per_epoch = train.len().div_ceil(tuning.batch_size.max(1)) as u64;
     let total_steps = steps_per_epoch * tuning.epochs.max(1) as u64;
-    let config = FinetuneConfig {
-        lr: tuning.lr,
-        weight_decay: tuning.weight_decay,
-        warmup_steps: (total_steps as f64 * tuning.warmup_ratio).round() as u64,
+    let warmup_steps = (total_steps as f64 * tuning.warmup_ratio).round() as u64;
+    let config = FinetuneConfig::linear(
+        tuning.lr,
+        warmup_steps,
         total_steps,
-        grad_clip: tuning.grad_clip,
-        seed: tuning.seed,
-    };
+        tuning.weight_decay,
+        tuning.grad_clip,
+        tuning.seed,
+    );
     pre.device.seed(tuning.seed); // the new head's weights
     let mut tunable = match &format {
         Format::Text2Text(_) => Tunable::Text2Text(Finetuner::new(pre.model.clone(), config, pre.device)),
