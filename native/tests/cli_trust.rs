@@ -230,6 +230,37 @@ fn text_to_text_settings_are_refused_for_a_classifier() {
         assert!(e.contains(&format!("{flag} does not apply")) && e.contains("classification head"), "{e}");
         assert!(!out.exists(), "nothing was written");
     }
+    // A fine-tune stopped before it saved a model (its loss blew up) leaves only its metrics; the
+    // next fine-tune into that folder goes ahead and says so.
+    let tune = |lr: &str| {
+        #[rustfmt::skip]
+        let args = [
+            "finetune", "-m", gpt.to_str().unwrap(), "--backend", "flex", "--train", train.to_str().unwrap(),
+            "--out-dir", out.to_str().unwrap(), "--lr", lr, "--epochs", "3", "--batch-size", "2",
+        ];
+        run(&args)
+    };
+    let blown = tune("1e30");
+    let stderr = String::from_utf8_lossy(&blown.stderr);
+    assert!(!blown.status.success() && stderr.contains("non-finite"), "{stderr}");
+    assert!(!out.join("model.safetensors").exists() && out.join("metrics.jsonl").exists());
+    let again = ok(tune("1e-3"));
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("saved no model; this one replaces them"), "{stderr}");
+    assert!(out.join("model.safetensors").exists() && out.join("eval_results.json").exists());
+    // A folder with a saved model is still refused.
+    let e = fails(&[
+        "finetune",
+        "-m",
+        gpt.to_str().unwrap(),
+        "--backend",
+        "flex",
+        "--train",
+        train.to_str().unwrap(),
+        "--out-dir",
+        out.to_str().unwrap(),
+    ]);
+    assert!(e.contains("holds an earlier fine-tuned model") && e.contains("--overwrite"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -377,12 +377,21 @@ impl Tuned {
 }
 
 /// A fine-tuned model's folder is never overwritten by accident: one that holds an earlier
-/// model or results is refused (before any work) unless `overwrite`.
+/// model or results is refused (before any work) unless `overwrite`. A fine-tune that stopped
+/// before saving its model (a non-finite loss, an interrupt) leaves only its metrics: the next
+/// command into the folder replaces them, and says so.
 pub fn claim_out_dir(dir: &std::path::Path, overwrite: bool) -> Result<(), Error> {
     let earlier: Vec<&str> = ["model.safetensors", "config.json", "metrics.jsonl", "eval_results.json"]
         .into_iter()
         .filter(|f| dir.join(f).exists())
         .collect();
+    if earlier == ["metrics.jsonl"] {
+        eprintln!(
+            "note: {} holds the metrics of a fine-tune that saved no model; this one replaces them",
+            dir.display()
+        );
+        return Ok(());
+    }
     if !earlier.is_empty() && !overwrite {
         return Err(Error::Refused(format!(
             "{} holds an earlier fine-tuned model ({}); give another folder, or --overwrite to replace it",
