@@ -33,6 +33,15 @@ fn tiny(out: &Path, corpus: &Path, steps: &str) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
 
+/// [`tiny`] with another family's preset in place of GPT-2's layer and position settings.
+fn tiny_preset(out: &Path, corpus: &Path, preset: &str) -> Vec<String> {
+    let mut args = tiny(out, corpus, "2");
+    let i = args.iter().position(|a| a == "--model.n_layer").unwrap();
+    args.drain(i..i + 4); // GPT-2's keys
+    args.extend(["--preset", preset].map(String::from));
+    args
+}
+
 fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
@@ -202,11 +211,7 @@ fn inference_refuses_an_input_longer_than_the_model_or_the_machine() {
 
     // A T5 has no position table: a long input is measured against the machine's memory.
     let t5 = dir.join("t5");
-    let mut args = tiny(&t5, &text, "2");
-    let i = args.iter().position(|a| a == "--model.n_layer").unwrap();
-    args.drain(i..i + 4); // GPT-2's keys
-    args.extend(["--preset", "t5-tiny"].map(String::from));
-    ok(run(&strs(&args)));
+    ok(run(&strs(&tiny_preset(&t5, &text, "t5-tiny"))));
     let huge = "word ".repeat(26_000); // one argument holds at most 128 KiB
     let e = fails(&["text2text", "-m", t5.to_str().unwrap(), "--backend", "flex", &huge]);
     assert!(e.contains("text2text: the input is") && e.contains("shorten it"), "{e}");
@@ -221,45 +226,32 @@ fn text_to_text_settings_are_refused_for_a_classifier() {
     let train = dir.join("train.tsv");
     std::fs::write(&train, "sentence\tlabel\nit is good\t1\nit is bad\t0\nvery good\t1\nvery bad\t0\n").unwrap();
     let out = dir.join("tuned");
-    for (flag, value) in [("--max-target-len", "8"), ("--prefix", "sst2")] {
+    let tune = |extra: &[&str]| {
         #[rustfmt::skip]
-        let e = fails(&[
+        let mut args = vec![
             "finetune", "-m", gpt.to_str().unwrap(), "--backend", "flex", "--train", train.to_str().unwrap(),
-            "--out-dir", out.to_str().unwrap(), flag, value,
-        ]);
+            "--out-dir", out.to_str().unwrap(), "--epochs", "3", "--batch-size", "2",
+        ];
+        args.extend(extra);
+        args
+    };
+    for (flag, value) in [("--max-target-len", "8"), ("--prefix", "sst2")] {
+        let e = fails(&tune(&[flag, value]));
         assert!(e.contains(&format!("{flag} does not apply")) && e.contains("classification head"), "{e}");
         assert!(!out.exists(), "nothing was written");
     }
     // A fine-tune stopped before it saved a model (its loss blew up) leaves only its metrics; the
     // next fine-tune into that folder goes ahead and says so.
-    let tune = |lr: &str| {
-        #[rustfmt::skip]
-        let args = [
-            "finetune", "-m", gpt.to_str().unwrap(), "--backend", "flex", "--train", train.to_str().unwrap(),
-            "--out-dir", out.to_str().unwrap(), "--lr", lr, "--epochs", "3", "--batch-size", "2",
-        ];
-        run(&args)
-    };
-    let blown = tune("1e30");
+    let blown = run(&tune(&["--lr", "1e30"]));
     let stderr = String::from_utf8_lossy(&blown.stderr);
     assert!(!blown.status.success() && stderr.contains("non-finite"), "{stderr}");
     assert!(!out.join("model.safetensors").exists() && out.join("metrics.jsonl").exists());
-    let again = ok(tune("1e-3"));
+    let again = ok(run(&tune(&["--lr", "1e-3"])));
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert!(stderr.contains("saved no model; this one replaces them"), "{stderr}");
     assert!(out.join("model.safetensors").exists() && out.join("eval_results.json").exists());
     // A folder with a saved model is still refused.
-    let e = fails(&[
-        "finetune",
-        "-m",
-        gpt.to_str().unwrap(),
-        "--backend",
-        "flex",
-        "--train",
-        train.to_str().unwrap(),
-        "--out-dir",
-        out.to_str().unwrap(),
-    ]);
+    let e = fails(&tune(&[]));
     assert!(e.contains("holds an earlier fine-tuned model") && e.contains("--overwrite"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -284,14 +276,13 @@ fn sampling_and_evaluation_settings_that_do_not_apply_are_refused() {
     // Nothing to draw without few-shot examples.
     let e = fails(&["eval", "zero-shot", "-m", g, "--backend", "flex", "--fewshot-seed", "7"]);
     assert!(e.contains("--fewshot-seed does not apply") && e.contains("--num-fewshot"), "{e}");
+    // A half precision for a benchmark that measures none.
+    let e = fails(&["bench", "memory", "--preset", "gpt-bench-tiny", "--only", "f32,f32+ckpt", "--half", "bf16"]);
+    assert!(e.contains("--half does not apply") && e.contains("runs f32 alone"), "{e}");
 
     // A masked model's pseudo-perplexity slides no windows.
     let bert = dir.join("bert");
-    let mut args = tiny(&bert, &text, "2");
-    let i = args.iter().position(|a| a == "--model.n_layer").unwrap();
-    args.drain(i..i + 4); // GPT-2's keys
-    args.extend(["--preset", "bert-tiny"].map(String::from));
-    ok(run(&strs(&args)));
+    ok(run(&strs(&tiny_preset(&bert, &text, "bert-tiny"))));
     let e = fails(&["eval", "perplexity", "-m", bert.to_str().unwrap(), "--backend", "flex", t, "--stride", "16"]);
     assert!(e.contains("--stride does not apply") && e.contains("is a bert"), "{e}");
     std::fs::remove_dir_all(&dir).ok();

@@ -145,6 +145,11 @@ pub fn run(args: MemoryArgs) -> Result<(), Error> {
         if combinations.is_empty() {
             return Err(Error::Config(format!("--only {only}: no such combination (names look like f32+ckpt+zero1)")));
         }
+        if args.half.is_some() && combinations.iter().all(|c| c.precision == Precision::F32) {
+            return Err(Error::Refused(format!(
+                "--half does not apply: it picks the mixed precision, and --only {only} runs f32 alone"
+            )));
+        }
     }
     let exe = std::env::current_exe().map_err(|e| Error::Input(format!("cannot find the hearth executable ({e})")))?;
     let work = std::env::temp_dir().join(format!("hearth-bench-memory-{}", std::process::id()));
