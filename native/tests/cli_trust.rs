@@ -226,32 +226,31 @@ fn text_to_text_settings_are_refused_for_a_classifier() {
     let train = dir.join("train.tsv");
     std::fs::write(&train, "sentence\tlabel\nit is good\t1\nit is bad\t0\nvery good\t1\nvery bad\t0\n").unwrap();
     let out = dir.join("tuned");
-    let tune = |extra: &[&str]| {
+    let tune = |extra: &[&str]| -> Vec<String> {
         #[rustfmt::skip]
-        let mut args = vec![
+        let args = [
             "finetune", "-m", gpt.to_str().unwrap(), "--backend", "flex", "--train", train.to_str().unwrap(),
             "--out-dir", out.to_str().unwrap(), "--epochs", "3", "--batch-size", "2",
         ];
-        args.extend(extra);
-        args
+        args.iter().chain(extra).map(|a| a.to_string()).collect()
     };
     for (flag, value) in [("--max-target-len", "8"), ("--prefix", "sst2")] {
-        let e = fails(&tune(&[flag, value]));
+        let e = fails(&strs(&tune(&[flag, value])));
         assert!(e.contains(&format!("{flag} does not apply")) && e.contains("classification head"), "{e}");
         assert!(!out.exists(), "nothing was written");
     }
     // A fine-tune stopped before it saved a model (its loss blew up) leaves only its metrics; the
     // next fine-tune into that folder goes ahead and says so.
-    let blown = run(&tune(&["--lr", "1e30"]));
+    let blown = run(&strs(&tune(&["--lr", "1e30"])));
     let stderr = String::from_utf8_lossy(&blown.stderr);
     assert!(!blown.status.success() && stderr.contains("non-finite"), "{stderr}");
     assert!(!out.join("model.safetensors").exists() && out.join("metrics.jsonl").exists());
-    let again = ok(run(&tune(&["--lr", "1e-3"])));
+    let again = ok(run(&strs(&tune(&["--lr", "1e-3"]))));
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert!(stderr.contains("saved no model; this one replaces them"), "{stderr}");
     assert!(out.join("model.safetensors").exists() && out.join("eval_results.json").exists());
     // A folder with a saved model is still refused.
-    let e = fails(&tune(&[]));
+    let e = fails(&strs(&tune(&[])));
     assert!(e.contains("holds an earlier fine-tuned model") && e.contains("--overwrite"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }
