@@ -31,7 +31,7 @@ pub fn join() -> Result<(Ranks, Option<Box<dyn Collective>>), Error> {
         ));
     }
     let var = |key: &str, default: usize| std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
-    let Some(tcp) = TcpCollective::from_env().map_err(Error::Distributed)? else { return Ok((Ranks::ALONE, None)) };
+    let Some(tcp) = TcpCollective::from_env()? else { return Ok((Ranks::ALONE, None)) };
     let ranks = Ranks {
         rank: tcp.rank(),
         world: tcp.world(),

@@ -18,6 +18,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use hearth_core::Error;
+use hearth_core::error::io;
 use hearth_core::parallel::Collective;
 
 /// "HEARTH" + protocol version 1; bump the version when the wire format changes.
@@ -46,9 +47,9 @@ impl TcpCollective {
     /// Rendezvous. Rank 0 binds `master` ("host:port") and accepts world-1 peers; other ranks connect to it, retrying
     /// until `timeout`. Each peer sends (magic, rank, world, ring port); rank 0 rejects duplicate ranks, out-of-range
     /// ranks and world-size mismatches, then tells every rank the ring address of its successor.
-    pub fn connect(master: &str, rank: usize, world: usize, timeout: Duration) -> Result<Self, String> {
+    pub fn connect(master: &str, rank: usize, world: usize, timeout: Duration) -> Result<Self, Error> {
         if world == 0 || rank >= world {
-            return Err(format!("invalid rank {rank} for world size {world}: RANK must be in 0..WORLD_SIZE"));
+            return Err(dist(format!("invalid rank {rank} for world size {world}: RANK must be in 0..WORLD_SIZE")));
         }
         let mut c = TcpCollective {
             rank,
@@ -67,10 +68,10 @@ impl TcpCollective {
             if rank == 0 { c.serve_rendezvous(master, deadline)? } else { c.join_rendezvous(master, deadline)? };
         let (prev, next) = ((rank + world - 1) % world, (rank + 1) % world);
         let setup_err = |what: &str, e: io::Error| {
-            format!(
+            dist(format!(
                 "rank {rank} could not {what} during setup ({e}): check that no firewall blocks the ports between \
                     the machines"
-            )
+            ))
         };
         // Every ring listener is bound before rank 0 sends out addresses, so connecting first cannot deadlock.
         let to_next = connect_retry(&next_addr.to_string(), deadline)
@@ -78,47 +79,48 @@ impl TcpCollective {
         write_u64s(&to_next, &[MAGIC, rank as u64]).map_err(|e| setup_err(&format!("greet rank {next}"), e))?;
         let from_prev =
             accept_until(&ring_listener, deadline).map_err(|e| setup_err(&format!("accept rank {prev}"), e))?;
-        set_read_deadline(&from_prev, deadline).map_err(|e| setup_err("configure a socket", e))?;
+        set_read_deadline(&from_prev, deadline)
+            .map_err(io("configure", format!("rank {rank}'s link from rank {prev}")))?;
         let hello = read_u64s::<2>(&from_prev).map_err(|e| setup_err(&format!("hear from rank {prev}"), e))?;
         if hello != [MAGIC, prev as u64] {
-            return Err(format!(
+            return Err(dist(format!(
                 "rank {rank} expected rank {prev} on its ring port but got {hello:?}: another job may be using the \
                     same ports"
-            ));
+            )));
         }
         for s in c.star.iter().chain([&to_next, &from_prev]) {
             // No read timeouts once connected: rank 0 may spend minutes evaluating while the others wait.
             s.set_read_timeout(None)
                 .and_then(|_| s.set_nodelay(true))
-                .map_err(|e| setup_err("configure a socket", e))?;
+                .map_err(io("configure", format!("rank {rank}'s links")))?;
         }
         c.ring = Some((to_next, from_prev));
         Ok(c)
     }
 
     /// Rank 0 side of the rendezvous: returns its ring listener and the ring address of rank 1.
-    fn serve_rendezvous(&mut self, master: &str, deadline: Instant) -> Result<(TcpListener, SocketAddr), String> {
+    fn serve_rendezvous(&mut self, master: &str, deadline: Instant) -> Result<(TcpListener, SocketAddr), Error> {
         let world = self.world;
         let listener = TcpListener::bind(master).map_err(|e| {
-            format!(
+            dist(format!(
                 "rank 0 could not listen on {master} ({e}): the port is busy or the address is not on this \
                 machine; pick another MASTER_PORT or fix MASTER_ADDR"
-            )
+            ))
         })?;
         let ring = listener
             .local_addr()
             .and_then(|a| TcpListener::bind((a.ip(), 0)))
-            .map_err(|e| format!("rank 0 could not open its ring port ({e})"))?;
+            .map_err(io("open", "rank 0's ring port"))?;
         // Indexed by rank: the link to that peer and the address of its ring listener.
         let mut peers: Vec<Option<(TcpStream, SocketAddr)>> = (0..world).map(|_| None).collect();
         for joined in 0..world - 1 {
             let (stream, hello) = loop {
                 let stream = accept_until(&listener, deadline).map_err(|e| {
-                    format!(
+                    dist(format!(
                         "rank 0 waited on {master} but only {joined} of {} peers joined ({e}): start the other \
                         ranks with MASTER_ADDR/MASTER_PORT pointing here, or raise HEARTH_DIST_TIMEOUT_S",
                         world - 1
-                    )
+                    ))
                 })?;
                 let _ = set_read_deadline(&stream, deadline);
                 match read_u64s::<4>(&stream) {
@@ -145,20 +147,22 @@ impl TcpCollective {
                 for s in peers.iter().flatten().map(|p| &p.0).chain([&stream]) {
                     let _ = send_frame(s, &[&[1], msg.as_bytes()].concat());
                 }
-                return Err(msg);
+                return Err(dist(msg));
             }
-            let peer_ip = stream.peer_addr().map_err(|e| format!("rank 0 lost rank {r} during setup ({e})"))?.ip();
+            let peer_ip =
+                stream.peer_addr().map_err(|e| dist(format!("rank 0 lost rank {r} during setup ({e})")))?.ip();
             peers[r] = Some((stream, SocketAddr::new(peer_ip, hello[3] as u16)));
         }
         let peers: Vec<(TcpStream, SocketAddr)> = peers.into_iter().skip(1).map(Option::unwrap).collect();
         // Rank world-1 reaches rank 0's ring port via the same local address it used to reach the master.
         let own_ip =
-            peers[world - 2].0.local_addr().map_err(|e| format!("rank 0 lost a peer during setup ({e})"))?.ip();
-        let own_ring = SocketAddr::new(own_ip, ring.local_addr().map_err(|e| e.to_string())?.port());
+            peers[world - 2].0.local_addr().map_err(|e| dist(format!("rank 0 lost a peer during setup ({e})")))?.ip();
+        let own_ring =
+            SocketAddr::new(own_ip, ring.local_addr().map_err(io("read the address of", "rank 0's ring port"))?.port());
         for (i, (stream, _)) in peers.iter().enumerate() {
             let next = peers.get(i + 1).map_or(own_ring, |p| p.1);
             send_frame(stream, &[&[0], next.to_string().as_bytes()].concat()).map_err(|e| {
-                format!("rank 0 lost rank {} during setup ({e}): a peer process died; see its output", i + 1)
+                dist(format!("rank 0 lost rank {} during setup ({e}): a peer process died; see its output", i + 1))
             })?;
         }
         let rank1_ring = peers[0].1;
@@ -167,47 +171,48 @@ impl TcpCollective {
     }
 
     /// Peer side of the rendezvous: returns its ring listener and the ring address of its successor.
-    fn join_rendezvous(&mut self, master: &str, deadline: Instant) -> Result<(TcpListener, SocketAddr), String> {
+    fn join_rendezvous(&mut self, master: &str, deadline: Instant) -> Result<(TcpListener, SocketAddr), Error> {
         let (rank, world) = (self.rank, self.world);
         let secs = deadline.saturating_duration_since(Instant::now()).as_secs_f64();
         let stream = connect_retry(master, deadline).map_err(|e| {
-            format!(
+            dist(format!(
                 "rank {rank} could not reach the master {master} within {secs:.0} s ({e}): start rank 0, or \
                 check MASTER_ADDR/MASTER_PORT"
-            )
+            ))
         })?;
         // Listen on the interface that reaches the master: the others can reach us there too.
         let ring = stream.local_addr().and_then(|a| TcpListener::bind((a.ip(), 0)));
-        let ring = ring.map_err(|e| format!("rank {rank} could not open its ring port ({e})"))?;
-        let port = ring.local_addr().map_err(|e| e.to_string())?.port();
+        let ring = ring.map_err(io("open", format!("rank {rank}'s ring port")))?;
+        let port = ring.local_addr().map_err(io("read the address of", format!("rank {rank}'s ring port")))?.port();
         let reply = set_read_deadline(&stream, deadline)
             .and_then(|_| write_u64s(&stream, &[MAGIC, rank as u64, world as u64, port as u64]))
             .and_then(|_| recv_frame(&stream))
             .map_err(|e| {
-                format!(
+                dist(format!(
                     "rank {rank} got no answer from the master {master} ({e}): not all WORLD_SIZE={world} ranks \
                     started in time, or rank 0 failed; see its output"
-                )
+                ))
             })?;
         let text = String::from_utf8_lossy(reply.get(1..).unwrap_or_default()).into_owned();
         match reply.first() {
             Some(0) => {
                 self.star.push(stream);
-                let addr =
-                    text.parse().map_err(|_| format!("rank {rank} got a bad ring address {text:?} from rank 0"))?;
+                let addr = text
+                    .parse()
+                    .map_err(|_| dist(format!("rank {rank} got a bad ring address {text:?} from rank 0")))?;
                 Ok((ring, addr))
             }
-            Some(1) => Err(text),
-            _ => Err(format!(
+            Some(1) => Err(dist(text)),
+            _ => Err(dist(format!(
                 "rank {rank} got a malformed reply from the master {master}: is it a Hearth rank 0 of the same version?"
-            )),
+            ))),
         }
     }
 
     /// torchrun-compatible environment: RANK, WORLD_SIZE, MASTER_ADDR (default 127.0.0.1), MASTER_PORT (default 29500),
     /// HEARTH_DIST_TIMEOUT_S (default 120, for the rendezvous), HEARTH_COLLECTIVE_TIMEOUT_S (default 1800, see
     /// [`TcpCollective::with_collective_timeout`]; 0: none). Ok(None) when WORLD_SIZE is unset or "1".
-    pub fn from_env() -> Result<Option<Self>, String> {
+    pub fn from_env() -> Result<Option<Self>, Error> {
         let Some((master, rank, world, timeout)) = env_config(|k| std::env::var(k).ok())? else { return Ok(None) };
         let wait = collective_timeout(std::env::var("HEARTH_COLLECTIVE_TIMEOUT_S").ok())?;
         Self::connect(&master, rank, world, timeout)?.with_collective_timeout(wait).map(Some)
@@ -217,11 +222,11 @@ impl TcpCollective {
     /// PyTorch): a peer process that dies closes its sockets and fails the others at once, but a machine
     /// that loses power or network closes nothing, and without this the others would wait forever.
     /// It must exceed the longest time rank 0 spends alone (evaluation, a checkpoint).
-    pub fn with_collective_timeout(mut self, wait: Option<Duration>) -> Result<Self, String> {
+    pub fn with_collective_timeout(mut self, wait: Option<Duration>) -> Result<Self, Error> {
         for s in self.star.iter().chain(self.ring.iter().flat_map(|(a, b)| [a, b])) {
             s.set_read_timeout(wait)
                 .and_then(|_| s.set_write_timeout(wait))
-                .map_err(|e| format!("rank {} could not set the collective timeout ({e})", self.rank))?;
+                .map_err(io("set the collective timeout on", format!("rank {}'s links", self.rank)))?;
         }
         self.wait = wait;
         Ok(self)
@@ -237,7 +242,7 @@ impl TcpCollective {
 
     /// In-place sum across ranks (ring all-reduce); every rank ends with bit-identical results.
     /// Fails if ranks pass vectors of different lengths.
-    pub fn all_reduce_sum(&mut self, data: &mut [f32]) -> Result<(), String> {
+    pub fn all_reduce_sum(&mut self, data: &mut [f32]) -> Result<(), Error> {
         if self.world == 1 {
             return Ok(());
         }
@@ -266,14 +271,14 @@ impl TcpCollective {
     /// Every rank's segment on every rank: `bounds` (world + 1 offsets, the same on every rank) splits `data`; rank r
     /// fills `data[bounds[r]..bounds[r + 1]]` and receives the others' (a ring: W-1 steps, each rank sending one segment
     /// and receiving one, so (W-1)/W·N floats per rank, half an all-reduce's traffic).
-    pub fn all_gather(&mut self, data: &mut [f32], bounds: &[usize]) -> Result<(), String> {
+    pub fn all_gather(&mut self, data: &mut [f32], bounds: &[usize]) -> Result<(), Error> {
         let (w, r) = (self.world, self.rank);
         if bounds.len() != w + 1 || bounds[0] != 0 || bounds[w] != data.len() || bounds.windows(2).any(|b| b[0] > b[1])
         {
-            return Err(format!(
+            return Err(dist(format!(
                 "all-gather: segment bounds {bounds:?} do not split {} values over {w} ranks",
                 data.len()
-            ));
+            )));
         }
         if w == 1 {
             return Ok(());
@@ -291,7 +296,7 @@ impl TcpCollective {
     }
 
     /// Rank 0 receives every rank's bytes (Some, in rank order, its own first); other ranks get None.
-    pub fn gather_bytes(&mut self, bytes: &[u8]) -> Result<Option<Vec<Vec<u8>>>, String> {
+    pub fn gather_bytes(&mut self, bytes: &[u8]) -> Result<Option<Vec<Vec<u8>>>, Error> {
         if self.rank != 0 {
             send_frame(&self.star[0], bytes).map_err(|e| self.fail(0, "gather", e))?;
             return Ok(None);
@@ -304,7 +309,7 @@ impl TcpCollective {
     }
 
     /// Rank 0's bytes to every rank (the argument is ignored on other ranks).
-    pub fn broadcast_bytes(&mut self, bytes: Vec<u8>) -> Result<Vec<u8>, String> {
+    pub fn broadcast_bytes(&mut self, bytes: Vec<u8>) -> Result<Vec<u8>, Error> {
         if self.rank != 0 {
             return recv_frame(&self.star[0]).map_err(|e| self.fail(0, "broadcast", e));
         }
@@ -314,13 +319,13 @@ impl TcpCollective {
         Ok(bytes)
     }
 
-    pub fn barrier(&mut self) -> Result<(), String> {
+    pub fn barrier(&mut self) -> Result<(), Error> {
         self.gather_bytes(&[])?;
         self.broadcast_bytes(Vec::new()).map(drop)
     }
 
     /// Rank 0 compares every rank's length and tells everyone the verdict, so all ranks fail together.
-    fn check_same_len(&mut self, n: usize) -> Result<(), String> {
+    fn check_same_len(&mut self, n: usize) -> Result<(), Error> {
         let verdict = match self.gather_bytes(&(n as u64).to_le_bytes())? {
             Some(all) if all.iter().any(|l| *l != all[0]) => {
                 let lens: Vec<String> = all
@@ -336,12 +341,12 @@ impl TcpCollective {
             _ => String::new(),
         };
         let verdict = self.broadcast_bytes(verdict.into_bytes())?;
-        if verdict.is_empty() { Ok(()) } else { Err(String::from_utf8_lossy(&verdict).into_owned()) }
+        if verdict.is_empty() { Ok(()) } else { Err(dist(String::from_utf8_lossy(&verdict))) }
     }
 
     /// Sends `send` to the next rank while receiving `recv_len` floats from the previous one into `recv_buf`.
     /// The write runs on its own thread so that large chunks cannot deadlock on full socket buffers.
-    fn exchange(&mut self, send: &[f32], recv_len: usize) -> Result<(), String> {
+    fn exchange(&mut self, send: &[f32], recv_len: usize) -> Result<(), Error> {
         self.send_buf.clear();
         self.send_buf.extend(send.iter().flat_map(|x| x.to_le_bytes()));
         self.recv_buf.resize(recv_len * 4, 0);
@@ -361,51 +366,53 @@ impl TcpCollective {
     }
 
     /// Shuts every link down (so blocked neighbours fail too) and describes the broken link.
-    fn fail(&self, peer: usize, during: &str, e: io::Error) -> String {
+    fn fail(&self, peer: usize, during: &str, e: io::Error) -> Error {
         for s in self.star.iter().chain(self.ring.iter().flat_map(|(a, b)| [a, b])) {
             let _ = s.shutdown(Shutdown::Both);
         }
         if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) {
             let waited = self.wait.map_or(String::new(), |w| format!(" {:.0} s", w.as_secs_f64()));
-            return format!(
+            return dist(format!(
                 "rank {} waited{waited} for rank {peer} during {during}: that rank is stuck or its machine is gone; \
                     if rank 0's evaluation or checkpoints take that long, raise HEARTH_COLLECTIVE_TIMEOUT_S",
                 self.rank
-            );
+            ));
         }
-        format!(
+        dist(format!(
             "rank {} lost its link to rank {peer} during {during} ({e}): a peer process died; see its output",
             self.rank
-        )
+        ))
     }
 }
 
 /// HEARTH_COLLECTIVE_TIMEOUT_S: seconds (default 1800), or 0 for no timeout.
-fn collective_timeout(value: Option<String>) -> Result<Option<Duration>, String> {
+fn collective_timeout(value: Option<String>) -> Result<Option<Duration>, Error> {
     let secs: f64 = match value {
         None => 1800.0,
         Some(v) => v.trim().parse().map_err(|_| {
-            format!("HEARTH_COLLECTIVE_TIMEOUT_S={v:?} is not a number of seconds: fix or unset it (0: no timeout)")
+            dist(format!(
+                "HEARTH_COLLECTIVE_TIMEOUT_S={v:?} is not a number of seconds: fix or unset it (0: no timeout)"
+            ))
         })?,
     };
     match secs {
         s if s == 0.0 => Ok(None),
         s if s > 0.0 && s.is_finite() => Ok(Some(Duration::from_secs_f64(s))),
-        s => Err(format!("HEARTH_COLLECTIVE_TIMEOUT_S={s} must be a positive number of seconds, or 0 for none")),
+        s => Err(dist(format!("HEARTH_COLLECTIVE_TIMEOUT_S={s} must be a positive number of seconds, or 0 for none"))),
     }
 }
 
 /// Parses the torchrun variables: Ok(None) for a single process, else (master, rank, world, timeout).
-fn env_config(get: impl Fn(&str) -> Option<String>) -> Result<Option<(String, usize, usize, Duration)>, String> {
-    fn parse<T: std::str::FromStr>(name: &str, value: Option<String>, default: Option<T>) -> Result<T, String> {
+fn env_config(get: impl Fn(&str) -> Option<String>) -> Result<Option<(String, usize, usize, Duration)>, Error> {
+    fn parse<T: std::str::FromStr>(name: &str, value: Option<String>, default: Option<T>) -> Result<T, Error> {
         match (value, default) {
             (Some(v), _) => {
-                v.trim().parse().map_err(|_| format!("{name}={v:?} is not a valid number: fix or unset {name}"))
+                v.trim().parse().map_err(|_| dist(format!("{name}={v:?} is not a valid number: fix or unset {name}")))
             }
             (None, Some(d)) => Ok(d),
-            (None, None) => {
-                Err(format!("{name} is not set but WORLD_SIZE is: set {name} for every process (hearth launch does)"))
-            }
+            (None, None) => Err(dist(format!(
+                "{name} is not set but WORLD_SIZE is: set {name} for every process (hearth launch does)"
+            ))),
         }
     }
     let world: usize = match get("WORLD_SIZE") {
@@ -413,17 +420,17 @@ fn env_config(get: impl Fn(&str) -> Option<String>) -> Result<Option<(String, us
         v => parse("WORLD_SIZE", v, None)?,
     };
     if world <= 1 {
-        return if world == 1 { Ok(None) } else { Err("WORLD_SIZE=0 is invalid: it must be at least 1".into()) };
+        return if world == 1 { Ok(None) } else { Err(dist("WORLD_SIZE=0 is invalid: it must be at least 1")) };
     }
     let rank: usize = parse("RANK", get("RANK"), None)?;
     if rank >= world {
-        return Err(format!("RANK={rank} is out of range for WORLD_SIZE={world}: RANK must be in 0..WORLD_SIZE"));
+        return Err(dist(format!("RANK={rank} is out of range for WORLD_SIZE={world}: RANK must be in 0..WORLD_SIZE")));
     }
     let addr = get("MASTER_ADDR").unwrap_or_else(|| "127.0.0.1".into());
     let port: u16 = parse("MASTER_PORT", get("MASTER_PORT"), Some(29500))?;
     let secs: f64 = parse("HEARTH_DIST_TIMEOUT_S", get("HEARTH_DIST_TIMEOUT_S"), Some(120.0))?;
     if !(secs > 0.0 && secs.is_finite()) {
-        return Err(format!("HEARTH_DIST_TIMEOUT_S={secs} must be a positive number of seconds"));
+        return Err(dist(format!("HEARTH_DIST_TIMEOUT_S={secs} must be a positive number of seconds")));
     }
     let host = if addr.contains(':') && !addr.starts_with('[') { format!("[{addr}]") } else { addr };
     Ok(Some((format!("{host}:{port}"), rank, world, Duration::from_secs_f64(secs))))
@@ -501,6 +508,12 @@ fn recv_frame(mut s: &TcpStream) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// A failure of the ring or its rendezvous (`Error::Distributed`): a peer, the ranks' agreement, a
+/// setting; a socket this process could not set up is an `Error::Io` naming it.
+fn dist(message: impl Into<String>) -> Error {
+    Error::Distributed(message.into())
+}
+
 /// The trainer's view of the ring (see `hearth_core::parallel`).
 impl Collective for TcpCollective {
     fn rank(&self) -> usize {
@@ -510,19 +523,19 @@ impl Collective for TcpCollective {
         TcpCollective::world(self)
     }
     fn all_reduce_sum(&mut self, data: &mut [f32]) -> hearth_core::Result<()> {
-        TcpCollective::all_reduce_sum(self, data).map_err(Error::Distributed)
+        TcpCollective::all_reduce_sum(self, data)
     }
     fn all_gather(&mut self, data: &mut [f32], bounds: &[usize]) -> hearth_core::Result<()> {
-        TcpCollective::all_gather(self, data, bounds).map_err(Error::Distributed)
+        TcpCollective::all_gather(self, data, bounds)
     }
     fn gather_bytes(&mut self, bytes: &[u8]) -> hearth_core::Result<Option<Vec<Vec<u8>>>> {
-        TcpCollective::gather_bytes(self, bytes).map_err(Error::Distributed)
+        TcpCollective::gather_bytes(self, bytes)
     }
     fn broadcast_bytes(&mut self, bytes: Vec<u8>) -> hearth_core::Result<Vec<u8>> {
-        TcpCollective::broadcast_bytes(self, bytes).map_err(Error::Distributed)
+        TcpCollective::broadcast_bytes(self, bytes)
     }
     fn barrier(&mut self) -> hearth_core::Result<()> {
-        TcpCollective::barrier(self).map_err(Error::Distributed)
+        TcpCollective::barrier(self)
     }
 }
 
@@ -536,10 +549,7 @@ mod tests {
     }
 
     /// Runs `f(rank, connect result)` on one thread per entry of `ranks` (rank, world) against a fresh master port.
-    fn spawn<T: Send>(
-        ranks: &[(usize, usize)],
-        f: impl Fn(usize, Result<TcpCollective, String>) -> T + Sync,
-    ) -> Vec<T> {
+    fn spawn<T: Send>(ranks: &[(usize, usize)], f: impl Fn(usize, Result<TcpCollective, Error>) -> T + Sync) -> Vec<T> {
         let master = free_addr();
         std::thread::scope(|s| {
             let handles: Vec<_> = ranks
@@ -637,31 +647,38 @@ mod tests {
         assert_eq!(c.gather_bytes(b"x").unwrap(), Some(vec![b"x".to_vec()]));
         assert_eq!(c.broadcast_bytes(b"y".to_vec()).unwrap(), b"y");
         c.barrier().unwrap();
-        assert!(TcpCollective::connect("127.0.0.1:1", 2, 2, Duration::ZERO).unwrap_err().contains("invalid rank"));
+        assert!(
+            TcpCollective::connect("127.0.0.1:1", 2, 2, Duration::ZERO)
+                .unwrap_err()
+                .to_string()
+                .contains("invalid rank")
+        );
     }
 
     #[test]
     fn setup_errors() {
-        let errs = spawn(&[(0, 2), (1, 3)], |_, c| c.err().unwrap());
+        let errs = spawn(&[(0, 2), (1, 3)], |_, c| c.err().unwrap().to_string());
         assert!(errs.iter().all(|e| e.contains("world-size mismatch")), "{errs:?}");
-        let errs = spawn(&[(0, 3), (1, 3), (1, 3)], |_, c| c.err().unwrap());
+        let errs = spawn(&[(0, 3), (1, 3), (1, 3)], |_, c| c.err().unwrap().to_string());
         assert!(errs.iter().all(|e| e.contains("two processes claim rank 1")), "{errs:?}");
-        let err = TcpCollective::connect(&free_addr(), 1, 2, Duration::from_millis(300)).err().unwrap();
+        let err = TcpCollective::connect(&free_addr(), 1, 2, Duration::from_millis(300)).err().unwrap().to_string();
         assert!(
-            err.starts_with("rank 1 could not reach the master 127.0.0.1:") && err.contains("start rank 0"),
+            err.starts_with("distributed: rank 1 could not reach the master 127.0.0.1:")
+                && err.contains("start rank 0"),
             "{err}"
         );
-        let err = TcpCollective::connect(&free_addr(), 0, 3, Duration::from_millis(300)).err().unwrap();
+        let err = TcpCollective::connect(&free_addr(), 0, 3, Duration::from_millis(300)).err().unwrap().to_string();
         assert!(err.contains("only 0 of 2 peers joined"), "{err}");
     }
 
     #[test]
     fn length_mismatch() {
-        let errs = spawn(&world(2), |r, c| c.unwrap().all_reduce_sum(&mut vec![0.0; 10 + 2 * r]).unwrap_err());
+        let errs =
+            spawn(&world(2), |r, c| c.unwrap().all_reduce_sum(&mut vec![0.0; 10 + 2 * r]).unwrap_err().to_string());
         for e in errs {
             assert_eq!(
                 e,
-                "ranks disagree on the gradient length (rank 0: 10, rank 1: 12): every rank must build the same model"
+                "distributed: ranks disagree on the gradient length (rank 0: 10, rank 1: 12): every rank must build the same model"
             );
         }
     }
@@ -689,7 +706,7 @@ mod tests {
                 assert_eq!(data, expected, "w={w}");
             }
         }
-        let err = spawn(&world(1), |_, c| c.unwrap().all_gather(&mut [0.0; 3], &[0, 2]).unwrap_err());
+        let err = spawn(&world(1), |_, c| c.unwrap().all_gather(&mut [0.0; 3], &[0, 2]).unwrap_err().to_string());
         assert!(err[0].contains("do not split 3 values"), "{}", err[0]);
     }
 
@@ -704,7 +721,7 @@ mod tests {
                 return None;
             }
             let start = Instant::now();
-            let err = c.all_reduce_sum(&mut [1.0; 8]).unwrap_err();
+            let err = c.all_reduce_sum(&mut [1.0; 8]).unwrap_err().to_string();
             Some((err, start.elapsed()))
         });
         let (err, waited) = out[0].clone().unwrap();
@@ -712,7 +729,7 @@ mod tests {
         assert!(waited < Duration::from_millis(1400), "gave up after {waited:?}");
         assert_eq!(collective_timeout(None).unwrap(), Some(Duration::from_secs(1800)));
         assert_eq!(collective_timeout(Some("0".into())).unwrap(), None);
-        assert!(collective_timeout(Some("-1".into())).unwrap_err().contains("HEARTH_COLLECTIVE_TIMEOUT_S"));
+        assert!(collective_timeout(Some("-1".into())).unwrap_err().to_string().contains("HEARTH_COLLECTIVE_TIMEOUT_S"));
     }
 
     #[test]
@@ -723,7 +740,7 @@ mod tests {
             if r == 2 {
                 return None; // dies: its sockets close
             }
-            Some(c.all_reduce_sum(&mut vec![1.0; 1000]).unwrap_err())
+            Some(c.all_reduce_sum(&mut vec![1.0; 1000]).unwrap_err().to_string())
         });
         assert!(
             out[..2].iter().flatten().all(|e| e.contains("lost its link") && e.contains("a peer process died")),
@@ -740,7 +757,7 @@ mod tests {
                 c.check_same_len(1 << 20).unwrap();
                 return None;
             }
-            Some(c.all_reduce_sum(&mut vec![1.0; 1 << 20]).unwrap_err())
+            Some(c.all_reduce_sum(&mut vec![1.0; 1 << 20]).unwrap_err().to_string())
         });
         assert!(out.iter().flatten().all(|e| e.contains("during all-reduce")), "{out:?}");
     }
@@ -751,10 +768,10 @@ mod tests {
             let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
             env_config(move |k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
         };
-        assert_eq!(cfg(&[]), Ok(None));
-        assert_eq!(cfg(&[("WORLD_SIZE", "1"), ("RANK", "0")]), Ok(None));
+        assert_eq!(cfg(&[]).unwrap(), None);
+        assert_eq!(cfg(&[("WORLD_SIZE", "1"), ("RANK", "0")]).unwrap(), None);
         let two = Some(("127.0.0.1:29500".to_string(), 1, 2, Duration::from_secs(120)));
-        assert_eq!(cfg(&[("WORLD_SIZE", "2"), ("RANK", "1")]), Ok(two));
+        assert_eq!(cfg(&[("WORLD_SIZE", "2"), ("RANK", "1")]).unwrap(), two);
         let v6 = [
             ("WORLD_SIZE", "4"),
             ("RANK", "0"),
@@ -762,14 +779,17 @@ mod tests {
             ("MASTER_PORT", "7"),
             ("HEARTH_DIST_TIMEOUT_S", "2.5"),
         ];
-        assert_eq!(cfg(&v6), Ok(Some(("[::1]:7".to_string(), 0, 4, Duration::from_millis(2500)))));
-        assert!(cfg(&[("WORLD_SIZE", "two")]).unwrap_err().contains("WORLD_SIZE"));
-        assert!(cfg(&[("WORLD_SIZE", "2")]).unwrap_err().starts_with("RANK is not set"));
-        assert!(cfg(&[("WORLD_SIZE", "2"), ("RANK", "2")]).unwrap_err().contains("out of range"));
+        assert_eq!(cfg(&v6).unwrap(), Some(("[::1]:7".to_string(), 0, 4, Duration::from_millis(2500))));
+        assert!(cfg(&[("WORLD_SIZE", "two")]).unwrap_err().to_string().contains("WORLD_SIZE"));
+        assert!(cfg(&[("WORLD_SIZE", "2")]).unwrap_err().to_string().starts_with("distributed: RANK is not set"));
+        assert!(cfg(&[("WORLD_SIZE", "2"), ("RANK", "2")]).unwrap_err().to_string().contains("out of range"));
         assert!(
-            cfg(&[("WORLD_SIZE", "2"), ("RANK", "0"), ("MASTER_PORT", "70000")]).unwrap_err().contains("MASTER_PORT")
+            cfg(&[("WORLD_SIZE", "2"), ("RANK", "0"), ("MASTER_PORT", "70000")])
+                .unwrap_err()
+                .to_string()
+                .contains("MASTER_PORT")
         );
         let bad_timeout = [("WORLD_SIZE", "2"), ("RANK", "0"), ("HEARTH_DIST_TIMEOUT_S", "-1")];
-        assert!(cfg(&bad_timeout).unwrap_err().contains("HEARTH_DIST_TIMEOUT_S"));
+        assert!(cfg(&bad_timeout).unwrap_err().to_string().contains("HEARTH_DIST_TIMEOUT_S"));
     }
 }
