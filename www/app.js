@@ -28,10 +28,11 @@ const SESSION_METHODS = ['info', 'train', 'evaluate', 'next_tokens', 'fill_mask'
 /** The worker's session as an object whose methods are its `Session`'s (each returns a promise). */
 const remoteSession = () => Object.fromEntries(SESSION_METHODS.map((m) => [m, (...args) => call(m, ...args)]));
 
-// The page's model choices: a preset of `hearth`, the objective core trains it with, and per size HF
-// config overrides (the `[model]` table of a run file).
+// The page's model choices (the `#model` select: a family, and for T5 which of its objectives): a
+// preset of `hearth`, the objective core trains it with (core's spelling), and per size HF config
+// overrides (the `[model]` table of a run file).
 const MODELS = {
-  causal: {
+  gpt2: {
     preset: 'gpt-tiny',
     objective: 'causal',
     tiny: { n_embd: 64, n_layer: 2, n_head: 4, n_positions: 64 },
@@ -43,20 +44,20 @@ const MODELS = {
     tiny: { hidden_size: 64, intermediate_size: 176, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 64 },
     small: { hidden_size: 128, intermediate_size: 352, num_hidden_layers: 4, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 128 },
   },
-  masked: {
+  bert: {
     preset: 'bert-tiny',
     objective: 'masked',
     tiny: { hidden_size: 64, num_hidden_layers: 2, num_attention_heads: 4, intermediate_size: 256, max_position_embeddings: 64 },
     small: { hidden_size: 128, num_hidden_layers: 4, num_attention_heads: 4, intermediate_size: 512, max_position_embeddings: 128 },
   },
-  span: {
+  't5-span': {
     preset: 't5-tiny',
     objective: 'span',
     tiny: { d_model: 64, d_kv: 16, d_ff: 256, num_layers: 2, num_heads: 4 },
     small: { d_model: 128, d_kv: 32, d_ff: 512, num_layers: 2, num_heads: 4 },
   },
 };
-MODELS.denoise = { ...MODELS.span, objective: 'denoise' }; // T5 either way; only the target differs
+MODELS['t5-denoise'] = { ...MODELS['t5-span'], objective: 'denoise' }; // T5 either way; only the target differs
 const SHAPES = { tiny: { block_size: 64, batch_size: 8, vocab: 512 }, small: { block_size: 128, batch_size: 16, vocab: 1024 } };
 // The page's choice for a model family and objective (an opened checkpoint, a starter).
 const CHOICE = (modelType, objective) =>
@@ -71,13 +72,13 @@ window.hearth = state;
 
 // ---------- settings ----------
 function settings() {
-  const objective = $('objective').value;
+  const choice = MODELS[$('model').value];
   const size = $('size').value;
   const lr = Number($('lr').value) || 3e-3;
   return {
-    preset: MODELS[objective].preset,
-    objective: MODELS[objective].objective,
-    model: MODELS[objective][size],
+    preset: choice.preset,
+    objective: choice.objective,
+    model: choice[size],
     block_size: SHAPES[size].block_size,
     batch_size: SHAPES[size].batch_size,
     tokenizer_vocab_size: SHAPES[size].vocab,
@@ -125,7 +126,7 @@ async function save() {
   const files = await state.session.save();
   await idbPut('model', {
     files, losses: state.losses, vals: state.vals,
-    ui: { objective: $('objective').value, size: $('size').value, backend: $('backend').value, corpus: $('corpus').value, lr: $('lr').value,
+    ui: { model: $('model').value, size: $('size').value, backend: $('backend').value, corpus: $('corpus').value, lr: $('lr').value,
       paste: $('corpus').value === 'paste' ? $('paste').value : '' },
     settings: settings(), step: state.info?.step ?? 0,
   });
@@ -374,9 +375,9 @@ async function openFiles(files, ui, history, resume) {
   // The choice stays where it fits the model (a starter's, a saved run's objective); else the
   // family's own objective, as core's registry lists them.
   const family = (await call('families')).find((f) => f.model_type === modelType);
-  const current = MODELS[$('objective').value];
-  if (family && !(CHOICE(modelType, current.objective) === $('objective').value)) {
-    $('objective').value = CHOICE(modelType, family.objectives[0]) ?? $('objective').value;
+  const current = MODELS[$('model').value];
+  if (family && !(CHOICE(modelType, current.objective) === $('model').value)) {
+    $('model').value = CHOICE(modelType, family.objectives[0]) ?? $('model').value;
   }
   $('paste').hidden = $('corpus').value !== 'paste';
   const weights = new Uint8Array(await byName['model.safetensors'].arrayBuffer());
@@ -398,10 +399,10 @@ async function openFiles(files, ui, history, resume) {
 }
 
 // ---------- starter models: pretrained by `hearth train` (web/make_starters.sh), fetched on a click ----------
-const STARTERS = { gpt: 'causal', bert: 'masked', t5: 'denoise' };
+const STARTERS = { gpt: 'gpt2', bert: 'bert', t5: 't5-denoise' };
 async function loadStarter(name) {
   await reset();
-  $('objective').value = STARTERS[name];
+  $('model').value = STARTERS[name];
   $('size').value = 'small';
   $('corpus').value = 'corpus/persuasion_sample.txt'; // training continues on held-out Austen (quick to tokenize)
   $('paste').hidden = true;
@@ -477,7 +478,7 @@ $('train').onclick = () => { clearError(); trainLoop(); };
 $('pause').onclick = () => { state.running = false; };
 $('reset').onclick = () => reset().catch(showError);
 $('corpus').onchange = () => { $('paste').hidden = $('corpus').value !== 'paste'; };
-for (const id of ['objective', 'size', 'backend', 'corpus']) {
+for (const id of ['model', 'size', 'backend', 'corpus']) {
   $(id).addEventListener('change', () => {
     if (state.session && !state.running) $('backend-line').textContent += ' · (Reset to apply the new choice)';
   });

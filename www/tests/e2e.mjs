@@ -84,8 +84,8 @@ async function ready() {
   check(error == null, `page loaded without error in ${Math.round(readyMs)} ms to "ready to train"${error ? `: ${error}` : ''}`);
   summary.load_to_ready_ms = Math.round(readyMs);
 }
-async function choose(objective, backend, corpus = 'corpus/persuasion_sample.txt') {
-  await page.selectOption('#objective', objective);
+async function choose(model, backend, corpus = 'corpus/persuasion_sample.txt') {
+  await page.selectOption('#model', model);
   await page.selectOption('#size', 'tiny');
   await page.selectOption('#backend', backend);
   await page.selectOption('#corpus', corpus);
@@ -235,7 +235,7 @@ try {
   await page.waitForFunction(() => !window.hearth.session);
 
   step(`masked LM (BERT) on the CPU fallback, ${CPU_STEPS} steps`);
-  await choose('masked', 'cpu');
+  await choose('bert', 'cpu');
   await page.fill('#eval-every', '10');
   let s = await trainFor(CPU_STEPS, 600_000);
   check((await page.getAttribute('#backend-line', 'data-backend')) === 'cpu', 'ran on the CPU backend');
@@ -269,7 +269,7 @@ try {
   step(`causal LM (GPT) on the CPU fallback, ${CPU_STEPS} steps`);
   await page.click('#reset');
   await page.waitForFunction(() => !window.hearth.session);
-  await choose('causal', 'cpu');
+  await choose('gpt2', 'cpu');
   s = await trainFor(CPU_STEPS, 600_000);
   summary.causal_cpu = { ...lossFell(s, 'causal'), tokens_per_s: s.tps, params: s.info.params, longest_main_thread_task_ms: s.longestTask };
   check(s.longestTask < 50, `the page's thread stayed responsive while training in the worker: longest task ${s.longestTask.toFixed(0)} ms (< 50)`);
@@ -314,7 +314,7 @@ try {
   step(`text-to-text (T5, span corruption) on the CPU fallback, ${CPU_STEPS} steps`);
   await page.click('#reset');
   await page.waitForFunction(() => !window.hearth.session);
-  await choose('span', 'cpu');
+  await choose('t5-span', 'cpu');
   const t5 = await trainFor(CPU_STEPS, 600_000);
   summary.t5_cpu = { ...lossFell(t5, 't5'), tokens_per_s: t5.tps, params: t5.info.params };
   await page.click('#t5-run');
@@ -326,7 +326,7 @@ try {
   step('causal LM again, then reload: training resumes on the same curve');
   await page.click('#reset');
   await page.waitForFunction(() => !window.hearth.session);
-  await choose('causal', 'cpu');
+  await choose('gpt2', 'cpu');
   s = await trainFor(CPU_STEPS, 600_000);
   await page.waitForFunction(() => window.hearth.saved, null, { timeout: 60_000 });
   const k = s.info.step;
@@ -402,7 +402,7 @@ try {
   if (hasGpu) {
     await page.click('#reset');
     await page.waitForFunction(() => !window.hearth.session);
-    await choose('causal', 'webgpu');
+    await choose('gpt2', 'webgpu');
     s = await trainFor(GPU_STEPS, 600_000);
     check((await page.getAttribute('#backend-line', 'data-backend')) === 'webgpu', `ran on WebGPU: ${await page.textContent('#backend-line')}`);
     const losses = s.losses.map((p) => p[1]);
