@@ -19,7 +19,7 @@ use crate::report::Metrics;
 use crate::storage::checkpoint::write_atomic;
 use crate::storage::labeled::{self, Columns, Row};
 use crate::storage::model::{ModelArgs, load};
-use tuning::{Checks, Evaluation, Pretrained, Tuning, fit};
+use tuning::{Checks, Evaluation, Pretrained, Tuning, fine_tune};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -141,8 +141,8 @@ pub fn run(args: Args) -> Result<(), Error> {
     let pre = Pretrained { model: &m.model, config: &m.config, tokenizer: &m.tokenizer, device: &m.device };
     let others: Vec<&[Unit]> = test.iter().map(Vec::as_slice).collect();
     let checks = Checks { every: args.eval_every, patience: args.patience, select };
-    let fitted = fit(&pre, &spec, &train, &dev, &others, tuning, checks, &mut on_eval)?;
-    fitted.model.save(&args.out_dir, &m.config, &spec, &m.tokenizer)?;
+    let tuned = fine_tune(&pre, &spec, &train, &dev, &others, tuning, checks, &mut on_eval)?;
+    tuned.model.save(&args.out_dir, &m.config, &spec, &m.tokenizer)?;
 
     let k = labels.len();
     let gold =
@@ -153,11 +153,11 @@ pub fn run(args: Args) -> Result<(), Error> {
         ClassificationMetrics::compute(&vec![majority; l.len()], &l, k)
     };
     let dev_metrics =
-        ClassificationMetrics { accuracy: fitted.dev[0].1, f1: fitted.dev[1].1, mcc: fitted.dev[2].1, n: dev.len() };
+        ClassificationMetrics { accuracy: tuned.dev[0].1, f1: tuned.dev[1].1, mcc: tuned.dev[2].1, n: dev.len() };
     let dev_base = baseline(&dev);
     println!(
         "\n== summary ({} steps, {:.1}s; best dev {} at step {})",
-        fitted.steps, fitted.seconds, args.metric, fitted.best_step
+        tuned.steps, tuned.seconds, args.metric, tuned.best_step
     );
     println!("{:<22} {:>9} {:>9} {:>9} {:>6}", "", "accuracy", "f1", "mcc", "n");
     let row = |name: &str, m: &ClassificationMetrics| {
@@ -166,10 +166,10 @@ pub fn run(args: Args) -> Result<(), Error> {
     row("dev", &dev_metrics);
     row("dev, majority class", &dev_base);
     let mut results = json!({
-        "labels": labels, "best_step": fitted.best_step, "steps": fitted.steps, "metric": args.metric,
+        "labels": labels, "best_step": tuned.best_step, "steps": tuned.steps, "metric": args.metric,
         "dev": dev_metrics, "dev_majority_baseline": dev_base, "majority_label": labels[majority],
     });
-    if let (Some(test), Some(preds)) = (&test, fitted.predictions.first()) {
+    if let (Some(test), Some(preds)) = (&test, tuned.predictions.first()) {
         let s = spec.score(test, preds, 0.0);
         let m = ClassificationMetrics { accuracy: s[0].1, f1: s[1].1, mcc: s[2].1, n: test.len() };
         let b = baseline(test);
@@ -187,7 +187,7 @@ pub fn run(args: Args) -> Result<(), Error> {
     println!(
         "model {} (HF {}{}) results {}",
         args.out_dir.display(),
-        fitted.model.architecture(),
+        tuned.model.architecture(),
         if matches!(m.config, hearth_core::models::ModelConfig::T5(_)) { "" } else { "; config.json has id2label" },
         path.display()
     );

@@ -118,7 +118,7 @@ enum Encodings {
 }
 
 /// What a run gives back.
-pub struct Fitted {
+pub struct FineTuned {
     pub steps: u64,
     pub best_step: u64,
     /// The selected model's dev metrics.
@@ -149,7 +149,7 @@ fn head(spec: &TaskSpec) -> Head {
 
 /// Fine-tunes `pre` on `train`, evaluating on `dev` as `checks` says, and answers `others` with the
 /// kept model. `on_eval` sees each evaluation (a line, a log record).
-pub fn fit(
+pub fn fine_tune(
     pre: &Pretrained<'_>,
     spec: &TaskSpec,
     train: &[Unit],
@@ -158,7 +158,7 @@ pub fn fit(
     tuning: &Tuning,
     checks: Checks,
     on_eval: &mut dyn FnMut(&Evaluation<'_>) -> Result<(), Error>,
-) -> Result<Fitted, Error> {
+) -> Result<FineTuned, Error> {
     if train.is_empty() || dev.is_empty() {
         return Err(Error::Input(format!("{}: the training and dev sets need at least one example each", spec.name)));
     }
@@ -250,7 +250,14 @@ pub fn fit(
             )
         })
         .collect::<Result<Vec<_>, Error>>()?;
-    Ok(Fitted { steps: step, best_step, dev: dev_metrics, predictions, model, seconds: start.elapsed().as_secs_f64() })
+    Ok(FineTuned {
+        steps: step,
+        best_step,
+        dev: dev_metrics,
+        predictions,
+        model,
+        seconds: start.elapsed().as_secs_f64(),
+    })
 }
 
 /// Each unit as the model reads it.

@@ -12,7 +12,7 @@ use hearth_core::Error;
 use hearth_core::eval::downstream::{Metric, TaskSpec, Unit, mean_score};
 use serde_json::json;
 
-use crate::commands::finetune::tuning::{Checks, Pretrained, Tuning, fit};
+use crate::commands::finetune::tuning::{Checks, Pretrained, Tuning, fine_tune};
 use crate::storage::model::{ModelArgs, load};
 
 /// A task read from its files: what it is, its training units, and its evaluation sets (the
@@ -171,14 +171,14 @@ pub fn run(suite: Suite, args: Args) -> Result<(), Error> {
         let (first, rest) = task.evals.split_first().expect("a task has an evaluation set");
         let others: Vec<&[Unit]> = rest.iter().map(|e| e.1.as_slice()).collect();
         println!("{}: {} train / {} dev examples", task.spec.name, task.train.len(), first.1.len());
-        let fitted = fit(&pre, &task.spec, &task.train, &first.1, &others, tuning, checks, &mut |_| Ok(()))?;
+        let tuned = fine_tune(&pre, &task.spec, &task.train, &first.1, &others, tuning, checks, &mut |_| Ok(()))?;
         let named = |prefix: &str, values: &[(Metric, f64)]| -> Vec<(String, f64)> {
             values.iter().map(|(m, v)| (format!("{prefix}{}", m.name()), *v)).collect()
         };
-        // An unreadable T5 score stands at the mean training score, as on dev inside `fit`.
+        // An unreadable T5 score stands at the mean training score, as on dev inside `fine_tune`.
         let fallback = mean_score(&task.train);
-        let mut metrics = named(first.0, &fitted.dev);
-        for ((prefix, units), preds) in rest.iter().zip(&fitted.predictions) {
+        let mut metrics = named(first.0, &tuned.dev);
+        for ((prefix, units), preds) in rest.iter().zip(&tuned.predictions) {
             metrics.extend(named(prefix, &task.spec.score(units, preds, fallback)));
         }
         let mut majority = Vec::new();
@@ -186,7 +186,7 @@ pub fn run(suite: Suite, args: Args) -> Result<(), Error> {
             majority.extend(named(prefix, &task.spec.score(units, &task.spec.majority(&task.train, units), fallback)));
         }
         if let Some(dir) = &args.save {
-            fitted.model.save(&dir.join(task.spec.name), &m.config, &task.spec, &m.tokenizer)?;
+            tuned.model.save(&dir.join(task.spec.name), &m.config, &task.spec, &m.tokenizer)?;
         }
         let scored = Scored {
             task: task.spec.name,
@@ -194,10 +194,10 @@ pub fn run(suite: Suite, args: Args) -> Result<(), Error> {
             majority,
             train: task.train.len(),
             dev: first.1.len(),
-            seconds: fitted.seconds,
+            seconds: tuned.seconds,
         };
         let shown: Vec<String> = scored.metrics.iter().map(|(k, v)| format!("{k} {:.2}", v * 100.0)).collect();
-        println!("{}: {}  ({} steps, {:.1}s)", scored.task, shown.join("  "), fitted.steps, fitted.seconds);
+        println!("{}: {}  ({} steps, {:.1}s)", scored.task, shown.join("  "), tuned.steps, tuned.seconds);
         results.push(scored);
     }
     let average = results.iter().map(Scored::score).sum::<f64>() / results.len() as f64;
