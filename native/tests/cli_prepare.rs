@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod common;
-use common::{hearth, ok, scratch};
+use common::{hearth, novel, ok, scratch};
 
 fn s(p: &Path) -> String {
     p.to_str().unwrap().to_string()
@@ -21,15 +21,14 @@ fn fixtures() -> PathBuf {
 /// `austen_sample_zstd.parquet` (50) and `austen_sample.jsonl` (50): the first 400 paragraphs of
 /// the bundled corpus, then the first 50 twice.
 fn documents() -> Vec<String> {
-    let text =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/pride_and_prejudice.txt")).unwrap();
-    let paragraphs: Vec<String> = text
-        .split("\n\n")
-        .map(|p| p.split_whitespace().collect::<Vec<_>>().join(" "))
-        .filter(|p| !p.is_empty())
-        .take(400)
-        .collect();
+    let paragraphs: Vec<String> = paragraphs().into_iter().take(400).collect();
     paragraphs.iter().chain(&paragraphs[..50]).chain(&paragraphs[..50]).cloned().collect()
+}
+
+/// The bundled corpus's paragraphs, each on one line with single spaces.
+fn paragraphs() -> Vec<String> {
+    let text = novel();
+    text.split("\n\n").map(|p| p.split_whitespace().collect::<Vec<_>>().join(" ")).filter(|p| !p.is_empty()).collect()
 }
 
 fn jsonl(docs: &[String]) -> Vec<u8> {
@@ -233,13 +232,8 @@ fn training_on_many_shards_follows_the_curve_of_one() {
 /// would: `hearth_core::quality`), so that only the duplicate rules can remove them.
 fn planted() -> Vec<String> {
     use hearth_core::quality::filters::{C4Quality, GopherQuality, GopherRepetition};
-    let text =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/pride_and_prejudice.txt")).unwrap();
-    let paragraphs: Vec<String> = text
-        .split("\n\n")
-        .map(|p| p.split_whitespace().collect::<Vec<_>>().join(" "))
-        .filter(|p| p.split(' ').count() > 20 && p.ends_with(['.', '"', '!', '?']))
-        .collect();
+    let paragraphs: Vec<String> =
+        paragraphs().into_iter().filter(|p| p.split(' ').count() > 20 && p.ends_with(['.', '"', '!', '?'])).collect();
     let mut docs: Vec<String> = paragraphs.chunks(4).take(60).map(|c| c.join("\n")).collect();
     let kept = |d: &str| {
         GopherRepetition::default().check(d).is_ok()

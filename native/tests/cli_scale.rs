@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod common;
-use common::{hearth, ok};
+use common::{hearth, ok, write_novel_prefix};
 
 fn scratch(name: &str) -> PathBuf {
     common::scratch(&format!("scale-{name}"))
@@ -22,11 +22,9 @@ fn free_port() -> String {
 
 /// A tiny GPT on the first 60 kB of the bundled corpus, logging every step.
 fn tiny(out: &Path, steps: u32, extra: &[&str]) -> Vec<String> {
-    let text =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/pride_and_prejudice.txt")).unwrap();
     let corpus = out.with_extension("txt");
     if !corpus.exists() {
-        std::fs::write(&corpus, &text[..text[..60_000].rfind("\n\n").unwrap()]).unwrap();
+        write_novel_prefix(&corpus, 60_000);
     }
     let mut args: Vec<String> = [
         "train",
@@ -312,10 +310,8 @@ fn mixed_precision_tracks_f32_and_scales_the_loss_like_grad_scaler() {
 #[test]
 fn activation_checkpointing_keeps_every_family_on_its_curve() {
     let dir = scratch("ckpt");
-    let text =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/pride_and_prejudice.txt")).unwrap();
     let corpus = dir.join("corpus.txt");
-    std::fs::write(&corpus, &text[..text[..60_000].rfind("\n\n").unwrap()]).unwrap();
+    write_novel_prefix(&corpus, 60_000);
     for (preset, backend) in [("gpt-tiny", "flex"), ("bert-tiny", "flex"), ("t5-tiny", "flex"), ("gpt-tiny", "wgpu")] {
         let run = |name: &str, checkpointing: &str, tokenizer: Option<&Path>| {
             let out = dir.join(format!("{preset}-{backend}-{name}"));

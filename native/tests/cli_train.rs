@@ -2,23 +2,16 @@
 //! one resume exactly; each family trains and its model answers; bad input is a one-line error.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{fails, hearth, scratch, snapshot};
-
-fn run(args: &[&str]) -> Output {
-    hearth().args(args).output().expect("hearth runs")
-}
+use common::{fails, hearth, run, scratch, snapshot, write_novel_prefix};
 
 /// The first 120 kB of the bundled corpus (whole paragraphs).
 fn small_corpus(dir: &Path) -> PathBuf {
-    let text =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/pride_and_prejudice.txt")).unwrap();
-    let cut = text[..120_000].rfind("\n\n").unwrap();
     let path = dir.join("corpus.txt");
-    std::fs::write(&path, &text[..cut]).unwrap();
+    write_novel_prefix(&path, 120_000);
     path
 }
 

@@ -4,21 +4,14 @@
 //! the bytes of a prepare that never stopped; global options work after the subcommand too.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 mod common;
-use common::{fails, hearth, ok, scratch, snapshot};
+use common::{fails, ok, run, scratch, snapshot, write_novel_prefix};
 
-fn run(args: &[&str]) -> Output {
-    hearth().args(args).output().expect("hearth runs")
-}
-
+/// The first 60 kB of the bundled corpus (whole paragraphs).
 fn corpus(dir: &Path) -> PathBuf {
-    let text =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/pride_and_prejudice.txt")).unwrap();
-    let cut = text[..60_000].rfind("\n\n").unwrap();
     let path = dir.join("corpus.txt");
-    std::fs::write(&path, &text[..cut]).unwrap();
+    write_novel_prefix(&path, 60_000);
     path
 }
 

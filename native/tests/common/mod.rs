@@ -13,6 +13,22 @@ pub fn hearth() -> Command {
     c
 }
 
+/// `hearth args`, run to the end.
+pub fn run(args: &[&str]) -> Output {
+    hearth().args(args).output().expect("hearth runs")
+}
+
+/// The bundled corpus, *Pride and Prejudice*.
+pub fn novel() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/pride_and_prejudice.txt")).unwrap()
+}
+
+/// The bundled corpus's first `bytes` (whole paragraphs), written to `path`.
+pub fn write_novel_prefix(path: &Path, bytes: usize) {
+    let text = novel();
+    std::fs::write(path, &text[..text[..bytes].rfind("\n\n").unwrap()]).unwrap();
+}
+
 /// An empty folder `hearth-<name>-<pid>` in the temp dir.
 pub fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("hearth-{name}-{}", std::process::id()));
