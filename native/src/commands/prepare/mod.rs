@@ -1,7 +1,7 @@
 //! `hearth prepare`: a corpus of any size to token shards, in bounded memory. Documents stream in
-//! from many files (`inputs`), are tokenized a chunk at a time on every thread, and go, in input
-//! order, to the train or validation split by a hash of their text; tokens land in numbered shards
-//! as they come (`shards`). After each chunk the position is committed to a state file, so an
+//! from many files (`storage::documents`), are judged by the quality rules (`quality`) and
+//! tokenized a chunk at a time on every thread, and go, in input order, to the train or validation
+//! split by a hash of their text; tokens land in numbered shards as they come (`writer`). After each chunk the position is committed to a state file, so an
 //! interrupted run continues with `--resume`; the output is the same bytes for any number of
 //! threads, however often it was interrupted.
 
@@ -243,7 +243,8 @@ pub fn run(args: PrepareArgs) -> Result<(), Error> {
             args.out.display()
         )));
     }
-    let quality = (!rules.is_empty()).then(|| (&rules, &pipeline.report, pipeline.dedup_sets()));
+    let dedup_sets = (!rules.is_empty()).then(|| pipeline.dedup_sets());
+    let quality = dedup_sets.as_ref().map(|sets| (&rules, &pipeline.report, sets));
     let meta = finish(&args.out, train, val, &tokenizer, &tokenizer_json, eos, documents_done, quality)?; // last shards, meta.json
     let seconds = start.elapsed().as_secs_f64();
     let (train_tokens, val_tokens) = (meta.train_tokens as u64, meta.val_tokens as u64);
@@ -267,7 +268,7 @@ pub fn run(args: PrepareArgs) -> Result<(), Error> {
             pipeline.summary(),
             args.out.join("removed.jsonl").display()
         );
-        if let Some(line) = pipeline.dedup_memory_line() {
+        if let Some(line) = dedup_sets.as_ref().and_then(Pipeline::dedup_memory_line) {
             println!("{line}");
         }
     }
@@ -326,7 +327,7 @@ fn finish(
     tokenizer_json: &[u8],
     eos: u32,
     documents: u64,
-    quality: Option<(&Rules, &Report, serde_json::Value)>,
+    quality: Option<(&Rules, &Report, &serde_json::Value)>,
 ) -> Result<ShardMeta, Error> {
     let (train_tokens, val_tokens) = (train.done.tokens, val.done.tokens);
     let meta = ShardMeta {

@@ -257,7 +257,8 @@ impl Pipeline {
     }
 
     /// The duplicate sets (for meta.json): per set, the keys it holds, its memory, whether it
-    /// became a Bloom filter, and the chance that a unique document was taken for a duplicate.
+    /// became a Bloom filter, and the chance that a unique document was taken for a duplicate
+    /// (read off a filter's bits: one pass over it).
     pub fn dedup_sets(&self) -> serde_json::Value {
         let set = |keys: &SeenKeys, per_document: f64| {
             serde_json::json!({
@@ -278,10 +279,9 @@ impl Pipeline {
         sets.into()
     }
 
-    /// A line for the summary once a duplicate set outgrew exactness: its memory and the chance
-    /// that a unique document was removed.
-    pub fn dedup_memory_line(&self) -> Option<String> {
-        let sets = self.dedup_sets();
+    /// A line for the summary once a duplicate set (of [`Pipeline::dedup_sets`]) outgrew
+    /// exactness: its memory and the chance that a unique document was removed.
+    pub fn dedup_memory_line(sets: &serde_json::Value) -> Option<String> {
         let filters: Vec<String> = sets
             .as_object()?
             .iter()
