@@ -417,9 +417,9 @@ impl Session {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let s = inner.try_borrow().map_err(|_| js_err("the session is busy; await the call in flight"))?;
-            s.check_input(prompt_ids(&s.model(), &s.tokenizer, &text).map_err(js_err)?.len(), "attention")?;
-            let maps =
-                text_attention(&s.model(), &s.model_config, &s.tokenizer, &text, &s.device).await.map_err(js_err)?;
+            let model = s.model(); // built once: the check and the maps read the same model
+            s.check_input(prompt_ids(&model, &s.tokenizer, &text).map_err(js_err)?.len(), "attention")?;
+            let maps = text_attention(&model, &s.model_config, &s.tokenizer, &text, &s.device).await.map_err(js_err)?;
             to_js(&maps)
         })
     }
