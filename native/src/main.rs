@@ -2,9 +2,10 @@
 //! `hearth`: the command-line program.
 
 //!
-//! The floors (ARCHITECTURE.md): `commands` (one module per subcommand) over `storage` (what is
-//! kept on disk) and `distributed` (ranks, the TCP ring, MPI), over `backend`, `report`,
-//! `overrides` and `faults`, over hearth-core.
+//! The floors (ARCHITECTURE.md, held by `tests/tests/architecture.rs`), top down: `commands` (one
+//! module per subcommand), `storage` (what is kept on disk, trained models opened), `backend` (the
+//! device of a rank), `distributed` (ranks, the TCP ring, MPI), then `faults`, `overrides` and
+//! `report`, over hearth-core.
 
 mod backend;
 mod commands;
