@@ -58,6 +58,12 @@ if [ -z "${VK_DRIVER_FILES:-}" ] && [ -f "$icd" ]; then
     export VK_DRIVER_FILES="$icd" __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
 fi
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
+# NVRTC (which compiles burn's CUDA kernels): the CUDA toolkit's when there is one, else the wheel
+# PyTorch brought (nvidia-cuda-nvrtc); `--backend cuda` names it when it is missing.
+if ! ldconfig -p 2>/dev/null | grep -q 'libnvrtc.so'; then
+    nvrtc=$(python3 -c 'import nvidia.cuda_nvrtc as m, os; print(os.path.join(list(m.__path__)[0], "lib"))' 2>/dev/null || true)
+    [ -d "$nvrtc" ] && export LD_LIBRARY_PATH="$nvrtc${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
 
 # 3. The adapter: a real run needs the NVIDIA GPU on Vulkan, and says so in seconds otherwise.
 say "adapters"

@@ -54,10 +54,34 @@ pub fn choose(name: &str) -> Result<(Backend, Device), Error> {
             "--fusion and --autotune apply to GPU backends (wgpu, vulkan, webgpu, cuda), not {backend}; drop them or pick a GPU backend"
         )));
     }
+    #[cfg(feature = "cuda")]
+    if backend == Backend::Cuda {
+        cuda_libraries()?;
+    }
     if backend.is_gpu() {
         gpu_settings(backend);
     }
     Ok((backend, backend.device()))
+}
+
+/// burn's CUDA runtime loads the driver and NVRTC (which compiles its kernels) when its first
+/// device starts, and panics on a thread of its own when either is missing: look first, and say
+/// which one is missing and what to do.
+#[cfg(feature = "cuda")]
+fn cuda_libraries() -> Result<(), Error> {
+    // SAFETY: each only tries to open the libraries cudarc loads (by its own list of names).
+    let (driver, nvrtc) = unsafe { (cudarc::driver::sys::is_culib_present(), cudarc::nvrtc::sys::is_culib_present()) };
+    if !driver {
+        return Err(Error::Config(
+            "backend cuda: no CUDA driver here (libcuda.so not found); install the NVIDIA driver, or pick --backend wgpu".into(),
+        ));
+    }
+    if !nvrtc {
+        return Err(Error::Config(
+            "backend cuda: NVRTC (libnvrtc.so), which compiles burn's CUDA kernels, was not found; install the CUDA runtime (or pip's nvidia-cuda-nvrtc) and put its lib folder on LD_LIBRARY_PATH".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The settings GPU devices of this process run with: the options over what pays on the adapter

@@ -279,3 +279,29 @@ fn sampling_and_evaluation_settings_that_do_not_apply_are_refused() {
     assert!(e.contains("--stride does not apply") && e.contains("is a bert"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A CUDA build on a machine without the NVIDIA driver (CI's): `--backend cuda` is one line naming
+/// what is missing, before anything is written, not burn's panic on its device thread.
+#[cfg(feature = "cuda")]
+#[test]
+fn backend_cuda_without_a_driver_says_what_is_missing() {
+    let has_driver = ["libcuda.so.1", "libcuda.so"].iter().any(|lib| {
+        std::process::Command::new("sh")
+            .args(["-c", &format!("ldconfig -p | grep -q ' {lib} '")])
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if has_driver {
+        eprintln!("skipped: this machine has a CUDA driver");
+        return;
+    }
+    let dir = scratch("cuda");
+    let out = dir.join("run");
+    let corpus = corpus(&dir);
+    let mut args = tiny(&out, &corpus, "1");
+    args[2] = "cuda".into(); // --backend cuda
+    let stderr = fails(&strs(&args));
+    assert!(stderr.contains("backend cuda: no CUDA driver here"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!out.exists(), "nothing is written");
+}
