@@ -6,3 +6,4 @@ pub mod attention;
 pub mod cpu;
 pub mod device;
 pub mod memory;
+pub mod plumbing;

@@ -28,7 +28,7 @@ const FLOORS: [(&str, &[&[&str]]); 3] = [
         ],
     ),
     ("native", &[&["faults", "overrides", "report"], &["distributed"], &["backend"], &["storage"], &["commands"]]),
-    ("shaders", &[&["device"], &["memory", "attention"], &["cpu"]]),
+    ("shaders", &[&["device", "plumbing"], &["memory", "attention"], &["cpu"]]),
 ];
 
 /// What `core::nn` may import of core (it sits under every model).

@@ -168,7 +168,7 @@ pub fn attention_path(device: &Device, fused: bool, half: Option<DType>) -> &'st
 ///
 /// On wgpu under the WGSL compiler, with `bias.fused`, this runs the fused kernel of `hearth_shaders::attention` (forward
 /// and backward, memory linear in the sequence length), and on flex the CPU kernel of
-/// `hearth_shaders::cpu::attention` (the same, threaded per head), unless one of these sends it
+/// `hearth_shaders::attention::cpu` (the same, threaded per head), unless one of these sends it
 /// to the composition: an additive bias (T5 self-attention's relative position bias, which needs its own
 /// O(T²) gradient), a general `mask`, attention dropout that is active (training with `p > 0`), or
 /// shapes the kernel does not take (head dim not a multiple of 4 or above 256, k/v batch or heads
@@ -191,7 +191,7 @@ pub fn scaled_dot_product_attention(
         kernel_may_run && runs_wgsl(&q.device()) && hearth_shaders::attention::supports(q.dims(), k.dims(), v.dims());
     let cpu = kernel_may_run
         && hearth_shaders::cpu::applies(&q.device())
-        && hearth_shaders::cpu::attention::supports(q.dims(), k.dims(), v.dims());
+        && hearth_shaders::attention::cpu::supports(q.dims(), k.dims(), v.dims());
     let (causal, padding, scale_f) = (bias.causal, bias.key_padding.clone(), scale.unwrap_or(1.0));
     if wgpu && q.dtype() == DType::F16 {
         // The WGSL kernels keep f16 q, k, v, O and gradients in f16 and accumulate in f32.
@@ -204,7 +204,7 @@ pub fn scaled_dot_product_attention(
         let (k, v) = (upcast(k).0, upcast(v).0);
         let o = match wgpu {
             true => fused_attention(q, k, v, causal, padding, scale_f),
-            false => hearth_shaders::cpu::attention::attention(q, k, v, causal, padding, scale_f as f32),
+            false => hearth_shaders::attention::cpu::attention(q, k, v, causal, padding, scale_f as f32),
         };
         return downcast(o, dtype);
     }

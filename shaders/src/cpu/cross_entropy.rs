@@ -10,10 +10,10 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::{Flex, FlexTensor};
 use burn::backend::tensor::{FloatTensor, IntTensor};
 
-use super::par::*;
-use super::plumbing::{contiguous, ints, rows_per_task, tensor, values};
-use super::simd::{exp, max, sum_map};
 use crate::multiversion;
+use crate::plumbing::par::*;
+use crate::plumbing::simd::{exp, max, sum_map};
+use crate::plumbing::{contiguous, ints, rows_per_task, tensor, values};
 
 /// The loss per row (`0` for ignored rows) and the log-sum-exp per row.
 pub(crate) fn forward(logits: &FlexTensor, labels: &[i64], ignore_index: i64) -> (FlexTensor, Vec<f32>) {
@@ -147,7 +147,7 @@ pub fn cross_entropy(
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{assert_close, device, random};
+    use crate::plumbing::testing::{assert_close, device, random};
     use burn::tensor::{Int, Tensor, TensorData, activation::log_softmax};
 
     /// burn's composition, as `hearth_core::nn::loss` writes it: log-softmax, gather, mask.

@@ -9,10 +9,10 @@ use burn::backend::flex::{Flex, FlexTensor};
 use burn::backend::tensor::FloatTensor;
 
 use super::memory_bound::{self, Kernel};
-use super::par::*;
-use super::plumbing::{contiguous, tensor, values};
-use super::simd::exp;
 use crate::multiversion;
+use crate::plumbing::par::*;
+use crate::plumbing::simd::exp;
+use crate::plumbing::{contiguous, tensor, values};
 
 /// `2·√(2/π)`
 const C: f32 = 2.0 * 0.797_884_6;
@@ -108,7 +108,7 @@ pub fn gelu<const D: usize>(x: burn::tensor::Tensor<D>, exact: bool) -> burn::te
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{assert_close, random};
+    use crate::plumbing::testing::{assert_close, random};
     use burn::tensor::{Tensor, activation};
 
     fn check(exact: bool, reference: impl Fn(Tensor<2>) -> Tensor<2>) {

@@ -30,7 +30,7 @@ impl<const N: usize, P: Copy + std::fmt::Debug + Send + Sync + 'static> Backward
         let dy = grads.consume::<Flex>(&ops.node);
         let inputs: [FlexTensor; N] = ops.state.map(|id| checkpointer.retrieve_node_output(id));
         let dx = (self.backward)(inputs.each_ref(), &dy, self.setting);
-        super::plumbing::register(grads, ops.parents, dx, |n| n.id);
+        crate::plumbing::register(grads, ops.parents, dx, |n| n.id);
     }
 }
 

@@ -1,6 +1,6 @@
 //! CPU kernels for burn's flex backend, registered as burn custom ops with their own backward:
 //! the memory-bound layers of a transformer as one pass each over their data, forward and
-//! backward, threaded over rows (rayon) and vectorised (see [`simd`]).
+//! backward, threaded over rows (rayon) and vectorised (see [`crate::plumbing::simd`]).
 //!
 //! - [`layer_norm`]: LayerNorm over the last dimension.
 //! - [`rms_norm`]: T5's RMS norm.
@@ -9,37 +9,30 @@
 //! - [`cross_entropy`]: log-softmax and the negative log-likelihood of the labels in one pass; the
 //!   backward writes `softmax − one-hot` straight from the logits and the kept log-sum-exp (the
 //!   `[n, vocab]` log-probabilities are never stored).
-//! - [`attention`]: scaled dot-product attention per (batch, head), query blocks at a time: the
-//!   scores of one block live in a scratch buffer (memory linear in the sequence length), the
-//!   backward recomputes them from the kept log-sum-exp, as the WGSL kernel does on the GPU.
+//! - attention: its CPU kernel lives beside its WGSL one in [`crate::attention`] (`cpu.rs`); this
+//!   registry registers it with the others.
 //!
 //! Each kernel's test compares its values and gradients with burn's composition of the same
 //! layer (the code path every other backend takes). The kernels take f32; callers in
 //! `hearth_core::nn` use them on flex when [`enabled`] (half-precision inputs upcast around them),
 //! and the composition otherwise.
 
-pub mod attention;
 pub mod cross_entropy;
 pub mod gelu;
 pub mod layer_norm;
 mod memory_bound;
-mod par;
-mod plumbing;
 pub mod rms_norm;
-pub mod simd;
 pub mod swiglu;
-#[cfg(test)]
-mod testing;
 
 use std::cell::Cell;
 
+use crate::plumbing::ints;
 use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::flex::{Flex, FlexTensor};
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Backend, backend_extension};
 use burn::tensor::Device;
-use plumbing::ints;
 
 /// The kernels as burn ops: flex runs the forward alone, Autodiff<flex> keeps what backward reads.
 #[backend_extension(Autodiff, Flex)]
@@ -60,18 +53,6 @@ pub trait CpuKernelOps: Backend {
     /// `logits [n, v]`, `labels [n]` -> the negative log-likelihood per row `[n]`, `0` where the
     /// label is `ignore_index`.
     fn cpu_cross_entropy(logits: FloatTensor<Self>, labels: IntTensor<Self>, ignore_index: i64) -> FloatTensor<Self>;
-    /// `q [b, h, tq, dh]`, `k, v [b, h, tk, dh]`, `key_padding [b, tk]` (non-zero = masked; read
-    /// only when `has_padding`) -> `[b, h, tq, dh]` (stored as `[b, tq, h, dh]`, so that merging the
-    /// heads afterwards is a view).
-    fn cpu_attention(
-        q: FloatTensor<Self>,
-        k: FloatTensor<Self>,
-        v: FloatTensor<Self>,
-        key_padding: IntTensor<Self>,
-        scale: f32,
-        causal: bool,
-        has_padding: bool,
-    ) -> FloatTensor<Self>;
 }
 
 impl CpuKernelOps for Flex {
@@ -89,19 +70,6 @@ impl CpuKernelOps for Flex {
     }
     fn cpu_cross_entropy(logits: FlexTensor, labels: FlexTensor, ignore_index: i64) -> FlexTensor {
         cross_entropy::forward(&logits, &ints(&labels), ignore_index).0
-    }
-    fn cpu_attention(
-        q: FlexTensor,
-        k: FlexTensor,
-        v: FlexTensor,
-        key_padding: FlexTensor,
-        scale: f32,
-        causal: bool,
-        has_padding: bool,
-    ) -> FlexTensor {
-        let params = attention::Params::new(&q, &k, scale, causal);
-        let pad = has_padding.then(|| attention::padding(&key_padding));
-        attention::forward(&params, &q, &k, &v, pad.as_deref()).0
     }
 }
 
@@ -126,17 +94,6 @@ impl<C: CheckpointStrategy> CpuKernelOps for Autodiff<Flex, C> {
     }
     fn cpu_cross_entropy(logits: FloatTensor<Self>, labels: IntTensor<Self>, ignore_index: i64) -> FloatTensor<Self> {
         cross_entropy::autodiff::<C>(logits, labels, ignore_index)
-    }
-    fn cpu_attention(
-        q: FloatTensor<Self>,
-        k: FloatTensor<Self>,
-        v: FloatTensor<Self>,
-        key_padding: IntTensor<Self>,
-        scale: f32,
-        causal: bool,
-        has_padding: bool,
-    ) -> FloatTensor<Self> {
-        attention::autodiff::<C>(q, k, v, key_padding, scale, causal, has_padding)
     }
 }
 

@@ -7,10 +7,10 @@ use burn::backend::flex::{Flex, FlexTensor};
 use burn::backend::tensor::FloatTensor;
 
 use super::memory_bound::{self, Kernel};
-use super::par::*;
-use super::plumbing::{contiguous, rows_backward, rows_per_task, tensor, values};
-use super::simd::{sum_map, sum_zip3};
 use crate::multiversion;
+use crate::plumbing::par::*;
+use crate::plumbing::simd::{sum_map, sum_zip3};
+use crate::plumbing::{contiguous, rows_backward, rows_per_task, tensor, values};
 
 /// A row's `1/√(mean(x²) + eps)`.
 #[inline(always)]
@@ -93,7 +93,7 @@ pub fn rms_norm<const D: usize>(
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{assert_close, random};
+    use crate::plumbing::testing::{assert_close, random};
     use burn::tensor::Tensor;
 
     /// burn's composition, as `hearth_core::nn::RmsNorm` writes it.

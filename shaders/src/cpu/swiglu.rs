@@ -9,10 +9,10 @@ use burn::backend::flex::{Flex, FlexTensor};
 use burn::backend::tensor::FloatTensor;
 
 use super::memory_bound::{self, Kernel};
-use super::par::*;
-use super::plumbing::{contiguous, tensor, values};
-use super::simd::exp;
 use crate::multiversion;
+use crate::plumbing::par::*;
+use crate::plumbing::simd::exp;
+use crate::plumbing::{contiguous, tensor, values};
 
 /// Elements per rayon task.
 const TASK: usize = 16_384;
@@ -77,7 +77,7 @@ pub fn swiglu<const D: usize>(gate: burn::tensor::Tensor<D>, up: burn::tensor::T
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{assert_close, random};
+    use crate::plumbing::testing::{assert_close, random};
     use burn::tensor::{Tensor, activation};
 
     /// Against burn's composition (`silu(gate) * up`, what every other backend runs).

@@ -9,7 +9,7 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::{FloatTensor, IntTensor};
 
-use super::{AttentionKernels, FusedAttentionOps, count_launch};
+use super::wgsl::{AttentionKernels, FusedAttentionOps, count_launch};
 
 #[derive(Debug)]
 struct FusedAttentionBackward;

@@ -1,6 +1,6 @@
 //! Scaled dot-product attention on the CPU, `softmax(q·kᵀ·scale, masked)·v`, with HF eager
 //! semantics (masked scores at `f32::MIN`: a row whose keys are all masked is uniform over all
-//! keys, and its scores get no gradient), as the WGSL kernel in `crate::attention`.
+//! keys, and its scores get no gradient), as the WGSL kernel beside it (`wgsl.rs`).
 //!
 //! One rayon task per (batch, head); inside it, blocks of [`BLOCK`] queries: the block's scores
 //! (`BLOCK × tk`) live in a scratch buffer, so memory grows linearly with the sequence length. The
@@ -18,11 +18,59 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::{Flex, FlexTensor};
 use burn::backend::tensor::{FloatTensor, IntTensor};
+use burn::backend::{Backend, backend_extension};
 
-use super::par::*;
-use super::plumbing::{SharedMut, ints, tensor};
-use super::simd::{exp, max, sum_map, sum_zip};
 use crate::multiversion;
+use crate::plumbing::par::*;
+use crate::plumbing::simd::{exp, max, sum_map, sum_zip};
+use crate::plumbing::{SharedMut, ints, tensor};
+
+/// The kernel as a burn op: flex runs the forward alone, Autodiff<flex> keeps what backward reads.
+#[backend_extension(Autodiff, Flex)]
+pub trait CpuAttentionOps: Backend {
+    /// `q [b, h, tq, dh]`, `k, v [b, h, tk, dh]`, `key_padding [b, tk]` (non-zero = masked; read
+    /// only when `has_padding`) -> `[b, h, tq, dh]` (stored as `[b, tq, h, dh]`, so that merging the
+    /// heads afterwards is a view).
+    fn cpu_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        key_padding: IntTensor<Self>,
+        scale: f32,
+        causal: bool,
+        has_padding: bool,
+    ) -> FloatTensor<Self>;
+}
+
+impl CpuAttentionOps for Flex {
+    fn cpu_attention(
+        q: FlexTensor,
+        k: FlexTensor,
+        v: FlexTensor,
+        key_padding: FlexTensor,
+        scale: f32,
+        causal: bool,
+        has_padding: bool,
+    ) -> FlexTensor {
+        let params = Params::new(&q, &k, scale, causal);
+        let pad = has_padding.then(|| padding(&key_padding));
+        forward(&params, &q, &k, &v, pad.as_deref()).0
+    }
+}
+
+impl<C: CheckpointStrategy> CpuAttentionOps for Autodiff<Flex, C> {
+    fn cpu_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        key_padding: IntTensor<Self>,
+        scale: f32,
+        causal: bool,
+        has_padding: bool,
+    ) -> FloatTensor<Self> {
+        autodiff::<C>(q, k, v, key_padding, scale, causal, has_padding)
+    }
+}
 
 /// Queries per block.
 const BLOCK: usize = 64;
@@ -392,7 +440,7 @@ impl Backward<Flex, 3> for AttentionBackward {
         let dout = grads.consume::<Flex>(&ops.node);
         let s = ops.state;
         let dqkv = backward(&s.params, &s.q, &s.k, &s.v, s.pad.as_deref(), &s.o, &s.lse, &dout);
-        super::plumbing::register(grads, ops.parents, dqkv, |n| n.id);
+        crate::plumbing::register(grads, ops.parents, dqkv, |n| n.id);
     }
 }
 
@@ -426,7 +474,7 @@ pub fn supports(q: [usize; 4], k: [usize; 4], v: [usize; 4]) -> bool {
 }
 
 /// `q [b, h, tq, dh]`, `k, v [b, h, tk, dh]`, `key_padding [b, tk]` (`true` = masked) -> `[b, h,
-/// tq, dh]` through the kernel (see [`super::applies`] and [`supports`]).
+/// tq, dh]` through the kernel (see [`crate::cpu::applies`] and [`supports`]).
 pub fn attention(
     q: burn::tensor::Tensor<4>,
     k: burn::tensor::Tensor<4>,
@@ -435,7 +483,6 @@ pub fn attention(
     key_padding: Option<burn::tensor::Tensor<2, burn::tensor::Bool>>,
     scale: f32,
 ) -> burn::tensor::Tensor<4> {
-    use super::CpuKernelOps;
     use burn::backend::Dispatch;
     let has_padding = key_padding.is_some();
     let padding = match key_padding {
@@ -455,7 +502,7 @@ pub fn attention(
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{assert_close, device, random};
+    use crate::plumbing::testing::{assert_close, device, random};
     use burn::tensor::{Bool, Tensor, TensorData, activation::softmax};
 
     /// burn's composition with HF eager semantics, as `hearth_core::nn::attention` writes it.

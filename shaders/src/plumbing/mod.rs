@@ -1,12 +1,18 @@
-//! What the CPU kernels share (and the registry in `mod.rs` does not): giving a kernel node's
-//! parents their gradients, flex tensors in and out as f32 slices, the rows a rayon task takes,
-//! the deterministic backward of a row-wise layer, and a pointer tasks writing disjoint parts of a
-//! buffer may share.
+//! What the CPU kernels share, below every op that has one (`attention`'s and those in `cpu`):
+//! giving a kernel node's parents their gradients, flex tensors in and out as f32 slices, the rows
+//! a rayon task takes, the deterministic backward of a row-wise layer, and a pointer tasks writing
+//! disjoint parts of a buffer may share; the threads ([`par`]), the SIMD ([`simd`]), and what the
+//! kernels' tests share ([`testing`]).
+
+pub(crate) mod par;
+pub mod simd;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use burn::backend::flex::{Flex, FlexTensor};
 use burn::tensor::{DType, Shape, TensorData};
 
-use super::par::*;
+use par::*;
 
 /// Gives each parent of a kernel's node (`ops.parents`, with `id` reading a node's id: burn does
 /// not export the node's type) its gradient; a parent autodiff does not track gets none.
