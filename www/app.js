@@ -320,7 +320,7 @@ async function trainLoop() {
       $('tps').textContent = Math.round(state.tokensPerS).toLocaleString();
       state.info = await state.session.info();
       renderInfo(); drawChart(); drawLr();
-      if (r.evaluate) await exclusive(evaluate); // the run's eval_every, as hearth train
+      if (r.val_loss != null) showValidation(r.val_step, r.val_loss); // evaluated by core's engine at eval_every, as hearth train
       if (r.step % SAVE_EVERY === 0) await exclusive(save);
       await new Promise((resolve) => setTimeout(resolve, 0)); // let the page paint and take clicks
     }
@@ -335,12 +335,16 @@ async function trainLoop() {
   }
 }
 
+function showValidation(step, loss) {
+  state.vals.push([step, loss]);
+  $('val').textContent = `${loss.toFixed(3)} (ppl ${Math.exp(loss).toFixed(1)})`;
+  drawChart();
+}
+
 async function evaluate() {
   try {
     const v = await state.session.evaluate();
-    state.vals.push([state.info.step, v.loss]);
-    $('val').textContent = `${v.loss.toFixed(3)} (ppl ${v.perplexity.toFixed(1)})`;
-    drawChart();
+    showValidation(state.info.step, v.loss);
   } catch (e) {
     $('val').textContent = 'n/a';
     console.warn(e);

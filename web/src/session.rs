@@ -15,8 +15,10 @@ use hearth_core::models::presets::preset;
 use hearth_core::objectives::Rng;
 use hearth_core::tokenizer::Tokenizer;
 use hearth_core::train::corpus::{paragraphs, split_validation, tokenize_documents, tokenizer_kind};
+use hearth_core::train::engine::Cadence;
+use hearth_core::train::pretraining::{Pretraining, Validation};
 use hearth_core::train::run::{Resume, RunPlan, Start, document_separator};
-use hearth_core::train::{StepStats, TrainConfig, Trainer};
+use hearth_core::train::{Engine, Sink, Steps, TrainConfig, Trainer};
 use hearth_core::{Model, ModelConfig};
 use js_sys::{Object, Promise, Reflect, Uint8Array};
 use rand::SeedableRng;
@@ -61,9 +63,33 @@ struct TrainReport {
     /// This call's steps: tokens per second of wall time, and milliseconds per step.
     tokens_per_s: f64,
     ms_per_step: f64,
-    /// Whether validation is due after this call's steps (the run's `eval_every`, and its last
-    /// step), as `hearth train` evaluates.
-    evaluate: bool,
+    /// The validation loss and its step, when it was due in this call's steps (the run's
+    /// `eval_every`, and its last step): core's engine evaluates as it does for `hearth train`.
+    val_step: Option<u64>,
+    val_loss: Option<f64>,
+    /// The lines the engine's jobs said (validation).
+    lines: Vec<String>,
+}
+
+/// The page's sink: the browser's clock, and what the jobs said, handed back with the report
+/// (the page keeps no checkpoints of its own accord: `save` stores one when asked).
+struct Messages {
+    start_ms: f64,
+    lines: Vec<String>,
+}
+
+impl Sink for Messages {
+    fn seconds(&self) -> f64 {
+        (now_ms() - self.start_ms) / 1000.0
+    }
+
+    fn say(&mut self, line: String) {
+        self.lines.push(line);
+    }
+
+    fn keep(&mut self, _record: &serde_json::Value) -> hearth_core::Result<()> {
+        Ok(()) // the report carries the newest record; the page draws its own chart
+    }
 }
 
 #[derive(Serialize)]
@@ -179,26 +205,38 @@ impl Inner {
         }
     }
 
+    /// `steps` steps of core's engine, with validation as the run's `eval_every` says; one read
+    /// of the numbers (the newest step's) unless an evaluation read them.
     async fn train(&mut self, steps: u32) -> Result<TrainReport, JsValue> {
-        let start = now_ms();
-        let (tokens_before, step_before) = (self.trainer.state().tokens, self.trainer.state().step);
-        for _ in 0..steps.max(1) {
-            self.trainer.step_async(&self.train).await.map_err(js_err)?; // nothing read back yet
-        }
-        // One read for the steps of this call: the newest step's numbers.
-        let last: StepStats = self.trainer.last_stats().await.map_err(js_err)?.expect("at least one step");
-        let tokens = self.trainer.state().tokens - tokens_before;
-        let elapsed = (now_ms() - start).max(1e-3);
-        self.train_ms += elapsed;
+        let mut sink = Messages { start_ms: now_ms(), lines: Vec::new() };
+        let until = self.trainer.state().step + steps.max(1) as u64;
+        let mut validation = Validation::new(&self.trainer, &self.val);
+        let mut pretraining = Pretraining::new(&mut self.trainer, &self.train);
+        // The page's cadence: no records between evaluations (the report reads the newest step).
+        let cadence = Cadence { log_every: None, checkpoint_every: 0, ..pretraining.cadence() };
+        let outcome = Engine::new(cadence, None)
+            .run(&mut pretraining, until, &mut [&mut validation], &mut sink)
+            .await
+            .map_err(js_err)?;
+        let evaluated = outcome.last_record.filter(|r| r.get("val_loss").is_some());
+        let record = match evaluated.clone().filter(|r| r["step"].as_u64() == Some(until)) {
+            Some(record) => record,
+            None => pretraining.record(sink.seconds()).await.map_err(js_err)?,
+        };
+        let seconds = sink.seconds().max(1e-6);
+        self.train_ms += seconds * 1000.0;
+        let number = |key: &str| record[key].as_f64().unwrap_or(f64::NAN);
         Ok(TrainReport {
-            step: last.step,
-            loss: last.loss,
-            lr: last.lr,
-            grad_norm: last.grad_norm,
+            step: until,
+            loss: number("loss"),
+            lr: number("lr"),
+            grad_norm: number("grad_norm"),
             tokens: self.trainer.state().tokens,
-            tokens_per_s: tokens as f64 / (elapsed / 1000.0),
-            ms_per_step: elapsed / steps.max(1) as f64,
-            evaluate: self.config().evaluation_due_between(step_before, last.step),
+            tokens_per_s: number("tokens_per_s"),
+            ms_per_step: seconds * 1000.0 / steps.max(1) as f64,
+            val_step: evaluated.as_ref().and_then(|r| r["step"].as_u64()),
+            val_loss: evaluated.as_ref().and_then(|r| r["val_loss"].as_f64()),
+            lines: sink.lines,
         })
     }
 
@@ -353,7 +391,9 @@ impl Session {
         to_js(&inner.info())
     }
 
-    /// `steps` optimizer steps; resolves to `{step, loss, lr, grad_norm, tokens, tokens_per_s, ms_per_step}`.
+    /// `steps` optimizer steps of core's engine, validating when the run's `eval_every` says;
+    /// resolves to `{step, loss, lr, grad_norm, tokens, tokens_per_s, ms_per_step, val_step,
+    /// val_loss, lines}` (`val_*` null when no validation was due).
     pub fn train(&self, steps: u32) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {

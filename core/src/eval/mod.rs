@@ -14,4 +14,4 @@ pub use perplexity::{
     sliding_windows,
 };
 pub use score::{LogLikelihood, Request, Scorer, causal_token_logprobs};
-pub use zero_shot::{Draw, Example, Shots, Task, TaskResult, argmax, encode_pair, run_task};
+pub use zero_shot::{Draw, Example, Shots, Task, TaskResult, argmax, encode_pair, run_suite, run_task};

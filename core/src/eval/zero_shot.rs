@@ -190,6 +190,19 @@ pub fn encode_pair(tokenizer: &Tokenizer, context: &str, continuation: &str) -> 
     Ok((whole[..n_context].to_vec(), whole[n_context..].to_vec()))
 }
 
+/// Scores every task (the first `limit` examples of each; 0: all).
+pub fn run_suite(
+    model: &crate::models::Model,
+    tokenizer: &Tokenizer,
+    tasks: &[Task],
+    limit: usize,
+    batch_size: usize,
+    device: &Device,
+) -> Result<Vec<TaskResult>> {
+    let scorer = Scorer::new(model, tokenizer)?;
+    tasks.iter().map(|t| run_task(&scorer, tokenizer, t, limit, batch_size, device)).collect()
+}
+
 /// Scores the first `limit` examples (0: all) of `task`.
 pub fn run_task(
     scorer: &Scorer<'_>,

@@ -179,19 +179,6 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
-    /// Whether a periodic job run every `every` steps (0: at the last step only) is due after
-    /// `step`: at each multiple of `every`, and at the run's last step. The one cadence of every
-    /// front end's jobs (validation, zero-shot, checkpoints; the page's evaluation).
-    pub fn due(&self, every: u64, step: u64) -> bool {
-        (every > 0 && step % every == 0) || step == self.max_steps
-    }
-
-    /// Whether validation is due after any step in `(from, to]` (a front end that runs several
-    /// steps between its looks at the model, as the page does).
-    pub fn evaluation_due_between(&self, from: u64, to: u64) -> bool {
-        (from + 1..=to).any(|step| self.due(self.eval_every, step))
-    }
-
     pub fn from_toml(text: &str) -> Result<Self> {
         let config: Self = toml::from_str(text).map_err(|e| Error::Config(one_line(&e.to_string())))?;
         config.validate()?;
@@ -373,17 +360,6 @@ fn one_line(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_job_is_due_at_each_multiple_of_its_cadence_and_at_the_last_step() {
-        let c = TrainConfig { max_steps: 45, eval_every: 10, ..Default::default() };
-        let due: Vec<u64> = (1..=45).filter(|&s| c.due(c.eval_every, s)).collect();
-        assert_eq!(due, [10, 20, 30, 40, 45]);
-        assert_eq!((1..=45).filter(|&s| c.due(0, s)).collect::<Vec<_>>(), [45], "0: the last step only");
-        // A front end looking every few steps sees each evaluation once.
-        assert!(c.evaluation_due_between(7, 12) && !c.evaluation_due_between(10, 19));
-        assert!(c.evaluation_due_between(40, 45) && !c.evaluation_due_between(45, 45));
-    }
 
     #[test]
     fn unknown_keys_and_bad_values_are_errors() {

@@ -3,12 +3,10 @@
 
 use std::path::PathBuf;
 
-use burn::tensor::Device;
 use hearth_core::Error;
-use hearth_core::eval::{Nll, Scorer, Task, TaskResult, causal_nll, objective_eval, pseudo_nll, run_task};
-use hearth_core::models::{LanguageModel, Model};
+use hearth_core::eval::{Nll, Task, TaskResult, causal_nll, objective_eval, pseudo_nll, run_suite};
+use hearth_core::models::LanguageModel;
 use hearth_core::objectives::{Collator, Noise};
-use hearth_core::tokenizer::Tokenizer;
 use serde_json::json;
 
 use crate::storage::model::{Loaded, ModelArgs, load};
@@ -16,19 +14,6 @@ use crate::storage::model::{Loaded, ModelArgs, load};
 /// Tasks named by `specs` (`bundled`, a .jsonl file, a folder of them, MMLU's folder), zero-shot.
 pub fn load_tasks(specs: &[String]) -> Result<Vec<Task>, Error> {
     Ok(crate::storage::tasks::load(specs, 0, 0)?.into_iter().map(|p| p.task).collect())
-}
-
-/// Scores every task (the first `limit` examples of each; 0: all).
-pub fn zero_shot_suite(
-    model: &Model,
-    tokenizer: &Tokenizer,
-    tasks: &[Task],
-    limit: usize,
-    batch_size: usize,
-    device: &Device,
-) -> Result<Vec<TaskResult>, Error> {
-    let scorer = Scorer::new(model, tokenizer)?;
-    tasks.iter().map(|t| run_task(&scorer, tokenizer, t, limit, batch_size, device)).collect()
 }
 
 /// One line per task: accuracy (± standard error) against chance or the majority answer.
@@ -103,7 +88,7 @@ pub fn run_zero_shot(args: ZeroShotArgs) -> Result<(), Error> {
         m.config.model_type(),
         m.model.num_params() as f64 / 1e6
     );
-    let results = zero_shot_suite(&m.model, &m.tokenizer, &tasks, args.limit, args.batch_size, &m.device)?;
+    let results = run_suite(&m.model, &m.tokenizer, &tasks, args.limit, args.batch_size, &m.device)?;
     print_zero_shot(&results);
     let mut summary = serde_json::Map::new();
     for group in ["mmlu"] {

@@ -17,8 +17,10 @@ use hearth_core::models::{Gpt2Config, ModelConfig};
 use hearth_core::objectives::{Collator, Rng};
 use hearth_core::parallel::Collective;
 use hearth_core::readback;
+use hearth_core::train::engine::Cadence;
+use hearth_core::train::pretraining::Pretraining;
 use hearth_core::train::run::RunPlan;
-use hearth_core::train::{Precision, TrainConfig, Trainer};
+use hearth_core::train::{Engine, Precision, Sink, TrainConfig, Trainer};
 use hearth_core::{Backend, Error};
 use hearth_shaders::memory;
 use rand::{Rng as _, SeedableRng};
@@ -274,45 +276,95 @@ impl burn::cubecl::logging::LaunchObserver for LaunchCounter {
     }
 }
 
+/// The bench's sink: a clock around each step (the device synced before it stops), and from the
+/// first timed step on, the kernel launches, host reads and uploads counted.
+struct StepTimer<'d> {
+    device: &'d Device,
+    warmup: usize,
+    /// Steps begun.
+    begun: usize,
+    start: Instant,
+    step_start: (Instant, Option<u64>),
+    counter: std::sync::Arc<LaunchCounter>,
+    observation: Option<burn::cubecl::logging::LaunchObservation>,
+    reads0: u64,
+    uploaded0: u64,
+    timing: Timing,
+}
+
+impl Sink for StepTimer<'_> {
+    fn seconds(&self) -> f64 {
+        self.start.elapsed().as_secs_f64()
+    }
+
+    fn before_step(&mut self) {
+        if self.begun == self.warmup {
+            // The timed steps' counters start here.
+            self.observation = Some(burn::cubecl::logging::LaunchObservation::new(self.counter.clone()));
+            (self.reads0, self.uploaded0) = (readback::reads(), readback::uploaded_bytes());
+        }
+        self.begun += 1;
+        self.step_start = (Instant::now(), thread_cpu_ns());
+    }
+
+    fn progress(&mut self, _step: u64, _record: Option<&serde_json::Value>) -> Result<(), Error> {
+        self.device.sync().map_err(|e| Error::Device(format!("device sync: {e:?}")))?;
+        let dt = self.step_start.0.elapsed().as_secs_f64();
+        if self.begun > self.warmup {
+            self.timing.times.push(dt);
+            self.timing.cpu_ns += thread_cpu_ns().zip(self.step_start.1).map_or(0, |(b, a)| b - a);
+        }
+        Ok(())
+    }
+
+    fn say(&mut self, _line: String) {}
+
+    fn keep(&mut self, _record: &serde_json::Value) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
 /// `warmup` untimed steps, then `steps` timed ones, on random tokens uniform over the vocabulary
-/// (the step's cost does not depend on the text).
+/// (the step's cost does not depend on the text), driven by core's engine with no job due: nothing
+/// is read back until the losses, once, after the last step.
 fn time_steps(mut trainer: Trainer, device: &Device, warmup: usize, steps: usize) -> Result<(Trainer, Timing), Error> {
     let config = trainer.config();
     let (seq, tokens_per_step) = (config.block_size, config.batch_size * config.block_size * config.accumulation());
     let vocab = trainer.model_config.vocab_size() as u32;
     let mut rng = Rng::seed_from_u64(config.seed);
     let data: Vec<u32> = (0..tokens_per_step * (warmup + steps) + seq).map(|_| rng.random_range(0..vocab)).collect();
-    let sync = || device.sync().map_err(|e| Error::Device(format!("device sync: {e:?}")));
-    let mut timing = Timing {
-        times: Vec::with_capacity(steps),
-        cpu_ns: 0,
-        losses: Vec::with_capacity(warmup + steps),
-        launches: 0,
-        reads: 0,
-        uploaded: 0,
+    let mut timer = StepTimer {
+        device,
+        warmup,
+        begun: 0,
+        start: Instant::now(),
+        step_start: (Instant::now(), None),
+        counter: Default::default(),
+        observation: None,
+        reads0: 0,
+        uploaded0: 0,
+        timing: Timing {
+            times: Vec::with_capacity(steps),
+            cpu_ns: 0,
+            losses: Vec::with_capacity(warmup + steps),
+            launches: 0,
+            reads: 0,
+            uploaded: 0,
+        },
     };
-    let counter = std::sync::Arc::new(LaunchCounter::default());
-    let mut observation = None;
-    let (mut reads0, mut uploaded0) = (0, 0);
-    for i in 0..warmup + steps {
-        if i == warmup {
-            // The timed steps' counters start here.
-            observation = Some(burn::cubecl::logging::LaunchObservation::new(counter.clone()));
-            (reads0, uploaded0) = (readback::reads(), readback::uploaded_bytes());
-        }
-        let (start, cpu_start) = (Instant::now(), thread_cpu_ns());
-        trainer.step(&data)?; // nothing read back: the loss stays on the device
-        sync()?;
-        let dt = start.elapsed().as_secs_f64();
-        if i >= warmup {
-            timing.times.push(dt);
-            timing.cpu_ns += thread_cpu_ns().zip(cpu_start).map_or(0, |(b, a)| b - a);
-        }
-    }
-    drop(observation);
-    timing.launches = counter.0.load(std::sync::atomic::Ordering::Relaxed);
-    timing.reads = readback::reads() - reads0;
-    timing.uploaded = readback::uploaded_bytes() - uploaded0;
+    let until = trainer.state().step + (warmup + steps) as u64;
+    let cadence = Cadence { last: until, log_every: None, checkpoint_every: 0 };
+    readback::block_on(Engine::new(cadence, None).run(
+        &mut Pretraining::new(&mut trainer, &data),
+        until,
+        &mut [],
+        &mut timer,
+    ))?;
+    drop(timer.observation.take());
+    let mut timing = timer.timing;
+    timing.launches = timer.counter.0.load(std::sync::atomic::Ordering::Relaxed);
+    timing.reads = readback::reads() - timer.reads0;
+    timing.uploaded = readback::uploaded_bytes() - timer.uploaded0;
     timing.losses = readback::block_on(trainer.read_stats())?.iter().map(|s| s.loss).collect();
     Ok((trainer, timing))
 }

@@ -130,7 +130,7 @@ pub fn run(args: Args) -> Result<(), Error> {
     std::fs::create_dir_all(&args.out_dir).map_err(hearth_core::error::io("create", args.out_dir.display()))?;
     let mut metrics_log = Metrics::open(&args.out_dir.join("metrics.jsonl"), true)?;
     let mut on_eval = |e: &Evaluation<'_>| -> Result<(), Error> {
-        let (acc, f1, mcc) = (e.dev[0].1, e.dev[1].1, e.dev[2].1);
+        let (acc, f1, mcc) = (e.dev[0], e.dev[1], e.dev[2]);
         metrics_log.log(json!({
             "step": e.step, "epoch": e.epoch, "loss": e.train_loss,
             "dev": {"accuracy": acc, "f1": f1, "mcc": mcc},

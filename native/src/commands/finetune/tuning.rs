@@ -15,7 +15,10 @@ use hearth_core::finetune::{
 };
 use hearth_core::models::{LanguageModel, Model, ModelConfig, SequenceClassifier};
 use hearth_core::objectives::Rng;
+use hearth_core::readback::block_on;
 use hearth_core::tokenizer::Tokenizer;
+use hearth_core::train::engine::{Cadence, Flow, JobRun, due};
+use hearth_core::train::{Engine, Job, Sink, Steps};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 
@@ -134,7 +137,8 @@ pub struct Evaluation<'a> {
     pub step: u64,
     pub epoch: usize,
     pub train_loss: f64,
-    pub dev: &'a [(Metric, f64)],
+    /// The task's dev metrics, in the order of its `metrics`.
+    pub dev: &'a [f64],
 }
 
 /// The classifier head a task of `kind` needs.
@@ -183,7 +187,7 @@ pub fn fine_tune(
         tuning.seed,
     );
     pre.device.seed(tuning.seed); // the new head's weights
-    let mut tunable = match &format {
+    let tunable = match &format {
         Format::Text2Text(_) => Tunable::Text2Text(Finetuner::new(pre.model.clone(), config, pre.device)),
         Format::Classifier(_, head) => {
             let classifier = pre.config.classifier(pre.model.clone(), head.num_outputs(), pre.device)?;
@@ -191,52 +195,38 @@ pub fn fine_tune(
         }
     };
     let eval_every = if checks.every == 0 { steps_per_epoch } else { checks.every };
-    let fallback = mean_score(train); // stands in for an unreadable T5 score
-    let bar = crate::report::steps_bar(total_steps);
-    let mut rng = Rng::seed_from_u64(tuning.seed ^ 0xF1E7);
-    let mut best: Option<(f64, u64, Vec<(Metric, f64)>, Tuned)> = None;
-    let mut since_best = 0;
-    let mut loss_sum = (0.0, 0usize);
-    let mut step = 0;
-    'epochs: for epoch in 0..tuning.epochs.max(1) {
-        let mut order: Vec<usize> = (0..train.len()).collect();
-        order.shuffle(&mut rng);
-        for chunk in order.chunks(tuning.batch_size.max(1)) {
-            let loss = tunable.step(&format, &train_enc, chunk)?;
-            step += 1;
-            loss_sum = (loss_sum.0 + loss, loss_sum.1 + 1);
-            bar.set_position(step);
-            bar.set_message(format!("{} epoch {}  loss {loss:.3}", spec.name, epoch + 1));
-            if step % eval_every != 0 && step != total_steps {
-                continue;
-            }
-            let model = tunable.tuned();
-            let preds = model.predict(&format, spec, dev, &dev_enc, pre.tokenizer, pre.device)?;
-            let metrics = spec.score(dev, &preds, fallback);
-            let train_loss = loss_sum.0 / loss_sum.1.max(1) as f64;
-            loss_sum = (0.0, 0);
-            bar.suspend(|| on_eval(&Evaluation { step, epoch: epoch + 1, train_loss, dev: &metrics }))?;
-            let score = metrics[checks.select].1;
-            let better = best.as_ref().is_none_or(|b| score > b.0);
-            if better || checks.patience == 0 {
-                best = Some((score, step, metrics, model));
-                since_best = 0;
-            } else {
-                since_best += 1;
-                if since_best >= checks.patience {
-                    bar.suspend(|| {
-                        println!(
-                            "early stop: no better dev {} in {since_best} evaluations",
-                            spec.metrics[checks.select].name()
-                        )
-                    });
-                    break 'epochs;
-                }
-            }
-        }
-    }
-    bar.finish_and_clear();
-    let (_, best_step, dev_metrics, model) = best.ok_or_else(|| Error::Input("no training step ran".into()))?;
+    let mut steps = FineTuning {
+        tunable,
+        format: &format,
+        data: &train_enc,
+        batch_size: tuning.batch_size.max(1),
+        rng: Rng::seed_from_u64(tuning.seed ^ 0xF1E7),
+        order: Vec::new(), // none yet: the first step starts the first epoch
+        next: 0,
+        epoch: 0,
+        step: 0,
+        last_loss: f64::NAN,
+        loss_sum: (0.0, 0),
+    };
+    let mut dev_job = DevEvaluation {
+        every: eval_every,
+        last_step: total_steps,
+        checks,
+        spec,
+        dev,
+        dev_enc: &dev_enc,
+        tokenizer: pre.tokenizer,
+        device: pre.device,
+        fallback: mean_score(train), // stands in for an unreadable T5 score
+        best: None,
+        since_best: 0,
+    };
+    let mut sink = TuneSink { bar: crate::report::steps_bar(total_steps), name: spec.name, start, on_eval };
+    let cadence = Cadence { last: total_steps, log_every: Some(1), checkpoint_every: 0 };
+    block_on(Engine::new(cadence, None).run(&mut steps, total_steps, &mut [&mut dev_job], &mut sink))?;
+    sink.bar.finish_and_clear();
+    let step = steps.step;
+    let (_, best_step, dev_metrics, model) = dev_job.best.ok_or_else(|| Error::Input("no training step ran".into()))?;
     let predictions = others
         .iter()
         .map(|units| {
@@ -258,6 +248,164 @@ pub fn fine_tune(
         model,
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// A fine-tune as core's engine steps it: the task's units in shuffled batches, epoch after epoch.
+struct FineTuning<'a> {
+    tunable: Tunable,
+    format: &'a Format,
+    data: &'a Encodings,
+    batch_size: usize,
+    rng: Rng,
+    /// This epoch's order of the units, and where the next batch starts in it.
+    order: Vec<usize>,
+    next: usize,
+    /// The current epoch (1-based) and the steps taken.
+    epoch: usize,
+    step: u64,
+    last_loss: f64,
+    /// The training loss summed since the last dev evaluation, and its steps.
+    loss_sum: (f64, usize),
+}
+
+impl FineTuning<'_> {
+    /// The mean training loss since the last call.
+    fn take_mean_loss(&mut self) -> f64 {
+        let (sum, n) = std::mem::take(&mut self.loss_sum);
+        sum / n.max(1) as f64
+    }
+}
+
+impl Steps for FineTuning<'_> {
+    fn done(&self) -> u64 {
+        self.step
+    }
+
+    async fn advance(&mut self) -> Result<(), Error> {
+        if self.next >= self.order.len() {
+            // A new epoch: the units in a new order.
+            self.order = (0..self.units()).collect();
+            self.order.shuffle(&mut self.rng);
+            (self.next, self.epoch) = (0, self.epoch + 1);
+        }
+        let end = (self.next + self.batch_size).min(self.order.len());
+        let loss = self.tunable.step(self.format, self.data, &self.order[self.next..end])?;
+        self.next = end;
+        self.step += 1;
+        self.last_loss = loss;
+        self.loss_sum = (self.loss_sum.0 + loss, self.loss_sum.1 + 1);
+        Ok(())
+    }
+
+    /// The step, its epoch and its loss (read back within the step already: host values).
+    async fn record(&mut self, _seconds: f64) -> Result<serde_json::Value, Error> {
+        Ok(serde_json::json!({"step": self.step, "epoch": self.epoch, "loss": self.last_loss}))
+    }
+}
+
+impl FineTuning<'_> {
+    fn units(&self) -> usize {
+        match self.data {
+            Encodings::Rows(rows) => rows.len(),
+            Encodings::Pairs(pairs) => pairs.len(),
+        }
+    }
+}
+
+/// The dev evaluation, every `every` steps and at the last, keeping the best model, with early
+/// stopping after `patience` evaluations without improvement.
+struct DevEvaluation<'a> {
+    every: u64,
+    last_step: u64,
+    checks: Checks,
+    spec: &'a TaskSpec,
+    dev: &'a [Unit],
+    dev_enc: &'a Encodings,
+    tokenizer: &'a Tokenizer,
+    device: &'a Device,
+    fallback: f64,
+    /// The selected model: its score, step, dev metrics.
+    best: Option<(f64, u64, Vec<(Metric, f64)>, Tuned)>,
+    since_best: usize,
+}
+
+impl<'f> Job<FineTuning<'f>> for DevEvaluation<'_> {
+    fn due(&self, step: u64) -> bool {
+        due(self.every, step, self.last_step)
+    }
+
+    fn run<'a>(
+        &'a mut self,
+        steps: &'a mut FineTuning<'f>,
+        record: &'a mut serde_json::Value,
+        _sink: &'a mut dyn Sink,
+    ) -> JobRun<'a> {
+        Box::pin(async move {
+            let model = steps.tunable.tuned();
+            let preds = model.predict(steps.format, self.spec, self.dev, self.dev_enc, self.tokenizer, self.device)?;
+            let metrics = self.spec.score(self.dev, &preds, self.fallback);
+            record["loss"] = steps.take_mean_loss().into(); // the mean since the last evaluation
+            record["dev"] = metrics.iter().map(|(_, v)| *v).collect::<Vec<f64>>().into();
+            let score = metrics[self.checks.select].1;
+            let better = self.best.as_ref().is_none_or(|b| score > b.0);
+            if better || self.checks.patience == 0 {
+                self.best = Some((score, steps.step, metrics, model));
+                self.since_best = 0;
+                return Ok(Flow::Go);
+            }
+            self.since_best += 1;
+            Ok(match self.since_best >= self.checks.patience {
+                true => Flow::Stop(format!(
+                    "early stop: no better dev {} in {} evaluations",
+                    self.spec.metrics[self.checks.select].name(),
+                    self.since_best
+                )),
+                false => Flow::Go,
+            })
+        })
+    }
+}
+
+/// A fine-tune's sink: its progress bar, and each dev evaluation handed to the caller's `on_eval`
+/// (a line, a log record).
+struct TuneSink<'a> {
+    bar: indicatif::ProgressBar,
+    name: &'a str,
+    start: Instant,
+    on_eval: &'a mut dyn FnMut(&Evaluation<'_>) -> Result<(), Error>,
+}
+
+impl Sink for TuneSink<'_> {
+    fn seconds(&self) -> f64 {
+        self.start.elapsed().as_secs_f64()
+    }
+
+    fn progress(&mut self, step: u64, record: Option<&serde_json::Value>) -> Result<(), Error> {
+        self.bar.set_position(step);
+        if let Some(r) = record {
+            let loss = r["loss"].as_f64().unwrap_or(f64::NAN);
+            self.bar.set_message(format!("{} epoch {}  loss {loss:.3}", self.name, r["epoch"]));
+        }
+        Ok(())
+    }
+
+    fn say(&mut self, line: String) {
+        self.bar.suspend(|| println!("{line}"));
+    }
+
+    /// Only evaluations go to the caller (every step's record passes by for the progress bar).
+    fn keep(&mut self, record: &serde_json::Value) -> Result<(), Error> {
+        let Some(dev) = record.get("dev").and_then(|d| d.as_array()) else { return Ok(()) };
+        let dev: Vec<f64> = dev.iter().map(|v| v.as_f64().unwrap_or(f64::NAN)).collect();
+        let evaluation = Evaluation {
+            step: record["step"].as_u64().unwrap_or(0),
+            epoch: record["epoch"].as_u64().unwrap_or(0) as usize,
+            train_loss: record["loss"].as_f64().unwrap_or(f64::NAN),
+            dev: &dev,
+        };
+        let on_eval = &mut self.on_eval;
+        self.bar.suspend(|| on_eval(&evaluation))
+    }
 }
 
 /// Each unit as the model reads it.

@@ -2,11 +2,11 @@
 //! a loss curve, checkpoints that resume exactly, and a summary of what the model learned.
 //!
 //! `run` assembles the run (the out_dir's policy, the data, the plan core checks and builds) and
-//! then runs the loop, which every rank runs alike: the periodic jobs live in `jobs`, what is
-//! printed around the loop in `summary`, the data in `data`.
+//! then drives core's engine, which every rank runs alike: where its output goes is `sink`, what
+//! is printed around the loop `summary`, the data `dataset`.
 
 mod dataset;
-mod jobs;
+mod sink;
 mod summary;
 
 use std::path::{Path, PathBuf};
@@ -16,15 +16,15 @@ use hearth_core::models::ModelConfig;
 use hearth_core::parallel::Collective;
 use hearth_core::readback::block_on;
 use hearth_core::tokenizer::Tokenizer;
-use hearth_core::train::Trainer;
+use hearth_core::train::pretraining::{Pretraining, Validation, ZeroShot};
 use hearth_core::train::run::{Resume, RunPlan, Start};
+use hearth_core::train::{Engine, Sink, Trainer};
 use hearth_core::train::{Precision, TrainConfig};
 use hearth_core::{Backend, Error, footprint};
 
 use self::dataset::{Data, load_data, model_config};
-use self::jobs::{Checkpointer, Interrupt, StepLog, Validation, ZeroShot};
+use self::sink::Files;
 use crate::distributed::Ranks;
-use crate::faults;
 use crate::storage::checkpoint;
 
 #[derive(clap::Args)]
@@ -218,8 +218,8 @@ pub fn run(mut args: Args) -> Result<(), Error> {
     train(trainer, &data, backend, &device, &out_dir, resume_from.map(|(_, d)| d))
 }
 
-/// The loop, on every rank alike (nanoGPT's `train.py`): a step, then each periodic job, which
-/// decides itself whether it is due.
+/// The loop, on every rank alike: core's engine (nanoGPT's `train.py`: a step, then each periodic
+/// job, which decides itself whether it is due), its output sent to files and the terminal.
 fn train(
     mut trainer: Trainer,
     data: &Data,
@@ -230,31 +230,32 @@ fn train(
 ) -> Result<(), Error> {
     let rank0 = trainer.rank_and_world().0 == 0;
     let max_steps = trainer.config().max_steps;
-    let mut log = StepLog::open(out_dir, &trainer, resumed.is_some(), rank0)?;
-    let mut validation = Validation::new(trainer.config());
-    let mut zero_shot = ZeroShot::new(trainer.config(), device)?;
-    let mut checkpoints = Checkpointer::new(out_dir, trainer.config(), &data.tokenizer, resumed)?;
-    let interrupt = Interrupt::install();
-    while trainer.state().step < max_steps {
-        faults::before_step(); // tests only: time to land a kill between checkpoints
-        trainer.step(data.train.as_ref()).map_err(|e| checkpoints.explain(e))?; // micro-batches, reduce, clip, AdamW
-        let step = trainer.state().step;
-        let evaluating = validation.due(step, trainer.config()) || zero_shot.due(step, trainer.config());
-        let mut record = log.maybe_record(&mut trainer, evaluating).map_err(|e| checkpoints.explain(e))?; // loss, lr, grad norm, speed: read back only now
-        validation.maybe_run(&mut trainer, data.val.as_ref(), &mut record, &log)?; // every eval_every, and last
-        zero_shot.maybe_run(&trainer, &data.tokenizer, &mut record, &log)?; // every zero_shot_every, and last
-        log.maybe_write(record)?; // metrics.jsonl: every log_every, and every evaluation
-        let stop = interrupt.on_any_rank(&mut trainer)?; // Ctrl-C on any rank stops them all
-        checkpoints.maybe_save(&mut trainer, stop).map_err(|e| checkpoints.explain(e))?; // every checkpoint_every, last, and on a stop
-        if stop && step < max_steps {
-            Interrupt::exit(&log, &checkpoints, step, rank0);
-        }
+    let tasks = crate::commands::eval::load_tasks(&trainer.config().zero_shot)?;
+    let mut files = Files::open(out_dir, &trainer, data.tokenizer.to_json()?, resumed.is_some())?;
+    let mut validation = Validation::new(&trainer, data.val.as_ref());
+    let mut zero_shot = ZeroShot::new(&trainer, tasks, &data.tokenizer, device);
+    let mut steps = Pretraining::new(&mut trainer, data.train.as_ref());
+    let mut engine = Engine::new(steps.cadence(), resumed.map(|d| d.display().to_string()));
+    let outcome = block_on(engine.run(&mut steps, max_steps, &mut [&mut validation, &mut zero_shot], &mut files))?;
+    let (start_tokens, last) = (steps.start_tokens, steps.last);
+    if outcome.interrupted && trainer.state().step < max_steps {
+        files.exit_interrupted(trainer.state().step, engine.last_checkpoint.as_deref());
     }
     if !rank0 {
         return Ok(());
     }
-    log.finish();
-    summary::summary(&trainer, data, backend, device, (&log, &validation, &zero_shot, &checkpoints))
+    files.finish();
+    let seconds = files.seconds();
+    let finished = summary::Finished {
+        seconds,
+        start_tokens,
+        last,
+        validation: validation.last,
+        zero_shot: zero_shot.last,
+        checkpoint: engine.last_checkpoint,
+        metrics: files.metrics_path,
+    };
+    summary::summary(&trainer, data, backend, device, finished)
 }
 
 /// What a run finds in its out_dir: a new run's refusal (or, with --overwrite, the earlier run's

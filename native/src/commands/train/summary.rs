@@ -2,21 +2,21 @@
 //! the end the summary (speed, losses beside the unigram baseline, where everything is) with a
 //! sample of what the model learned.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
+use hearth_core::eval::TaskResult;
 use hearth_core::generate::{Sampling, fill_mask, generate, text2text};
 use hearth_core::models::{LanguageModel, Model};
 use hearth_core::objectives::Rng;
 use hearth_core::readback::block_on;
 use hearth_core::tokenizer::Tokenizer;
-use hearth_core::train::{Precision, TrainConfig};
+use hearth_core::train::{Precision, StepStats, TrainConfig};
 use hearth_core::train::{TokenSource, Trainer};
 use hearth_core::{Backend, Error};
 use rand::SeedableRng;
 
 use super::dataset::Data;
-use super::jobs::{Checkpointer, StepLog, Validation, ZeroShot};
 use crate::report::{loss_curve_svg, read_curves};
 use crate::storage::checkpoint;
 
@@ -78,27 +78,33 @@ pub fn header(
     }
 }
 
+/// What the loop leaves for the summary: its time, its jobs' last results, where things are.
+pub struct Finished {
+    pub seconds: f64,
+    /// The run's tokens when this process started training.
+    pub start_tokens: u64,
+    pub last: Option<StepStats>,
+    pub validation: Option<f64>,
+    pub zero_shot: Option<Vec<TaskResult>>,
+    pub checkpoint: Option<String>,
+    pub metrics: PathBuf,
+}
+
 /// The jobs' results after the last step, the loss curve, and a sample from the model.
-pub fn summary(
-    trainer: &Trainer,
-    data: &Data,
-    backend: Backend,
-    device: &Device,
-    (log, validation, zero_shot, checkpoints): (&StepLog, &Validation, &ZeroShot, &Checkpointer),
-) -> Result<(), Error> {
+pub fn summary(trainer: &Trainer, data: &Data, backend: Backend, device: &Device, run: Finished) -> Result<(), Error> {
     let config: &TrainConfig = trainer.config();
     let model_config = trainer.model_config();
-    let elapsed = log.elapsed_s();
-    let (train_curve, val_curve) = read_curves(&log.path);
-    let curve = log.path.with_file_name("loss_curve.svg");
+    let elapsed = run.seconds;
+    let (train_curve, val_curve) = read_curves(&run.metrics);
+    let curve = run.metrics.with_file_name("loss_curve.svg");
     let svg = loss_curve_svg(&train_curve, &val_curve, &format!("{} · {}", model_config.model_type(), data.source));
     if let Err(e) = checkpoint::write_atomic(&curve, svg.as_bytes()) {
         // The run and its checkpoints are complete; only the picture is missing.
-        eprintln!("warning: {e}; the metrics are in {}", log.path.display());
+        eprintln!("warning: {e}; the metrics are in {}", run.metrics.display());
     }
 
     println!("\n== summary");
-    let tokens = trainer.state().tokens - log.start_tokens();
+    let tokens = trainer.state().tokens - run.start_tokens;
     println!(
         "steps {}  tokens {}  time {:.1}s  {:.0} tokens/s on {backend}",
         trainer.state().step,
@@ -106,28 +112,28 @@ pub fn summary(
         elapsed,
         tokens as f64 / elapsed.max(1e-9)
     );
-    if let Some(s) = log.last {
+    if let Some(s) = run.last {
         println!("final train loss {:.4}", s.loss);
     }
     let causal = model_config.family().objectives()[0] == hearth_core::models::Objective::Causal;
-    if let (Some(val), true) = (validation.last, causal) {
+    if let (Some(val), true) = (run.validation, causal) {
         let baseline = unigram_baseline(data.train.as_ref(), data.val.as_ref(), data.tokenizer.vocab_size());
         println!(
             "validation loss {val:.4} (perplexity {:.2}); unigram baseline {baseline:.4} (perplexity {:.2})",
             val.exp(),
             baseline.exp()
         );
-    } else if let Some(val) = validation.last {
+    } else if let Some(val) = run.validation {
         println!("validation loss {val:.4} (perplexity {:.2})", val.exp());
     }
-    if let Some(dir) = &checkpoints.last {
-        println!("checkpoint {} (HF format: config.json, model.safetensors, tokenizer.json)", dir.display());
+    if let Some(dir) = &run.checkpoint {
+        println!("checkpoint {dir} (HF format: config.json, model.safetensors, tokenizer.json)");
     }
-    if let Some(results) = &zero_shot.last {
+    if let Some(results) = &run.zero_shot {
         println!("zero-shot ({} examples per task at most):", config.zero_shot_limit);
         crate::commands::eval::print_zero_shot(results);
     }
-    println!("metrics {}  loss curve {}", log.path.display(), curve.display());
+    println!("metrics {}  loss curve {}", run.metrics.display(), curve.display());
     show_what_it_learned(trainer.inference_model(), &data.tokenizer, device, config.seed)
 }
 
