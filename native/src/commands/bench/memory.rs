@@ -105,6 +105,27 @@ const LADDER: [(usize, usize, usize); 9] = [
 ];
 
 pub fn run(args: MemoryArgs) -> Result<(), Error> {
+    check(&args)?; // ranks, launcher, batch: refused before any run
+    let half = half_precision(&args)?; // f16 or bf16: what the adapter runs, or --half
+    let combinations = combinations(&args, half)?; // every combination, or those --only names
+    let exe = std::env::current_exe().map_err(|e| Error::Input(format!("cannot find the hearth executable ({e})")))?;
+    let work = std::env::temp_dir().join(format!("hearth-bench-memory-{}", std::process::id()));
+    std::fs::create_dir_all(&work).map_err(io("create", work.display()))?;
+    let rows = measure_each(&exe, &work, &args, &combinations); // one process (or launch) per combination
+    let fits = match args.budget_gib {
+        Some(budget) => largest_fitting(&exe, &work, &args, half, budget), // the ladder of shapes, per setup
+        None => Vec::new(),
+    };
+    std::fs::remove_dir_all(&work).ok();
+    if let Some(path) = &args.json {
+        write_json(path, &args, &rows, &fits)?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// Settings that cannot make a run, refused before any.
+fn check(args: &MemoryArgs) -> Result<(), Error> {
     if args.nproc < 2 {
         return Err(Error::Config("--nproc must be at least 2 (the data-parallel combinations need ranks)".into()));
     }
@@ -117,7 +138,12 @@ pub fn run(args: MemoryArgs) -> Result<(), Error> {
             args.batch_size, args.nproc
         )));
     }
-    let half = match args.half.as_deref() {
+    Ok(())
+}
+
+/// The mixed precision the combinations use: `--half`, or bf16 where the device has it.
+fn half_precision(args: &MemoryArgs) -> Result<Precision, Error> {
+    Ok(match args.half.as_deref() {
         Some("f16") => Precision::F16,
         Some("bf16") => Precision::Bf16,
         Some(other) => return Err(Error::Config(format!("--half {other}: choose f16 or bf16"))),
@@ -128,7 +154,12 @@ pub fn run(args: MemoryArgs) -> Result<(), Error> {
                 _ => Precision::F16,
             }
         }
-    };
+    })
+}
+
+/// Precision × activation checkpointing, alone and over `--nproc` ranks with and without ZeRO-1;
+/// those `--only` names.
+fn combinations(args: &MemoryArgs, half: Precision) -> Result<Vec<Combination>, Error> {
     let mut combinations = Vec::new();
     for ranks in [1, args.nproc] {
         for zero in if ranks == 1 { vec![false] } else { vec![false, true] } {
@@ -151,9 +182,16 @@ pub fn run(args: MemoryArgs) -> Result<(), Error> {
             )));
         }
     }
-    let exe = std::env::current_exe().map_err(|e| Error::Input(format!("cannot find the hearth executable ({e})")))?;
-    let work = std::env::temp_dir().join(format!("hearth-bench-memory-{}", std::process::id()));
-    std::fs::create_dir_all(&work).map_err(io("create", work.display()))?;
+    Ok(combinations)
+}
+
+/// Each combination measured in its own process(es), a table row printed as it lands.
+fn measure_each(
+    exe: &Path,
+    work: &Path,
+    args: &MemoryArgs,
+    combinations: &[Combination],
+) -> Vec<(Combination, Result<Measured, String>)> {
     println!(
         "hearth bench memory: {} on {}, batch {} × seq {} per step ({} per rank with {} ranks), {} warm-up + {} steps per run",
         args.preset,
@@ -172,7 +210,7 @@ pub fn run(args: MemoryArgs) -> Result<(), Error> {
     let mut rows = Vec::new();
     let mut baseline: Option<u64> = None;
     for (i, c) in combinations.iter().enumerate() {
-        let measured = measure(&exe, &work, &args, c, &[], i);
+        let measured = measure(exe, work, args, c, &[], i);
         match &measured {
             Ok(m) => {
                 let base = *baseline.get_or_insert(m.peak_bytes);
@@ -191,88 +229,97 @@ pub fn run(args: MemoryArgs) -> Result<(), Error> {
         }
         rows.push((c.clone(), measured));
     }
+    rows
+}
 
+/// The largest shape of the ladder whose peak fits `budget` GiB per rank: plain f32 on one
+/// process, and every saving on (half precision, checkpointing, ZeRO-1 over the ranks).
+fn largest_fitting(exe: &Path, work: &Path, args: &MemoryArgs, half: Precision, budget: f64) -> Vec<Fit> {
+    let budget_bytes = (budget * 1024.0 * 1024.0 * 1024.0) as u64;
+    let all_on = Combination { precision: half, checkpointing: true, ranks: args.nproc, zero: true };
+    let plain = Combination { precision: Precision::F32, checkpointing: false, ranks: 1, zero: false };
     let mut fits = Vec::new();
-    if let Some(budget) = args.budget_gib {
-        let budget_bytes = (budget * 1024.0 * 1024.0 * 1024.0) as u64;
-        let all_on = Combination { precision: half, checkpointing: true, ranks: args.nproc, zero: true };
-        let plain = Combination { precision: Precision::F32, checkpointing: false, ranks: 1, zero: false };
-        for c in [plain, all_on] {
-            println!("\nlargest GPT within {budget} GiB per rank, {}:", c.name());
-            let mut best: Option<((usize, usize, usize), Measured)> = None;
-            for (j, &(l, d, h)) in LADDER.iter().enumerate() {
-                let shape = [
-                    "--model.n_layer".to_string(),
-                    l.to_string(),
-                    "--model.n_embd".into(),
-                    d.to_string(),
-                    "--model.n_head".into(),
-                    h.to_string(),
-                ];
-                match measure(&exe, &work, &args, &c, &shape, 100 + j) {
-                    Ok(m) if m.peak_bytes <= budget_bytes => {
-                        println!(
-                            "  {l:>2} layers × d {d:<4} {:>7.1}M parameters: {:>9.1} MiB  fits",
-                            m.params as f64 / 1e6,
-                            mib(m.peak_bytes)
-                        );
-                        best = Some(((l, d, h), m));
-                    }
-                    Ok(m) => {
-                        println!(
-                            "  {l:>2} layers × d {d:<4} {:>7.1}M parameters: {:>9.1} MiB  over the budget",
-                            m.params as f64 / 1e6,
-                            mib(m.peak_bytes)
-                        );
-                        break;
-                    }
-                    Err(e) => {
-                        println!("  {l:>2} layers × d {d:<4}: failed ({e}); taken as not fitting");
-                        break;
-                    }
+    for c in [plain, all_on] {
+        println!("\nlargest GPT within {budget} GiB per rank, {}:", c.name());
+        let mut best: Option<((usize, usize, usize), Measured)> = None;
+        for (j, &(l, d, h)) in LADDER.iter().enumerate() {
+            let shape = [
+                "--model.n_layer".to_string(),
+                l.to_string(),
+                "--model.n_embd".into(),
+                d.to_string(),
+                "--model.n_head".into(),
+                h.to_string(),
+            ];
+            match measure(exe, work, args, &c, &shape, 100 + j) {
+                Ok(m) if m.peak_bytes <= budget_bytes => {
+                    println!(
+                        "  {l:>2} layers × d {d:<4} {:>7.1}M parameters: {:>9.1} MiB  fits",
+                        m.params as f64 / 1e6,
+                        mib(m.peak_bytes)
+                    );
+                    best = Some(((l, d, h), m));
+                }
+                Ok(m) => {
+                    println!(
+                        "  {l:>2} layers × d {d:<4} {:>7.1}M parameters: {:>9.1} MiB  over the budget",
+                        m.params as f64 / 1e6,
+                        mib(m.peak_bytes)
+                    );
+                    break;
+                }
+                Err(e) => {
+                    println!("  {l:>2} layers × d {d:<4}: failed ({e}); taken as not fitting");
+                    break;
                 }
             }
-            match &best {
-                Some(((l, d, h), m)) => println!(
-                    "  → {l} layers, d {d}, {h} heads: {:.1}M parameters, {:.1} MiB per rank",
-                    m.params as f64 / 1e6,
-                    mib(m.peak_bytes)
-                ),
-                None => println!("  → none of the shapes fits"),
-            }
-            fits.push((c, best));
         }
+        match &best {
+            Some(((l, d, h), m)) => println!(
+                "  → {l} layers, d {d}, {h} heads: {:.1}M parameters, {:.1} MiB per rank",
+                m.params as f64 / 1e6,
+                mib(m.peak_bytes)
+            ),
+            None => println!("  → none of the shapes fits"),
+        }
+        fits.push((c, best));
     }
-    std::fs::remove_dir_all(&work).ok();
+    fits
+}
 
-    if let Some(path) = &args.json {
-        let row = |c: &Combination, m: &Measured| {
-            serde_json::json!({
-                "combination": c.name(), "precision": c.precision.name(), "gradient_checkpointing": c.checkpointing,
-                "ranks": c.ranks, "zero_stage": c.zero as u8,
-                "peak_bytes_per_rank": m.peak_bytes, "step_ms": m.step_ms,
-                "optimizer_state_bytes_per_rank": m.optimizer_bytes, "loss_last": m.loss_last, "params": m.params,
-            })
-        };
-        let json = serde_json::json!({
-            "preset": args.preset, "backend": args.backend, "batch_size": args.batch_size, "seq": args.seq,
-            "nproc": args.nproc, "launcher": args.launcher, "overrides": args.overrides,
-            "runs": rows.iter().map(|(c, m)| match m {
-                Ok(m) => row(c, m),
-                Err(e) => serde_json::json!({"combination": c.name(), "error": e.to_string()}),
-            }).collect::<Vec<_>>(),
-            "budget_gib": args.budget_gib,
-            "largest_fitting": fits.iter().map(|(c, best)| serde_json::json!({
-                "combination": c.name(),
-                "shape": best.as_ref().map(|((l, d, h), _)| serde_json::json!({"n_layer": l, "n_embd": d, "n_head": h})),
-                "run": best.as_ref().map(|(_, m)| row(c, m)),
-            })).collect::<Vec<_>>(),
-        });
-        std::fs::write(path, serde_json::to_string_pretty(&json).expect("json"))
-            .map_err(io("write", path.display()))?;
-        println!("wrote {}", path.display());
-    }
-    Ok(())
+/// A setup and the largest shape that fit it (`(n_layer, n_embd, n_head)` and its run).
+type Fit = (Combination, Option<((usize, usize, usize), Measured)>);
+
+/// `--json`: every run, and the largest fitting shapes.
+fn write_json(
+    path: &Path,
+    args: &MemoryArgs,
+    rows: &[(Combination, Result<Measured, String>)],
+    fits: &[Fit],
+) -> Result<(), Error> {
+    let row = |c: &Combination, m: &Measured| {
+        serde_json::json!({
+            "combination": c.name(), "precision": c.precision.name(), "gradient_checkpointing": c.checkpointing,
+            "ranks": c.ranks, "zero_stage": c.zero as u8,
+            "peak_bytes_per_rank": m.peak_bytes, "step_ms": m.step_ms,
+            "optimizer_state_bytes_per_rank": m.optimizer_bytes, "loss_last": m.loss_last, "params": m.params,
+        })
+    };
+    let json = serde_json::json!({
+        "preset": args.preset, "backend": args.backend, "batch_size": args.batch_size, "seq": args.seq,
+        "nproc": args.nproc, "launcher": args.launcher, "overrides": args.overrides,
+        "runs": rows.iter().map(|(c, m)| match m {
+            Ok(m) => row(c, m),
+            Err(e) => serde_json::json!({"combination": c.name(), "error": e.to_string()}),
+        }).collect::<Vec<_>>(),
+        "budget_gib": args.budget_gib,
+        "largest_fitting": fits.iter().map(|(c, best)| serde_json::json!({
+            "combination": c.name(),
+            "shape": best.as_ref().map(|((l, d, h), _)| serde_json::json!({"n_layer": l, "n_embd": d, "n_head": h})),
+            "run": best.as_ref().map(|(_, m)| row(c, m)),
+        })).collect::<Vec<_>>(),
+    });
+    std::fs::write(path, serde_json::to_string_pretty(&json).expect("json")).map_err(io("write", path.display()))
 }
 
 fn mib(bytes: u64) -> f64 {
