@@ -52,7 +52,7 @@ impl CpuAttentionOps for Flex {
         causal: bool,
         has_padding: bool,
     ) -> FlexTensor {
-        let params = Params::new(&q, &k, scale, causal);
+        let params = Params::of(&q, &k, scale, causal);
         let pad = has_padding.then(|| padding(&key_padding));
         forward(&params, &q, &k, &v, pad.as_deref()).0
     }
@@ -77,35 +77,12 @@ const BLOCK: usize = 64;
 /// The log-sum-exp kept for a row that sees no key (uniform over all keys, no score gradient).
 const UNIFORM: f32 = f32::INFINITY;
 
-/// Shapes and flags of one call.
-#[derive(Clone, Debug)]
-pub(crate) struct Params {
-    b: usize,
-    h: usize,
-    /// Key/value heads (`h` without grouped-query attention); each serves `h / kv` query heads.
-    kv: usize,
-    tq: usize,
-    tk: usize,
-    dh: usize,
-    scale: f32,
-    causal: bool,
-}
+/// The call's sizes and flags (shared with the WGSL kernel).
+pub(crate) type Params = super::Sizes;
 
 impl Params {
-    pub(crate) fn new(q: &FlexTensor, k: &FlexTensor, scale: f32, causal: bool) -> Self {
-        let (qs, ks) = (q.layout().shape(), k.layout().shape());
-        assert_eq!(qs.num_dims(), 4, "attention takes [b, h, t, dh]");
-        Params { b: qs[0], h: qs[1], kv: ks[1], tq: qs[2], tk: ks[2], dh: qs[3], scale, causal }
-    }
-
-    /// The key/value head query head `hi` reads.
-    fn kv_head(&self, hi: usize) -> usize {
-        hi / (self.h / self.kv)
-    }
-
-    /// Keys query `i` sees before the padding: `0..end` (for `tq == tk` and causal: `0..=i`).
-    fn key_end(&self, i: usize) -> usize {
-        if self.causal { (i + 1 + self.tk).saturating_sub(self.tq).min(self.tk) } else { self.tk }
+    fn of(q: &FlexTensor, k: &FlexTensor, scale: f32, causal: bool) -> Self {
+        Params::new(q.layout().shape(), k.layout().shape(), scale, causal)
     }
 
     /// `[b, t, h, dh]` buffers: the offset of (batch, head) and the row stride.
@@ -456,7 +433,7 @@ pub(crate) fn autodiff<C: CheckpointStrategy>(
 ) -> FloatTensor<Autodiff<Flex, C>> {
     let nodes = [q.node(), k.node(), v.node()];
     let (q, k, v) = (q.into_primitive(), k.into_primitive(), v.into_primitive());
-    let params = Params::new(&q, &k, scale, causal);
+    let params = Params::of(&q, &k, scale, causal);
     let pad = has_padding.then(|| padding(&key_padding));
     match AttentionBackward.prepare::<C>(nodes).compute_bound().stateful() {
         OpsKind::Tracked(prep) => {

@@ -24,3 +24,36 @@ mod wgsl;
 mod wgsl_backward;
 
 pub use wgsl::*;
+
+/// The sizes and flags of one call, as both kernels read them: `q [b, h, tq, dh]`, `k, v [b, kv,
+/// tk, dh]`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Sizes {
+    pub b: usize,
+    pub h: usize,
+    /// Key/value heads (`h` without grouped-query attention); each serves `h / kv` query heads.
+    pub kv: usize,
+    pub tq: usize,
+    pub tk: usize,
+    pub dh: usize,
+    pub scale: f32,
+    pub causal: bool,
+}
+
+impl Sizes {
+    /// From the shapes of q and k (`[b, h, t, dh]` each).
+    pub(crate) fn new(q: &burn::tensor::Shape, k: &burn::tensor::Shape, scale: f32, causal: bool) -> Self {
+        assert!(q.num_dims() == 4 && k.num_dims() == 4, "attention takes [b, h, t, dh]");
+        Sizes { b: q[0], h: q[1], kv: k[1], tq: q[2], tk: k[2], dh: q[3], scale, causal }
+    }
+
+    /// The key/value head query head `hi` reads.
+    pub(crate) fn kv_head(&self, hi: usize) -> usize {
+        hi / (self.h / self.kv)
+    }
+
+    /// Keys query `i` sees before the padding: `0..end` (for `tq == tk` and causal: `0..=i`).
+    pub(crate) fn key_end(&self, i: usize) -> usize {
+        if self.causal { (i + 1 + self.tk).saturating_sub(self.tq).min(self.tk) } else { self.tk }
+    }
+}

@@ -210,39 +210,25 @@ pub fn supports(q: [usize; 4], k: [usize; 4], v: [usize; 4]) -> bool {
         && k[2] > 0
 }
 
-/// Shapes and flags of one call.
+/// The call's sizes and flags (shared with the CPU kernel, read through `Deref`), the padding
+/// flag and the dtype.
 #[derive(Clone, Debug)]
 pub(crate) struct Params {
-    b: usize,
-    h: usize,
-    /// Key/value heads (`h` without grouped-query attention).
-    kv: usize,
-    tq: usize,
-    tk: usize,
-    dh: usize,
-    scale: f32,
-    causal: bool,
+    sizes: super::Sizes,
     has_padding: bool,
     dtype: DType,
 }
 
+impl std::ops::Deref for Params {
+    type Target = super::Sizes;
+    fn deref(&self) -> &super::Sizes {
+        &self.sizes
+    }
+}
+
 impl Params {
     fn new(q: &CubeTensor, k: &CubeTensor, scale: f32, causal: bool, has_padding: bool) -> Self {
-        let qs = q.meta.shape();
-        let ks = k.meta.shape();
-        assert_eq!(qs.num_dims(), 4, "fused attention takes [b, h, t, dh]");
-        Params {
-            b: qs[0],
-            h: qs[1],
-            kv: ks[1],
-            tq: qs[2],
-            tk: ks[2],
-            dh: qs[3],
-            scale,
-            causal,
-            has_padding,
-            dtype: q.dtype,
-        }
+        Params { sizes: super::Sizes::new(q.meta.shape(), k.meta.shape(), scale, causal), has_padding, dtype: q.dtype }
     }
 
     fn f16(&self) -> bool {
