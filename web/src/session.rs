@@ -67,15 +67,13 @@ struct TrainReport {
     /// `eval_every`, and its last step): core's engine evaluates as it does for `hearth train`.
     val_step: Option<u64>,
     val_loss: Option<f64>,
-    /// The lines the engine's jobs said (validation).
-    lines: Vec<String>,
 }
 
-/// The page's sink: the browser's clock, and what the jobs said, handed back with the report
-/// (the page keeps no checkpoints of its own accord: `save` stores one when asked).
+/// The page's sink: the browser's clock. What the validation job finds comes back in the report
+/// (`val_step`, `val_loss`), which the page shows; its line for a terminal is not needed, and the
+/// page keeps no checkpoints of its own accord (`save` stores one when asked).
 struct Messages {
     start_ms: f64,
-    lines: Vec<String>,
 }
 
 impl Sink for Messages {
@@ -83,9 +81,7 @@ impl Sink for Messages {
         (now_ms() - self.start_ms) / 1000.0
     }
 
-    fn say(&mut self, line: String) {
-        self.lines.push(line);
-    }
+    fn say(&mut self, _line: String) {}
 
     fn keep(&mut self, _record: &serde_json::Value) -> hearth_core::Result<()> {
         Ok(()) // the report carries the newest record; the page draws its own chart
@@ -208,7 +204,7 @@ impl Inner {
     /// `steps` steps of core's engine, with validation as the run's `eval_every` says; one read
     /// of the numbers (the newest step's) unless an evaluation read them.
     async fn train(&mut self, steps: u32) -> Result<TrainReport, JsValue> {
-        let mut sink = Messages { start_ms: now_ms(), lines: Vec::new() };
+        let mut sink = Messages { start_ms: now_ms() };
         let until = self.trainer.state().step + steps.max(1) as u64;
         let mut validation = Validation::new(&self.trainer, &self.val);
         let mut pretraining = Pretraining::new(&mut self.trainer, &self.train);
@@ -236,7 +232,6 @@ impl Inner {
             ms_per_step: seconds * 1000.0 / steps.max(1) as f64,
             val_step: evaluated.as_ref().and_then(|r| r["step"].as_u64()),
             val_loss: evaluated.as_ref().and_then(|r| r["val_loss"].as_f64()),
-            lines: sink.lines,
         })
     }
 
@@ -393,7 +388,7 @@ impl Session {
 
     /// `steps` optimizer steps of core's engine, validating when the run's `eval_every` says;
     /// resolves to `{step, loss, lr, grad_norm, tokens, tokens_per_s, ms_per_step, val_step,
-    /// val_loss, lines}` (`val_*` null when no validation was due).
+    /// val_loss}` (`val_*` null when no validation was due).
     pub fn train(&self, steps: u32) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {

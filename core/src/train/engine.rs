@@ -150,8 +150,8 @@ impl Engine {
             sink.before_step(); // tests: time to land a kill between checkpoints
             steps.advance().await.map_err(|e| self.explain(e))?; // micro-batches, reduce, clip, update
             let step = steps.done();
-            let due: Vec<bool> = jobs.iter().map(|job| job.due(step)).collect();
-            let evaluating = due.contains(&true);
+            let jobs_due: Vec<bool> = jobs.iter().map(|job| job.due(step)).collect();
+            let evaluating = jobs_due.contains(&true);
             let logging = self.cadence.logs(step);
             let mut record = match logging || evaluating {
                 true => Some(steps.record(sink.seconds()).await.map_err(|e| self.explain(e))?), // read back only now
@@ -159,7 +159,7 @@ impl Engine {
             };
             sink.progress(step, record.as_ref())?;
             if let Some(record) = record.as_mut() {
-                for (job, _) in jobs.iter_mut().zip(&due).filter(|(_, due)| **due) {
+                for (job, _) in jobs.iter_mut().zip(&jobs_due).filter(|(_, due)| **due) {
                     if let Flow::Stop(why) = job.run(steps, record, sink).await? {
                         outcome.stopped_early = Some(why);
                     }
@@ -172,7 +172,7 @@ impl Engine {
                 Some(asked) => steps.any_rank(asked)?, // Ctrl-C on any rank stops them all
                 None => false,
             };
-            if sink.keeps_checkpoints() && (due_at(self.cadence.checkpoint_every, step, &self.cadence) || stop) {
+            if sink.keeps_checkpoints() && (due(self.cadence.checkpoint_every, step, self.cadence.last) || stop) {
                 if let Some(checkpoint) = steps.checkpoint().map_err(|e| self.explain(e))? {
                     self.last_checkpoint = Some(sink.save(step, &checkpoint)?);
                 }
@@ -207,10 +207,6 @@ impl Engine {
             e => e,
         }
     }
-}
-
-fn due_at(every: u64, step: u64, cadence: &Cadence) -> bool {
-    due(every, step, cadence.last)
 }
 
 #[cfg(test)]

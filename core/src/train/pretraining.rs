@@ -33,11 +33,7 @@ impl<'a> Pretraining<'a> {
     /// `checkpoint_every`.
     pub fn cadence(&self) -> Cadence {
         let config = self.trainer.config();
-        Cadence {
-            last: config.max_steps,
-            log_every: Some(config.log_every.max(1)),
-            checkpoint_every: config.checkpoint_every,
-        }
+        Cadence { last: config.max_steps, log_every: Some(config.log_every), checkpoint_every: config.checkpoint_every }
     }
 
     /// Tokens per second since this process started training.

@@ -269,6 +269,13 @@ struct FineTuning<'a> {
 }
 
 impl FineTuning<'_> {
+    fn units(&self) -> usize {
+        match self.data {
+            Encodings::Rows(rows) => rows.len(),
+            Encodings::Pairs(pairs) => pairs.len(),
+        }
+    }
+
     /// The mean training loss since the last call.
     fn take_mean_loss(&mut self) -> f64 {
         let (sum, n) = std::mem::take(&mut self.loss_sum);
@@ -300,15 +307,6 @@ impl Steps for FineTuning<'_> {
     /// The step, its epoch and its loss (read back within the step already: host values).
     async fn record(&mut self, _seconds: f64) -> Result<serde_json::Value, Error> {
         Ok(serde_json::json!({"step": self.step, "epoch": self.epoch, "loss": self.last_loss}))
-    }
-}
-
-impl FineTuning<'_> {
-    fn units(&self) -> usize {
-        match self.data {
-            Encodings::Rows(rows) => rows.len(),
-            Encodings::Pairs(pairs) => pairs.len(),
-        }
     }
 }
 
