@@ -208,7 +208,9 @@ fn a_stopped_launch_checkpoints_once_and_resumes_on_the_same_curve() {
         .spawn()
         .unwrap();
     let start = std::time::Instant::now();
-    while !stopped.join("metrics.jsonl").exists() || curve(&stopped).len() < 3 {
+    // Whole lines only: the run is writing the file while this reads it.
+    let logged = || std::fs::read_to_string(stopped.join("metrics.jsonl")).map_or(0, |t| t.matches('\n').count());
+    while logged() < 3 {
         assert!(start.elapsed().as_secs() < 120, "the run did not reach step 3");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
