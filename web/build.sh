@@ -23,8 +23,10 @@ done
 # wasm-bindgen-cli must be exactly the version of the wasm-bindgen crate in Cargo.lock.
 version=$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/^version = "\(.*\)"$/\1/p')
 if [ "$(wasm-bindgen --version 2>/dev/null | cut -d' ' -f2)" != "$version" ]; then
-  echo "installing wasm-bindgen-cli $version (once; 2-15 min on 2 cores)"
-  cargo install wasm-bindgen-cli --version "$version" # not --locked: its lock names a yanked webpki-roots
+  echo "installing wasm-bindgen-cli $version (once; a few minutes on 2 cores)"
+  # Only the wasm-bindgen binary, without TLS (the test runner's webdriver downloads need it, this
+  # build does not): no rustls/ring to compile. Not --locked: its lock names a yanked webpki-roots.
+  cargo install wasm-bindgen-cli --version "$version" --no-default-features --bin wasm-bindgen
 fi
 rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 
