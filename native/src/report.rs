@@ -49,7 +49,7 @@ impl Metrics {
     /// Appends `record` as one whole line in one write (`writeln!` on a file would issue a write per
     /// formatted piece, so a reader following the file could see half a record); a failed write (a
     /// full disk) is an error, never a silently lost line.
-    pub fn log(&mut self, record: serde_json::Value) -> Result<(), Error> {
+    pub fn log(&mut self, record: &serde_json::Value) -> Result<(), Error> {
         let line = format!("{record}\n");
         self.file.write_all(line.as_bytes()).and_then(|()| self.file.flush()).map_err(io("write", self.path.display()))
     }

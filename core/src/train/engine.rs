@@ -164,9 +164,7 @@ impl Engine {
                         outcome.stopped_early = Some(why);
                     }
                 }
-                if logging || evaluating {
-                    sink.keep(record)?; // every log_every, and every evaluation
-                }
+                sink.keep(record)?; // every log_every, and every evaluation
             }
             let stop = match sink.stop_requested() {
                 Some(asked) => steps.any_rank(asked)?, // Ctrl-C on any rank stops them all

@@ -131,7 +131,7 @@ pub fn run(args: Args) -> Result<(), Error> {
     let mut metrics_log = Metrics::open(&args.out_dir.join("metrics.jsonl"), true)?;
     let mut on_eval = |e: &Evaluation<'_>| -> Result<(), Error> {
         let (acc, f1, mcc) = (e.dev[0], e.dev[1], e.dev[2]);
-        metrics_log.log(json!({
+        metrics_log.log(&json!({
             "step": e.step, "epoch": e.epoch, "loss": e.train_loss,
             "dev": {"accuracy": acc, "f1": f1, "mcc": mcc},
         }))?;

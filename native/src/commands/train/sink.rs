@@ -113,7 +113,7 @@ impl Sink for Files {
 
     fn keep(&mut self, record: &Value) -> Result<(), Error> {
         match &mut self.metrics {
-            Some(metrics) => metrics.log(record.clone()),
+            Some(metrics) => metrics.log(record),
             None => Ok(()),
         }
     }
