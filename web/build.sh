@@ -8,8 +8,8 @@
 #   web/build.sh --optimize-size  the module to serve, and the one .ci/run tests: the `web` profile
 #                                 (opt-level z, fat LTO, one codegen unit) then binaryen's wasm-opt
 #                                 -Oz until it converges: 11.8 MB, 3.4 MB gzip (one -Oz pass left
-#                                 12.04 MB; ~6 min of LTO and ~8 min of wasm-opt on this 2-core
-#                                 machine; wasm-opt's output is cached)
+#                                 12.04 MB; from nothing ~13 CPU-min of rustc, wasm-bindgen-cli
+#                                 included, then ~8 min of wasm-opt on one core; its output is cached)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 optimize=false
